@@ -1,0 +1,128 @@
+use crate::layout::NodeId;
+use std::io;
+
+/// Everything that can go wrong with a protected file.
+///
+/// Errors name the node and what failed; they never carry key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // fields are named for what they hold
+pub enum Error {
+    /// Reading or writing the underlying storage failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file's length is not a whole number of 4096-byte nodes.
+    #[error("not a protected file: length {len} bytes is not a positive multiple of 4096")]
+    BadLength { len: u64 },
+
+    /// The first 8 bytes are not "GRAFS_PF".
+    #[error("not a protected file: file id at offset 0 is {found:02x?}, expected \"GRAFS_PF\"")]
+    NotProtectedFile { found: [u8; 8] },
+
+    /// A format version ward does not read.
+    #[error("unsupported protected-file format version {major}.{minor} (byte 8-9); ward reads 1.0 and 2.0")]
+    UnsupportedVersion { major: u8, minor: u8 },
+
+    /// The 2.0 header says a write was interrupted; the file must be recovered first.
+    #[error("the file records an interrupted write (feature flags 0x{flags:02x} at byte 58); it must be recovered with Gramine's recovery file before use")]
+    RecoveryNeeded { flags: u8 },
+
+    /// Unknown feature flags in a 2.0 header.
+    #[error("unsupported feature flags 0x{flags:02x} at byte 58")]
+    UnsupportedFlags { flags: u8 },
+
+    /// The metadata node failed authentication: wrong key, or node 0 was modified.
+    #[error("metadata node (physical node 0) failed authentication: wrong key, or the metadata was modified")]
+    MetadataAuthentication,
+
+    /// A node failed authentication against the key and tag held by its parent.
+    #[error("{node} failed authentication: the node was modified, moved or replaced")]
+    NodeAuthentication { node: NodeId },
+
+    /// The decrypted metadata is not well-formed (a bug in the writer, or a forged file).
+    #[error("metadata is malformed: {what}")]
+    MalformedMetadata { what: &'static str },
+
+    /// The file has fewer nodes than its recorded size needs.
+    #[error("file is truncated: its size of {size} bytes needs {expected} nodes ({expected_len} bytes on disk) but it has {found} nodes")]
+    Truncated {
+        size: u64,
+        expected: u64,
+        expected_len: u64,
+        found: u64,
+    },
+
+    /// The file has more nodes than its recorded size needs.
+    #[error("file has {extra} unexpected node(s) appended after its last node ({expected} nodes for {size} bytes of data)")]
+    TrailingNodes {
+        size: u64,
+        expected: u64,
+        extra: u64,
+    },
+
+    /// The bound path differs from the one the opener expected.
+    #[error("path check failed: the file is bound to {bound:?} but was opened as {expected:?} (was it renamed or moved?)")]
+    PathMismatch { bound: String, expected: String },
+
+    /// A path longer than the format can hold.
+    #[error("path is {len} bytes; a protected file can bind at most 771 bytes")]
+    PathTooLong { len: usize },
+
+    /// A path with a NUL byte cannot be bound.
+    #[error("path contains a NUL byte")]
+    PathHasNul,
+
+    /// A wrap key of the wrong size or spelling.
+    #[error("invalid wrap key: {0}")]
+    InvalidKey(&'static str),
+
+    /// A size beyond what ward handles.
+    #[error("size {size} is beyond the largest supported protected file (2^50 bytes)")]
+    TooLarge { size: u64 },
+
+    /// The OS random number generator failed.
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+
+    /// The file cannot be used any more after an earlier failure.
+    #[error("the protected file is unusable after an earlier error")]
+    Poisoned,
+
+    /// Operation needs write access.
+    #[error("the protected file was opened read-only")]
+    ReadOnly,
+
+    /// A rewrap journal exists that cannot be completed with the given key.
+    #[error("an interrupted rewrap journal {journal:?} exists and {what}")]
+    Journal { journal: String, what: &'static str },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+impl Error {
+    /// True when the error means the file's content failed an integrity check (as opposed to a
+    /// storage error or a wrong argument).
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            Error::BadLength { .. }
+                | Error::NotProtectedFile { .. }
+                | Error::MetadataAuthentication
+                | Error::NodeAuthentication { .. }
+                | Error::MalformedMetadata { .. }
+                | Error::Truncated { .. }
+                | Error::TrailingNodes { .. }
+                | Error::PathMismatch { .. }
+        )
+    }
+}

@@ -1,0 +1,505 @@
+//! Whole-file encryption, decryption and verification, streaming with bounded memory and data
+//! nodes processed in parallel.
+//!
+//! Memory: one batch of nodes (a few MiB) plus 32 bytes per MHT node still waiting for its parent.
+//! Encryption writes each MHT node provisionally (under a throwaway key) as soon as its data nodes
+//! are done and finalises all MHT nodes children-first at the end, because with breadth-first MHT
+//! numbering a parent is complete only when the stream is.
+
+use crate::crypto::{self, KeyRng, NodeKey, Tag, WrapKey};
+use crate::error::{io, Error, Result};
+use crate::layout::{
+    self, data_node_start, data_physical, mht_parent, mht_physical, NodeId, Shape,
+    CHILDREN_PER_MHT, DATA_PER_MHT, INLINE_DATA_SIZE, NODE_SIZE,
+};
+use crate::node::{Metadata, MetadataNode, MhtNode, NodeCrypto, Version};
+use crate::path::normalize;
+use crate::storage::{Source, Storage};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use zeroize::Zeroize;
+
+/// MHT groups (1 MHT node + 96 data nodes, ~388 KiB) handled per batch.
+const GROUPS_PER_BATCH: usize = 8;
+
+/// Reports progress in plaintext bytes done so far.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// How to run a whole-file operation.
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Worker threads for node encryption/decryption: 0 = all cores, 1 = this thread only.
+    pub threads: usize,
+    /// Called after each batch with the plaintext bytes processed so far.
+    pub progress: Option<Progress<'a>>,
+}
+
+impl std::fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a protected file says about itself once opened with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Format version.
+    pub version: Version,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// The path bound in the metadata.
+    pub bound_path: String,
+    /// Physical nodes on disk.
+    pub nodes: u64,
+}
+
+/// The header of a protected file, readable without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Format version.
+    pub version: Version,
+    /// Physical nodes on disk.
+    pub nodes: u64,
+}
+
+/// Reads the plaintext header and checks the file is a whole number of nodes.
+pub fn read_header<S: Source + ?Sized>(src: &S) -> Result<(MetadataNode, u64)> {
+    let len = src.byte_len().map_err(io("reading the file length"))?;
+    if len == 0 || len % NODE_SIZE as u64 != 0 {
+        return Err(Error::BadLength { len });
+    }
+    let mut node = Box::new([0u8; NODE_SIZE]);
+    src.read_exact_at(&mut node[..], 0)
+        .map_err(io("reading the metadata node"))?;
+    let header = MetadataNode::parse(&node)?;
+    Ok((header, len / NODE_SIZE as u64))
+}
+
+/// Version and node count, without the key.
+pub fn header_info<S: Source + ?Sized>(src: &S) -> Result<HeaderInfo> {
+    let (header, nodes) = read_header(src)?;
+    Ok(HeaderInfo {
+        version: header.version,
+        nodes,
+    })
+}
+
+/// An opened file: authenticated metadata, path checked, node count checked against the size.
+pub(crate) struct Opened {
+    pub version: Version,
+    pub meta: Metadata,
+    pub shape: Shape,
+    pub nodes: u64,
+}
+
+impl Opened {
+    pub fn info(&self) -> FileInfo {
+        FileInfo {
+            version: self.version,
+            size: self.meta.size,
+            bound_path: self.meta.path(),
+            nodes: self.nodes,
+        }
+    }
+}
+
+/// Checks the bound path against `expected` after normalising the latter.
+pub(crate) fn check_path(meta: &Metadata, expected: Option<&str>) -> Result<()> {
+    if let Some(expected) = expected {
+        let expected = normalize(expected);
+        if meta.path_bytes() != expected.as_bytes() {
+            return Err(Error::PathMismatch {
+                bound: meta.path(),
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn open_metadata<S: Source + ?Sized>(
+    src: &S,
+    key: &WrapKey,
+    expected_path: Option<&str>,
+) -> Result<Opened> {
+    let (header, nodes) = read_header(src)?;
+    let meta = header.decrypt(key)?;
+    check_path(&meta, expected_path)?;
+    let shape = Shape::for_size(meta.size).ok_or(Error::TooLarge { size: meta.size })?;
+    let expected = shape.physical_nodes();
+    if nodes < expected {
+        return Err(Error::Truncated {
+            size: meta.size,
+            expected,
+            expected_len: shape.physical_len(),
+            found: nodes,
+        });
+    }
+    if nodes > expected {
+        return Err(Error::TrailingNodes {
+            size: meta.size,
+            expected,
+            extra: nodes - expected,
+        });
+    }
+    Ok(Opened {
+        version: header.version,
+        meta,
+        shape,
+        nodes,
+    })
+}
+
+/// Opens the metadata only: checks key, path and node count. O(1).
+pub fn info<S: Source + ?Sized>(
+    src: &S,
+    key: &WrapKey,
+    expected_path: Option<&str>,
+) -> Result<FileInfo> {
+    Ok(open_metadata(src, key, expected_path)?.info())
+}
+
+/// Runs `f` on a pool of `threads` workers (0 = all cores), or inline for 1.
+fn with_pool<T>(threads: usize, f: impl FnOnce(Option<&rayon::ThreadPool>) -> T) -> T {
+    if threads == 1 {
+        return f(None);
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => f(Some(&pool)),
+        // No threads to be had: still correct, just slower.
+        Err(_) => f(None),
+    }
+}
+
+/// Applies `job` to every element, in parallel when a pool is given.
+fn for_each<T: Send>(
+    pool: Option<&rayon::ThreadPool>,
+    items: &mut [T],
+    job: impl Fn(&mut T) + Sync,
+) {
+    use rayon::prelude::*;
+    match pool {
+        Some(pool) if items.len() > 1 => pool.install(|| items.par_iter_mut().for_each(&job)),
+        _ => items.iter_mut().for_each(job),
+    }
+}
+
+/// Decrypts a whole protected file into `out`, checking every node before writing its bytes.
+///
+/// `expected_path`, when given, is normalised and must equal the bound path. Errors leave `out`
+/// with a prefix of authenticated plaintext at most; callers writing files should write to a
+/// temporary file and rename it only on success.
+pub fn decrypt<S: Source + Sync + ?Sized, W: Write + Send>(
+    src: &S,
+    key: &WrapKey,
+    expected_path: Option<&str>,
+    out: &mut W,
+    opts: Options<'_>,
+) -> Result<FileInfo> {
+    let opened = open_metadata(src, key, expected_path)?;
+    let size = opened.meta.size;
+    let inline_len = size.min(INLINE_DATA_SIZE as u64) as usize;
+    out.write_all(&opened.meta.inline[..inline_len])
+        .map_err(io("writing decrypted data"))?;
+    if let Some(p) = opts.progress {
+        p(inline_len as u64);
+    }
+    if opened.shape.data_nodes > 0 {
+        with_pool(opts.threads, |pool| {
+            decrypt_nodes(src, &opened, out, pool, opts.progress)
+        })?;
+    }
+    out.flush().map_err(io("writing decrypted data"))?;
+    Ok(opened.info())
+}
+
+/// Checks every node of a protected file without writing anything.
+pub fn verify<S: Source + Sync + ?Sized>(
+    src: &S,
+    key: &WrapKey,
+    expected_path: Option<&str>,
+    opts: Options<'_>,
+) -> Result<FileInfo> {
+    decrypt(src, key, expected_path, &mut std::io::sink(), opts)
+}
+
+struct DataJob<'b> {
+    index: u64,
+    crypto: NodeCrypto,
+    buf: &'b mut [u8],
+    ok: bool,
+}
+
+fn decrypt_nodes<S: Source + ?Sized, W: Write>(
+    src: &S,
+    opened: &Opened,
+    out: &mut W,
+    pool: Option<&rayon::ThreadPool>,
+    progress: Option<Progress<'_>>,
+) -> Result<()> {
+    let shape = opened.shape;
+    // Keys and tags of MHT nodes not yet reached, from their already-opened parents.
+    let mut pending: HashMap<u64, NodeCrypto> = HashMap::new();
+    pending.insert(0, opened.meta.root.clone());
+    let mut buf = vec![0u8; GROUPS_PER_BATCH * (DATA_PER_MHT as usize + 1) * NODE_SIZE];
+    let mut plain = Vec::with_capacity(GROUPS_PER_BATCH * DATA_PER_MHT as usize * NODE_SIZE);
+    let mut done = INLINE_DATA_SIZE as u64;
+
+    let mut m = 0;
+    while m < shape.mht_nodes {
+        let m_end = (m + GROUPS_PER_BATCH as u64).min(shape.mht_nodes);
+        let first_phys = mht_physical(m);
+        let last_data = (m_end * DATA_PER_MHT).min(shape.data_nodes) - 1;
+        let n_phys = (data_physical(last_data) + 1 - first_phys) as usize;
+        let bytes = &mut buf[..n_phys * NODE_SIZE];
+        src.read_exact_at(bytes, first_phys * NODE_SIZE as u64)
+            .map_err(io("reading the protected file"))?;
+
+        // Open the MHT nodes of this batch (in order: a child's key comes from its parent).
+        let mut jobs = Vec::with_capacity(n_phys);
+        for (g, group) in bytes
+            .chunks_mut((DATA_PER_MHT as usize + 1) * NODE_SIZE)
+            .enumerate()
+        {
+            let mi = m + g as u64;
+            let crypto = pending
+                .remove(&mi)
+                .expect("parents are opened before their children");
+            let (mht_bytes, data_bytes) = group.split_at_mut(NODE_SIZE);
+            let mut node = Box::new([0u8; NODE_SIZE]);
+            node.copy_from_slice(mht_bytes);
+            let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
+                node: NodeId::Mht { index: mi },
+            })?;
+            for slot in 0..CHILDREN_PER_MHT {
+                let child = mi * CHILDREN_PER_MHT + 1 + slot;
+                if child < shape.mht_nodes {
+                    pending.insert(child, mht.child(slot as usize));
+                }
+            }
+            for (slot, chunk) in data_bytes.chunks_mut(NODE_SIZE).enumerate() {
+                let index = mi * DATA_PER_MHT + slot as u64;
+                jobs.push(DataJob {
+                    index,
+                    crypto: mht.data(slot),
+                    buf: chunk,
+                    ok: false,
+                });
+            }
+        }
+        for_each(pool, &mut jobs, |job| {
+            job.ok = crypto::open(&job.crypto.key, &job.crypto.tag, job.buf);
+        });
+        if let Some(bad) = jobs.iter().find(|j| !j.ok) {
+            let node = NodeId::Data { index: bad.index };
+            plain.zeroize();
+            buf.zeroize();
+            return Err(Error::NodeAuthentication { node });
+        }
+        plain.clear();
+        for job in &jobs {
+            let start = data_node_start(job.index);
+            let take = (opened.meta.size - start).min(NODE_SIZE as u64) as usize;
+            plain.extend_from_slice(&job.buf[..take]);
+        }
+        drop(jobs);
+        out.write_all(&plain)
+            .map_err(io("writing decrypted data"))?;
+        done += plain.len() as u64;
+        if let Some(p) = progress {
+            p(done);
+        }
+        m = m_end;
+    }
+    plain.zeroize();
+    buf.zeroize();
+    Ok(())
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "reading the input",
+                    source: e,
+                })
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Encrypts everything `input` yields into a new protected file (format 2.0) in `out`, binding
+/// `bound_path` (normalised first, as Gramine does).
+///
+/// `out` is overwritten from offset 0 and set to the exact length of the result.
+pub fn encrypt<R: Read + ?Sized, S: Storage + ?Sized>(
+    input: &mut R,
+    key: &WrapKey,
+    bound_path: &str,
+    out: &mut S,
+    opts: Options<'_>,
+) -> Result<FileInfo> {
+    let mut meta = Metadata::new(&normalize(bound_path))?;
+    let mut rng = KeyRng::from_os()?;
+    let n = read_full(input, &mut meta.inline[..])?;
+    meta.size = n as u64;
+    if let Some(p) = opts.progress {
+        p(meta.size);
+    }
+    if n == INLINE_DATA_SIZE {
+        let (size, root) = with_pool(opts.threads, |pool| {
+            encrypt_nodes(input, out, &mut rng, pool, opts.progress)
+        })?;
+        meta.size += size;
+        if let Some(root) = root {
+            meta.root = root;
+        }
+    }
+    let shape = Shape::for_size(meta.size).ok_or(Error::TooLarge { size: meta.size })?;
+    let node = meta.encrypt(key, &mut rng);
+    out.write_all_at(&node.to_bytes()[..], 0)
+        .map_err(io("writing the metadata node"))?;
+    out.set_len(shape.physical_len())
+        .map_err(io("setting the output length"))?;
+    Ok(FileInfo {
+        version: Version::V2_0,
+        size: meta.size,
+        bound_path: meta.path(),
+        nodes: shape.physical_nodes(),
+    })
+}
+
+/// Encrypts the data nodes; returns the bytes encrypted and the root MHT's key and tag.
+fn encrypt_nodes<R: Read + ?Sized, S: Storage + ?Sized>(
+    input: &mut R,
+    out: &mut S,
+    rng: &mut KeyRng,
+    pool: Option<&rayon::ThreadPool>,
+    progress: Option<Progress<'_>>,
+) -> Result<(u64, Option<NodeCrypto>)> {
+    let per_group = DATA_PER_MHT as usize * NODE_SIZE;
+    let mut buf = vec![0u8; GROUPS_PER_BATCH * per_group];
+    // Throwaway keys of MHT nodes written provisionally (data slots only).
+    let mut provisional: Vec<NodeCrypto> = Vec::new();
+    let mut total = 0u64;
+    let mut eof = false;
+    let mut next_data = 0u64;
+
+    while !eof {
+        // Fill the batch, node by node, zero-padding the last one.
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = read_full(input, &mut buf[filled..filled + NODE_SIZE])?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            buf[filled + n..filled + NODE_SIZE].fill(0);
+            total += n as u64;
+            filled += NODE_SIZE;
+            if n < NODE_SIZE {
+                eof = true;
+                break;
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let count = filled / NODE_SIZE;
+        let mut jobs: Vec<(NodeKey, Tag, &mut [u8])> = buf[..filled]
+            .chunks_mut(NODE_SIZE)
+            .map(|chunk| (rng.node_key(), [0u8; 16], chunk))
+            .collect();
+        for_each(pool, &mut jobs, |(key, tag, chunk)| {
+            *tag = crypto::seal(key, chunk);
+        });
+        let sealed: Vec<NodeCrypto> = jobs
+            .drain(..)
+            .map(|(key, tag, _)| NodeCrypto { key, tag })
+            .collect();
+        drop(jobs);
+
+        // Record keys in MHT nodes and write each group's data nodes (contiguous on disk).
+        let mut j = 0;
+        while j < count {
+            let d = next_data + j as u64;
+            let (m, slot) = layout::data_parent(d);
+            let in_group = ((DATA_PER_MHT as usize - slot).min(count - j)) as usize;
+            let mut mht = if slot == 0 {
+                MhtNode::default()
+            } else {
+                // The group continues from the previous batch: reopen its provisional node.
+                reopen_provisional(out, m, &provisional[m as usize])?
+            };
+            for (k, c) in sealed[j..j + in_group].iter().enumerate() {
+                mht.set_data(slot + k, c);
+            }
+            let start = j * NODE_SIZE;
+            out.write_all_at(
+                &buf[start..start + in_group * NODE_SIZE],
+                data_physical(d) * NODE_SIZE as u64,
+            )
+            .map_err(io("writing the output"))?;
+            let (sealed, crypto) = mht.seal(rng);
+            out.write_all_at(&sealed[..], mht_physical(m) * NODE_SIZE as u64)
+                .map_err(io("writing the output"))?;
+            if slot == 0 {
+                provisional.push(crypto);
+            } else {
+                provisional[m as usize] = crypto;
+            }
+            j += in_group;
+        }
+        next_data += count as u64;
+        if let Some(p) = progress {
+            p(INLINE_DATA_SIZE as u64 + total);
+        }
+    }
+    buf.zeroize();
+    if next_data == 0 {
+        return Ok((0, None));
+    }
+
+    // Finalise MHT nodes children first, each under a fresh key recorded in its parent.
+    let mut waiting: HashMap<u64, NodeCrypto> = HashMap::new();
+    let mut root = None;
+    for m in (0..provisional.len() as u64).rev() {
+        let mut mht = reopen_provisional(out, m, &provisional[m as usize])?;
+        for slot in 0..CHILDREN_PER_MHT {
+            let child = m * CHILDREN_PER_MHT + 1 + slot;
+            if let Some(c) = waiting.remove(&child) {
+                mht.set_child(slot as usize, &c);
+            }
+        }
+        let (sealed, crypto) = mht.seal(rng);
+        out.write_all_at(&sealed[..], mht_physical(m) * NODE_SIZE as u64)
+            .map_err(io("writing the output"))?;
+        if m == 0 {
+            root = Some(crypto);
+        } else {
+            let (parent, _) = mht_parent(m);
+            debug_assert!(parent < m);
+            waiting.insert(m, crypto);
+        }
+    }
+    Ok((total, root))
+}
+
+fn reopen_provisional<S: Storage + ?Sized>(out: &S, m: u64, c: &NodeCrypto) -> Result<MhtNode> {
+    let mut node = Box::new([0u8; NODE_SIZE]);
+    out.read_exact_at(&mut node[..], mht_physical(m) * NODE_SIZE as u64)
+        .map_err(io("reading back the output"))?;
+    // Fails only if someone modified the output while we wrote it.
+    MhtNode::open(node, c).ok_or(Error::NodeAuthentication {
+        node: NodeId::Mht { index: m },
+    })
+}
