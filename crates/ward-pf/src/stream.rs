@@ -395,22 +395,12 @@ fn encrypt_nodes<R: Read + ?Sized, S: Storage + ?Sized>(
     let mut next_data = 0u64;
 
     while !eof {
-        // Fill the batch, node by node, zero-padding the last one.
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = read_full(input, &mut buf[filled..filled + NODE_SIZE])?;
-            if n == 0 {
-                eof = true;
-                break;
-            }
-            buf[filled + n..filled + NODE_SIZE].fill(0);
-            total += n as u64;
-            filled += NODE_SIZE;
-            if n < NODE_SIZE {
-                eof = true;
-                break;
-            }
-        }
+        // Fill the batch in one go, zero-padding the last node.
+        let n = read_full(input, &mut buf)?;
+        eof = n < buf.len();
+        total += n as u64;
+        let filled = n.div_ceil(NODE_SIZE) * NODE_SIZE;
+        buf[n..filled].fill(0);
         if filled == 0 {
             break;
         }

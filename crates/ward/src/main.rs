@@ -1,1 +1,45 @@
-fn main() {}
+//! `ward`: the command-line tool. A thin shell over the ward libraries — argument parsing,
+//! progress bars and human-readable errors; the logic lives in the crates it calls.
+
+mod demo;
+mod fsutil;
+mod pf;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// ward — privacy-preserving machine learning on confidential computing.
+///
+/// Encrypt models and inputs as Gramine-compatible protected files, run a measured workload that
+/// gets its keys only after attestation, and read back a result only you can decrypt.
+#[derive(Parser)]
+#[command(name = "ward", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Protected files: create keys, encrypt, decrypt, verify, inspect and rewrap
+    /// (compatible with gramine-sgx-pf-crypt).
+    #[command(subcommand)]
+    Pf(pf::PfCommand),
+    /// Walk through the protected-files part of the tutorial in a temporary directory.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pf(cmd) => pf::run(cmd),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
