@@ -51,7 +51,10 @@ pub fn create_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .open(path)
         .with_context(|| {
             if path.exists() {
-                format!("{} already exists; refusing to overwrite a key", path.display())
+                format!(
+                    "{} already exists; refusing to overwrite a key",
+                    path.display()
+                )
             } else {
                 format!("creating {}", path.display())
             }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// Encrypt models and inputs as Gramine-compatible protected files, run a measured workload that
 /// gets its keys only after attestation, and read back a result only you can decrypt.
 #[derive(Parser)]
-#[command(name = "ward", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "ward", version, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,5 +41,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -173,14 +173,21 @@ pub fn load_key(path: &Path) -> Result<WrapKey> {
 }
 
 fn path_str(p: &Path) -> Result<&str> {
-    p.to_str()
-        .with_context(|| format!("{} is not valid UTF-8; protected files bind UTF-8 paths", p.display()))
+    p.to_str().with_context(|| {
+        format!(
+            "{} is not valid UTF-8; protected files bind UTF-8 paths",
+            p.display()
+        )
+    })
 }
 
 pub fn keygen(output: &Path) -> Result<ExitCode> {
     let key = WrapKey::generate()?;
     fsutil::create_secret_file(output, key.expose_bytes())?;
-    eprintln!("wrote a new 16-byte wrap key to {} (mode 0600)", output.display());
+    eprintln!(
+        "wrote a new 16-byte wrap key to {} (mode 0600)",
+        output.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -238,7 +245,10 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
             } else if ty.is_file() {
                 out.push(rel);
             } else {
-                eprintln!("skipping {} (not a regular file)", root.join(&rel).display());
+                eprintln!(
+                    "skipping {} (not a regular file)",
+                    root.join(&rel).display()
+                );
             }
         }
         Ok(())
@@ -314,13 +324,24 @@ pub fn encrypt_file(
     let mut tmp = fsutil::temp_beside(output)?;
     let info = {
         let bar = Bar::new(size, "encrypting", input);
-        ward_pf::encrypt(&mut src, key, bound, tmp.as_file_mut(), bar.options(threads))
-            .with_context(|| format!("encrypting {}", input.display()))?
+        ward_pf::encrypt(
+            &mut src,
+            key,
+            bound,
+            tmp.as_file_mut(),
+            bar.options(threads),
+        )
+        .with_context(|| format!("encrypting {}", input.display()))?
     };
     if check {
         let bar = Bar::new(size, "verifying", output);
-        ward_pf::verify(tmp.as_file(), key, Some(&info.bound_path), bar.options(threads))
-            .context("verifying the encrypted output before renaming it into place")?;
+        ward_pf::verify(
+            tmp.as_file(),
+            key,
+            Some(&info.bound_path),
+            bar.options(threads),
+        )
+        .context("verifying the encrypted output before renaming it into place")?;
     }
     fsutil::commit(tmp, output, 0o644)?;
     eprintln!(
@@ -365,7 +386,11 @@ pub fn decrypt_file(
         input.display(),
         output.display(),
         info.size,
-        if expected.is_some() { ", path checked" } else { "" }
+        if expected.is_some() {
+            ", path checked"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -377,8 +402,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         let src = File::open(i).with_context(|| format!("opening {}", i.display()))?;
         let size = src.metadata().map(|m| m.len()).unwrap_or(0);
         let bar = Bar::new(size, "verifying", i);
-        let info = ward_pf::verify(&src, &key, expected.as_deref(), bar.options(args.threads.threads))
-            .with_context(|| format!("{} is NOT intact", i.display()))?;
+        let info = ward_pf::verify(
+            &src,
+            &key,
+            expected.as_deref(),
+            bar.options(args.threads.threads),
+        )
+        .with_context(|| format!("{} is NOT intact", i.display()))?;
         drop(bar);
         println!(
             "{}: intact ({} bytes, {} nodes, format {}, bound to {:?}{})",
@@ -387,7 +417,11 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             info.nodes,
             info.version,
             info.bound_path,
-            if expected.is_some() { ", path checked" } else { "" }
+            if expected.is_some() {
+                ", path checked"
+            } else {
+                ""
+            }
         );
         Ok(())
     })
@@ -395,18 +429,24 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
 
 pub fn info(key: Option<&Path>, input: &Path) -> Result<ExitCode> {
     let src = File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let header = ward_pf::header_info(&src)
-        .with_context(|| format!("reading {}", input.display()))?;
+    let header =
+        ward_pf::header_info(&src).with_context(|| format!("reading {}", input.display()))?;
     println!("file:         {}", input.display());
     println!("format:       Gramine protected file {}", header.version);
-    println!("nodes:        {} ({} bytes on disk)", header.nodes, header.nodes * 4096);
+    println!(
+        "nodes:        {} ({} bytes on disk)",
+        header.nodes,
+        header.nodes * 4096
+    );
     if let Some(key) = key {
         let key = load_key(key)?;
         let info = ward_pf::info(&src, &key, None)
             .with_context(|| format!("opening {} with the key", input.display()))?;
         println!("bound path:   {:?}", info.bound_path);
         println!("size:         {} bytes", info.size);
-        println!("metadata:     authenticated with the key (run `ward pf verify` to check every node)");
+        println!(
+            "metadata:     authenticated with the key (run `ward pf verify` to check every node)"
+        );
     } else {
         println!("(pass -w KEYFILE to see the bound path and plaintext size)");
     }
@@ -423,7 +463,8 @@ pub fn rewrap(old: &Path, new: &Path, input: &Path, output: Option<&Path>) -> Re
         None => ward_pf::rewrap_in_place(input, &old_key, &new_key, None)
             .with_context(|| format!("rewrapping {} in place", input.display()))?,
         Some(out) => {
-            let mut src = File::open(input).with_context(|| format!("opening {}", input.display()))?;
+            let mut src =
+                File::open(input).with_context(|| format!("opening {}", input.display()))?;
             let mut tmp = fsutil::temp_beside(out)?;
             std::io::copy(&mut src, tmp.as_file_mut())
                 .with_context(|| format!("copying {}", input.display()))?;
@@ -436,7 +477,9 @@ pub fn rewrap(old: &Path, new: &Path, input: &Path, output: Option<&Path>) -> Re
     eprintln!(
         "rewrapped {}{} under the new key ({} bytes; only the metadata node was re-encrypted)",
         input.display(),
-        output.map(|o| format!(" -> {}", o.display())).unwrap_or_default(),
+        output
+            .map(|o| format!(" -> {}", o.display()))
+            .unwrap_or_default(),
         info.size
     );
     Ok(ExitCode::SUCCESS)
