@@ -202,6 +202,10 @@ impl<S: Storage> ProtectedFile<S> {
     /// Writes all of `data` at `offset`, zero-filling any gap past the current end.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_writable()?;
+        if data.is_empty() {
+            // Like pwrite(2): writing nothing changes nothing, even past the end.
+            return Ok(());
+        }
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|&e| e <= MAX_PLAINTEXT_SIZE)

@@ -28,6 +28,7 @@ mod file;
 pub mod layout;
 mod node;
 mod path;
+mod pipeline;
 mod rewrap;
 mod storage;
 mod stream;

@@ -4,8 +4,8 @@
 use crate::crypto::{KeyRng, WrapKey};
 use crate::error::{io, Error, Result};
 use crate::layout::NODE_SIZE;
-use crate::node::MetadataNode;
-use crate::storage::Storage;
+use crate::node::{MetadataNode, MhtNode};
+use crate::storage::{Source, Storage};
 use crate::stream::{open_metadata, FileInfo};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -40,10 +40,13 @@ pub fn journal_path(path: &Path) -> PathBuf {
 /// Rewraps the file at `path` in place, crash-safely.
 ///
 /// The new metadata node is first written and synced to a journal beside the file, then over
-/// node 0, then the journal is removed. If a previous run was interrupted, its journal is
-/// completed (when it authenticates under `new`) or discarded (when it is incomplete and the file
-/// still opens under `old`). The journal holds only the new metadata, never the old one, so a
-/// leftover journal does not keep the old key useful.
+/// node 0, then the journal is removed. A journal left by an interrupted run is resolved from the
+/// state of node 0: if node 0 still opens under `old`, the journal was never applied (or is stale,
+/// the file having changed since) and is discarded before rewrapping afresh; if node 0 already
+/// opens under `new`, the rewrap happened and the journal is discarded; only if node 0 opens under
+/// neither key (a torn write of node 0) is the journal written over it, and then only if the
+/// journal authenticates under `new` and matches the file's MHT root and node count. The journal
+/// holds only the new metadata, never the old one, so a leftover journal keeps no old key useful.
 pub fn rewrap_in_place(
     path: &Path,
     old: &WrapKey,
@@ -57,21 +60,30 @@ pub fn rewrap_in_place(
         .open(path)
         .map_err(io("opening the file"))?;
     if journal.exists() {
-        if let Some(node) = read_journal(&journal, new) {
-            // Roll forward an interrupted rewrap.
-            write_node0(&file, &node)?;
-            remove_journal(&journal)?;
-            let opened = open_metadata(&file, new, expected_path)?;
-            return Ok(opened.info());
+        let under_old = open_metadata(&file, old, None);
+        let under_new = open_metadata(&file, new, None);
+        match (under_old, under_new) {
+            (Ok(_), _) => remove_journal(&journal)?,
+            (Err(_), Ok(_)) => {
+                remove_journal(&journal)?;
+                return info_checked(&file, new, expected_path);
+            }
+            (Err(_), Err(_)) => {
+                let node = read_journal(&journal, new).ok_or_else(|| Error::Journal {
+                    journal: journal.display().to_string(),
+                    what: "does not authenticate under the new key, and the file opens under neither key; its metadata may be damaged",
+                })?;
+                let opened = journal_matches(&file, &node, new, expected_path).map_err(|_| {
+                    Error::Journal {
+                        journal: journal.display().to_string(),
+                        what: "does not match the file's nodes, and the file opens under neither key; its metadata may be damaged",
+                    }
+                })?;
+                write_node0(&file, &node)?;
+                remove_journal(&journal)?;
+                return Ok(opened);
+            }
         }
-        if open_metadata(&file, old, None).is_err() {
-            return Err(Error::Journal {
-                journal: journal.display().to_string(),
-                what: "authenticates under neither key; the file's metadata may be damaged",
-            });
-        }
-        // The journal was never completed, so node 0 was never touched: discard it.
-        remove_journal(&journal)?;
     }
 
     let opened = open_metadata(&file, old, expected_path)?;
@@ -93,6 +105,54 @@ pub fn rewrap_in_place(
     let mut info = opened.info();
     info.version = node.version;
     Ok(info)
+}
+
+fn info_checked(file: &File, key: &WrapKey, expected_path: Option<&str>) -> Result<FileInfo> {
+    Ok(open_metadata(file, key, expected_path)?.info())
+}
+
+/// Checks a journalled metadata node against the file: node count for its size, the bound path,
+/// and the root MHT node authenticating under the key and tag it records.
+fn journal_matches(
+    file: &File,
+    node: &MetadataNode,
+    key: &WrapKey,
+    expected_path: Option<&str>,
+) -> Result<FileInfo> {
+    let image = WithNode0 {
+        node0: node.to_bytes(),
+        file,
+    };
+    let opened = open_metadata(&image, key, expected_path)?;
+    if opened.shape.data_nodes > 0 {
+        let mut root = Box::new([0u8; NODE_SIZE]);
+        Source::read_exact_at(file, &mut root[..], NODE_SIZE as u64)
+            .map_err(io("reading the root MHT node"))?;
+        MhtNode::open(root, &opened.meta.root).ok_or(Error::NodeAuthentication {
+            node: crate::layout::NodeId::Mht { index: 0 },
+        })?;
+    }
+    Ok(opened.info())
+}
+
+/// The file as it would be with `node0` written over its first node.
+struct WithNode0<'f> {
+    node0: Box<[u8; NODE_SIZE]>,
+    file: &'f File,
+}
+
+impl Source for WithNode0<'_> {
+    fn byte_len(&self) -> std::io::Result<u64> {
+        Source::byte_len(self.file)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if offset == 0 && buf.len() == NODE_SIZE {
+            buf.copy_from_slice(&self.node0[..]);
+            Ok(())
+        } else {
+            Source::read_exact_at(self.file, buf, offset)
+        }
+    }
 }
 
 fn read_journal(journal: &Path, new: &WrapKey) -> Option<MetadataNode> {

@@ -9,11 +9,12 @@
 use crate::crypto::{self, KeyRng, NodeKey, Tag, WrapKey};
 use crate::error::{io, Error, Result};
 use crate::layout::{
-    self, data_node_start, data_physical, mht_parent, mht_physical, NodeId, Shape,
-    CHILDREN_PER_MHT, DATA_PER_MHT, INLINE_DATA_SIZE, NODE_SIZE,
+    data_node_start, data_physical, mht_physical, NodeId, Shape, CHILDREN_PER_MHT, DATA_PER_MHT,
+    INLINE_DATA_SIZE, NODE_SIZE,
 };
 use crate::node::{Metadata, MetadataNode, MhtNode, NodeCrypto, Version};
 use crate::path::normalize;
+use crate::pipeline::{with_writer, Writer};
 use crate::storage::{Source, Storage};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -21,6 +22,8 @@ use zeroize::Zeroize;
 
 /// MHT groups (1 MHT node + 96 data nodes, ~388 KiB) handled per batch.
 const GROUPS_PER_BATCH: usize = 8;
+/// Bytes of one group on disk.
+const GROUP_BYTES: usize = (DATA_PER_MHT as usize + 1) * NODE_SIZE;
 
 /// Reports progress in plaintext bytes done so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
@@ -232,10 +235,23 @@ struct DataJob<'b> {
     ok: bool,
 }
 
-fn decrypt_nodes<S: Source + ?Sized, W: Write>(
+fn decrypt_nodes<S: Source + ?Sized, W: Write + Send>(
     src: &S,
     opened: &Opened,
     out: &mut W,
+    pool: Option<&rayon::ThreadPool>,
+    progress: Option<Progress<'_>>,
+) -> Result<()> {
+    let write = |bytes: &[u8], _offset: u64| out.write_all(bytes);
+    with_writer(write, "writing decrypted data", |writer| {
+        decrypt_batches(src, opened, writer, pool, progress)
+    })
+}
+
+fn decrypt_batches<S: Source + ?Sized>(
+    src: &S,
+    opened: &Opened,
+    writer: &mut Writer<'_>,
     pool: Option<&rayon::ThreadPool>,
     progress: Option<Progress<'_>>,
 ) -> Result<()> {
@@ -243,79 +259,75 @@ fn decrypt_nodes<S: Source + ?Sized, W: Write>(
     // Keys and tags of MHT nodes not yet reached, from their already-opened parents.
     let mut pending: HashMap<u64, NodeCrypto> = HashMap::new();
     pending.insert(0, opened.meta.root.clone());
-    let mut buf = vec![0u8; GROUPS_PER_BATCH * (DATA_PER_MHT as usize + 1) * NODE_SIZE];
-    let mut plain = Vec::with_capacity(GROUPS_PER_BATCH * DATA_PER_MHT as usize * NODE_SIZE);
+    let batch_nodes = (GROUPS_PER_BATCH * GROUP_BYTES / NODE_SIZE) as u64;
+    let mut buf = vec![0u8; (shape.physical_nodes() - 1).min(batch_nodes) as usize * NODE_SIZE];
     let mut done = INLINE_DATA_SIZE as u64;
 
     let mut m = 0;
-    while m < shape.mht_nodes {
-        let m_end = (m + GROUPS_PER_BATCH as u64).min(shape.mht_nodes);
-        let first_phys = mht_physical(m);
-        let last_data = (m_end * DATA_PER_MHT).min(shape.data_nodes) - 1;
-        let n_phys = (data_physical(last_data) + 1 - first_phys) as usize;
-        let bytes = &mut buf[..n_phys * NODE_SIZE];
-        src.read_exact_at(bytes, first_phys * NODE_SIZE as u64)
-            .map_err(io("reading the protected file"))?;
+    let result = (|| {
+        while m < shape.mht_nodes {
+            let m_end = (m + GROUPS_PER_BATCH as u64).min(shape.mht_nodes);
+            let first_phys = mht_physical(m);
+            let last_data = (m_end * DATA_PER_MHT).min(shape.data_nodes) - 1;
+            let n_phys = (data_physical(last_data) + 1 - first_phys) as usize;
+            let bytes = &mut buf[..n_phys * NODE_SIZE];
+            src.read_exact_at(bytes, first_phys * NODE_SIZE as u64)
+                .map_err(io("reading the protected file"))?;
 
-        // Open the MHT nodes of this batch (in order: a child's key comes from its parent).
-        let mut jobs = Vec::with_capacity(n_phys);
-        for (g, group) in bytes
-            .chunks_mut((DATA_PER_MHT as usize + 1) * NODE_SIZE)
-            .enumerate()
-        {
-            let mi = m + g as u64;
-            let crypto = pending
-                .remove(&mi)
-                .expect("parents are opened before their children");
-            let (mht_bytes, data_bytes) = group.split_at_mut(NODE_SIZE);
-            let mut node = Box::new([0u8; NODE_SIZE]);
-            node.copy_from_slice(mht_bytes);
-            let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
-                node: NodeId::Mht { index: mi },
-            })?;
-            for slot in 0..CHILDREN_PER_MHT {
-                let child = mi * CHILDREN_PER_MHT + 1 + slot;
-                if child < shape.mht_nodes {
-                    pending.insert(child, mht.child(slot as usize));
+            // Open the MHT nodes of this batch (in order: a child's key comes from its parent).
+            let mut jobs = Vec::with_capacity(n_phys);
+            for (g, group) in bytes.chunks_mut(GROUP_BYTES).enumerate() {
+                let mi = m + g as u64;
+                let crypto = pending
+                    .remove(&mi)
+                    .expect("parents are opened before their children");
+                let (mht_bytes, data_bytes) = group.split_at_mut(NODE_SIZE);
+                let mut node = Box::new([0u8; NODE_SIZE]);
+                node.copy_from_slice(mht_bytes);
+                let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
+                    node: NodeId::Mht { index: mi },
+                })?;
+                for slot in 0..CHILDREN_PER_MHT {
+                    let child = mi * CHILDREN_PER_MHT + 1 + slot;
+                    if child < shape.mht_nodes {
+                        pending.insert(child, mht.child(slot as usize));
+                    }
+                }
+                for (slot, chunk) in data_bytes.chunks_mut(NODE_SIZE).enumerate() {
+                    jobs.push(DataJob {
+                        index: mi * DATA_PER_MHT + slot as u64,
+                        crypto: mht.data(slot),
+                        buf: chunk,
+                        ok: false,
+                    });
                 }
             }
-            for (slot, chunk) in data_bytes.chunks_mut(NODE_SIZE).enumerate() {
-                let index = mi * DATA_PER_MHT + slot as u64;
-                jobs.push(DataJob {
-                    index,
-                    crypto: mht.data(slot),
-                    buf: chunk,
-                    ok: false,
+            for_each(pool, &mut jobs, |job| {
+                job.ok = crypto::open(&job.crypto.key, &job.crypto.tag, job.buf);
+            });
+            if let Some(bad) = jobs.iter().find(|j| !j.ok) {
+                return Err(Error::NodeAuthentication {
+                    node: NodeId::Data { index: bad.index },
                 });
             }
+            let mut plain = writer.buffer(0);
+            for job in &jobs {
+                let start = data_node_start(job.index);
+                let take = (opened.meta.size - start).min(NODE_SIZE as u64) as usize;
+                plain.extend_from_slice(&job.buf[..take]);
+            }
+            drop(jobs);
+            done += plain.len() as u64;
+            writer.send(plain, 0)?;
+            if let Some(p) = progress {
+                p(done);
+            }
+            m = m_end;
         }
-        for_each(pool, &mut jobs, |job| {
-            job.ok = crypto::open(&job.crypto.key, &job.crypto.tag, job.buf);
-        });
-        if let Some(bad) = jobs.iter().find(|j| !j.ok) {
-            let node = NodeId::Data { index: bad.index };
-            plain.zeroize();
-            buf.zeroize();
-            return Err(Error::NodeAuthentication { node });
-        }
-        plain.clear();
-        for job in &jobs {
-            let start = data_node_start(job.index);
-            let take = (opened.meta.size - start).min(NODE_SIZE as u64) as usize;
-            plain.extend_from_slice(&job.buf[..take]);
-        }
-        drop(jobs);
-        out.write_all(&plain)
-            .map_err(io("writing decrypted data"))?;
-        done += plain.len() as u64;
-        if let Some(p) = progress {
-            p(done);
-        }
-        m = m_end;
-    }
-    plain.zeroize();
+        Ok(())
+    })();
     buf.zeroize();
-    Ok(())
+    result
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -340,8 +352,9 @@ fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
 /// Encrypts everything `input` yields into a new protected file (format 2.0) in `out`, binding
 /// `bound_path` (normalised first, as Gramine does).
 ///
-/// `out` is overwritten from offset 0 and set to the exact length of the result.
-pub fn encrypt<R: Read + ?Sized, S: Storage + ?Sized>(
+/// `out` is overwritten from offset 0 and set to the exact length of the result. It must be
+/// readable too: MHT nodes are written provisionally and read back to be finalised.
+pub fn encrypt<R: Read + ?Sized, S: Storage + Send + ?Sized>(
     input: &mut R,
     key: &WrapKey,
     bound_path: &str,
@@ -379,84 +392,21 @@ pub fn encrypt<R: Read + ?Sized, S: Storage + ?Sized>(
 }
 
 /// Encrypts the data nodes; returns the bytes encrypted and the root MHT's key and tag.
-fn encrypt_nodes<R: Read + ?Sized, S: Storage + ?Sized>(
+fn encrypt_nodes<R: Read + ?Sized, S: Storage + Send + ?Sized>(
     input: &mut R,
     out: &mut S,
     rng: &mut KeyRng,
     pool: Option<&rayon::ThreadPool>,
     progress: Option<Progress<'_>>,
 ) -> Result<(u64, Option<NodeCrypto>)> {
-    let per_group = DATA_PER_MHT as usize * NODE_SIZE;
-    let mut buf = vec![0u8; GROUPS_PER_BATCH * per_group];
     // Throwaway keys of MHT nodes written provisionally (data slots only).
     let mut provisional: Vec<NodeCrypto> = Vec::new();
-    let mut total = 0u64;
-    let mut eof = false;
-    let mut next_data = 0u64;
-
-    while !eof {
-        // Fill the batch in one go, zero-padding the last node.
-        let n = read_full(input, &mut buf)?;
-        eof = n < buf.len();
-        total += n as u64;
-        let filled = n.div_ceil(NODE_SIZE) * NODE_SIZE;
-        buf[n..filled].fill(0);
-        if filled == 0 {
-            break;
-        }
-        let count = filled / NODE_SIZE;
-        let mut jobs: Vec<(NodeKey, Tag, &mut [u8])> = buf[..filled]
-            .chunks_mut(NODE_SIZE)
-            .map(|chunk| (rng.node_key(), [0u8; 16], chunk))
-            .collect();
-        for_each(pool, &mut jobs, |(key, tag, chunk)| {
-            *tag = crypto::seal(key, chunk);
-        });
-        let sealed: Vec<NodeCrypto> = jobs
-            .drain(..)
-            .map(|(key, tag, _)| NodeCrypto { key, tag })
-            .collect();
-        drop(jobs);
-
-        // Record keys in MHT nodes and write each group's data nodes (contiguous on disk).
-        let mut j = 0;
-        while j < count {
-            let d = next_data + j as u64;
-            let (m, slot) = layout::data_parent(d);
-            let in_group = ((DATA_PER_MHT as usize - slot).min(count - j)) as usize;
-            let mut mht = if slot == 0 {
-                MhtNode::default()
-            } else {
-                // The group continues from the previous batch: reopen its provisional node.
-                reopen_provisional(out, m, &provisional[m as usize])?
-            };
-            for (k, c) in sealed[j..j + in_group].iter().enumerate() {
-                mht.set_data(slot + k, c);
-            }
-            let start = j * NODE_SIZE;
-            out.write_all_at(
-                &buf[start..start + in_group * NODE_SIZE],
-                data_physical(d) * NODE_SIZE as u64,
-            )
-            .map_err(io("writing the output"))?;
-            let (sealed, crypto) = mht.seal(rng);
-            out.write_all_at(&sealed[..], mht_physical(m) * NODE_SIZE as u64)
-                .map_err(io("writing the output"))?;
-            if slot == 0 {
-                provisional.push(crypto);
-            } else {
-                provisional[m as usize] = crypto;
-            }
-            j += in_group;
-        }
-        next_data += count as u64;
-        if let Some(p) = progress {
-            p(INLINE_DATA_SIZE as u64 + total);
-        }
-    }
-    buf.zeroize();
-    if next_data == 0 {
-        return Ok((0, None));
+    let write = |bytes: &[u8], offset: u64| out.write_all_at(bytes, offset);
+    let total = with_writer(write, "writing the output", |writer| {
+        encrypt_batches(input, writer, rng, &mut provisional, pool, progress)
+    })?;
+    if provisional.is_empty() {
+        return Ok((total, None));
     }
 
     // Finalise MHT nodes children first, each under a fresh key recorded in its parent.
@@ -465,8 +415,7 @@ fn encrypt_nodes<R: Read + ?Sized, S: Storage + ?Sized>(
     for m in (0..provisional.len() as u64).rev() {
         let mut mht = reopen_provisional(out, m, &provisional[m as usize])?;
         for slot in 0..CHILDREN_PER_MHT {
-            let child = m * CHILDREN_PER_MHT + 1 + slot;
-            if let Some(c) = waiting.remove(&child) {
+            if let Some(c) = waiting.remove(&(m * CHILDREN_PER_MHT + 1 + slot)) {
                 mht.set_child(slot as usize, &c);
             }
         }
@@ -476,12 +425,83 @@ fn encrypt_nodes<R: Read + ?Sized, S: Storage + ?Sized>(
         if m == 0 {
             root = Some(crypto);
         } else {
-            let (parent, _) = mht_parent(m);
-            debug_assert!(parent < m);
             waiting.insert(m, crypto);
         }
     }
     Ok((total, root))
+}
+
+/// Reads, encrypts and queues for writing batches laid out as on disk: each group is an MHT
+/// node (written provisionally) followed by its data nodes.
+fn encrypt_batches<R: Read + ?Sized>(
+    input: &mut R,
+    writer: &mut Writer<'_>,
+    rng: &mut KeyRng,
+    provisional: &mut Vec<NodeCrypto>,
+    pool: Option<&rayon::ThreadPool>,
+    progress: Option<Progress<'_>>,
+) -> Result<u64> {
+    let mut total = 0u64;
+    let mut eof = false;
+    // Small inputs should not pay for big buffers: batches grow to full size.
+    let mut groups = 1;
+    while !eof {
+        let first_group = provisional.len() as u64;
+        let mut buf = writer.buffer(groups * GROUP_BYTES);
+        groups = (groups * 2).min(GROUPS_PER_BATCH);
+        // Fill the data part of each group straight from the input, zero-padding the last node.
+        let mut counts = Vec::with_capacity(GROUPS_PER_BATCH);
+        for group in buf.chunks_mut(GROUP_BYTES) {
+            let data = &mut group[NODE_SIZE..];
+            let n = read_full(input, data)?;
+            total += n as u64;
+            let nodes = n.div_ceil(NODE_SIZE);
+            data[n..nodes * NODE_SIZE].fill(0);
+            if nodes > 0 {
+                counts.push(nodes);
+            }
+            if n < data.len() {
+                eof = true;
+                break;
+            }
+        }
+        if counts.is_empty() {
+            break;
+        }
+        let used = (counts.len() - 1) * GROUP_BYTES + (1 + counts[counts.len() - 1]) * NODE_SIZE;
+        buf.truncate(used);
+
+        let mut jobs: Vec<(NodeKey, Tag, &mut [u8])> = Vec::with_capacity(GROUPS_PER_BATCH * 96);
+        let mut mht_slots = Vec::with_capacity(counts.len());
+        for (group, &nodes) in buf.chunks_mut(GROUP_BYTES).zip(&counts) {
+            let (mht, data) = group.split_at_mut(NODE_SIZE);
+            mht_slots.push(mht);
+            for chunk in data[..nodes * NODE_SIZE].chunks_mut(NODE_SIZE) {
+                jobs.push((rng.node_key(), [0u8; 16], chunk));
+            }
+        }
+        for_each(pool, &mut jobs, |(key, tag, chunk)| {
+            *tag = crypto::seal(key, chunk);
+        });
+        let mut sealed = jobs
+            .into_iter()
+            .map(|(key, tag, _)| NodeCrypto { key, tag });
+        for (slot_bytes, &nodes) in mht_slots.into_iter().zip(&counts) {
+            let mut mht = MhtNode::default();
+            for (slot, c) in sealed.by_ref().take(nodes).enumerate() {
+                mht.set_data(slot, &c);
+            }
+            let (ciphertext, crypto) = mht.seal(rng);
+            slot_bytes.copy_from_slice(&ciphertext[..]);
+            provisional.push(crypto);
+        }
+        drop(sealed);
+        writer.send(buf, mht_physical(first_group) * NODE_SIZE as u64)?;
+        if let Some(p) = progress {
+            p(INLINE_DATA_SIZE as u64 + total);
+        }
+    }
+    Ok(total)
 }
 
 fn reopen_provisional<S: Storage + ?Sized>(out: &S, m: u64, c: &NodeCrypto) -> Result<MhtNode> {
