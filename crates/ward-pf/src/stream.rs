@@ -31,7 +31,8 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 /// How to run a whole-file operation.
 #[derive(Clone, Copy, Default)]
 pub struct Options<'a> {
-    /// Worker threads for node encryption/decryption: 0 = all cores, 1 = this thread only.
+    /// Worker threads for node encryption/decryption: 0 = all cores (rayon's global pool),
+    /// 1 = the calling thread. Output writes always overlap on a thread of their own.
     pub threads: usize,
     /// Called after each batch with the plaintext bytes processed so far.
     pub progress: Option<Progress<'a>>,
@@ -164,28 +165,38 @@ pub fn info<S: Source + ?Sized>(
     Ok(open_metadata(src, key, expected_path)?.info())
 }
 
-/// Runs `f` on a pool of `threads` workers (0 = all cores), or inline for 1.
-fn with_pool<T>(threads: usize, f: impl FnOnce(Option<&rayon::ThreadPool>) -> T) -> T {
-    if threads == 1 {
-        return f(None);
-    }
-    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => f(Some(&pool)),
-        // No threads to be had: still correct, just slower.
-        Err(_) => f(None),
+/// Where node crypto runs.
+#[derive(Clone, Copy)]
+enum Pool<'p> {
+    /// On the calling thread.
+    Inline,
+    /// On rayon's global pool (all cores), shared across calls.
+    Global,
+    /// On a pool of the size the caller asked for.
+    Sized(&'p rayon::ThreadPool),
+}
+
+/// Runs `f` with workers for `threads` (0 = all cores, 1 = the calling thread).
+fn with_pool<T>(threads: usize, f: impl FnOnce(Pool<'_>) -> T) -> T {
+    match threads {
+        1 => f(Pool::Inline),
+        0 => f(Pool::Global),
+        n => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
+            Ok(pool) => f(Pool::Sized(&pool)),
+            // No threads to be had: still correct, just slower.
+            Err(_) => f(Pool::Inline),
+        },
     }
 }
 
-/// Applies `job` to every element, in parallel when a pool is given.
-fn for_each<T: Send>(
-    pool: Option<&rayon::ThreadPool>,
-    items: &mut [T],
-    job: impl Fn(&mut T) + Sync,
-) {
+/// Applies `job` to every element, in parallel unless inline.
+fn for_each<T: Send>(pool: Pool<'_>, items: &mut [T], job: impl Fn(&mut T) + Sync) {
     use rayon::prelude::*;
     match pool {
-        Some(pool) if items.len() > 1 => pool.install(|| items.par_iter_mut().for_each(&job)),
-        _ => items.iter_mut().for_each(job),
+        _ if items.len() < 2 => items.iter_mut().for_each(job),
+        Pool::Inline => items.iter_mut().for_each(job),
+        Pool::Global => items.par_iter_mut().for_each(&job),
+        Pool::Sized(pool) => pool.install(|| items.par_iter_mut().for_each(&job)),
     }
 }
 
@@ -225,7 +236,16 @@ pub fn verify<S: Source + Sync + ?Sized>(
     expected_path: Option<&str>,
     opts: Options<'_>,
 ) -> Result<FileInfo> {
-    decrypt(src, key, expected_path, &mut std::io::sink(), opts)
+    let opened = open_metadata(src, key, expected_path)?;
+    if let Some(p) = opts.progress {
+        p(opened.meta.size.min(INLINE_DATA_SIZE as u64));
+    }
+    if opened.shape.data_nodes > 0 {
+        with_pool(opts.threads, |pool| {
+            decrypt_batches(src, &opened, None, pool, opts.progress)
+        })?;
+    }
+    Ok(opened.info())
 }
 
 struct DataJob<'b> {
@@ -239,20 +259,20 @@ fn decrypt_nodes<S: Source + ?Sized, W: Write + Send>(
     src: &S,
     opened: &Opened,
     out: &mut W,
-    pool: Option<&rayon::ThreadPool>,
+    pool: Pool<'_>,
     progress: Option<Progress<'_>>,
 ) -> Result<()> {
     let write = |bytes: &[u8], _offset: u64| out.write_all(bytes);
     with_writer(write, "writing decrypted data", |writer| {
-        decrypt_batches(src, opened, writer, pool, progress)
+        decrypt_batches(src, opened, Some(writer), pool, progress)
     })
 }
 
 fn decrypt_batches<S: Source + ?Sized>(
     src: &S,
     opened: &Opened,
-    writer: &mut Writer<'_>,
-    pool: Option<&rayon::ThreadPool>,
+    mut writer: Option<&mut Writer<'_>>,
+    pool: Pool<'_>,
     progress: Option<Progress<'_>>,
 ) -> Result<()> {
     let shape = opened.shape;
@@ -310,15 +330,19 @@ fn decrypt_batches<S: Source + ?Sized>(
                     node: NodeId::Data { index: bad.index },
                 });
             }
-            let mut plain = writer.buffer(0);
-            for job in &jobs {
-                let start = data_node_start(job.index);
-                let take = (opened.meta.size - start).min(NODE_SIZE as u64) as usize;
-                plain.extend_from_slice(&job.buf[..take]);
+            let last = jobs.last().expect("a batch has data nodes").index;
+            let batch_end = (data_node_start(last) + NODE_SIZE as u64).min(opened.meta.size);
+            if let Some(writer) = writer.as_mut() {
+                let mut plain = writer.buffer(0);
+                for job in &jobs {
+                    let start = data_node_start(job.index);
+                    let take = (opened.meta.size - start).min(NODE_SIZE as u64) as usize;
+                    plain.extend_from_slice(&job.buf[..take]);
+                }
+                writer.send(plain, 0)?;
             }
             drop(jobs);
-            done += plain.len() as u64;
-            writer.send(plain, 0)?;
+            done = batch_end;
             if let Some(p) = progress {
                 p(done);
             }
@@ -396,7 +420,7 @@ fn encrypt_nodes<R: Read + ?Sized, S: Storage + Send + ?Sized>(
     input: &mut R,
     out: &mut S,
     rng: &mut KeyRng,
-    pool: Option<&rayon::ThreadPool>,
+    pool: Pool<'_>,
     progress: Option<Progress<'_>>,
 ) -> Result<(u64, Option<NodeCrypto>)> {
     // Throwaway keys of MHT nodes written provisionally (data slots only).
@@ -438,7 +462,7 @@ fn encrypt_batches<R: Read + ?Sized>(
     writer: &mut Writer<'_>,
     rng: &mut KeyRng,
     provisional: &mut Vec<NodeCrypto>,
-    pool: Option<&rayon::ThreadPool>,
+    pool: Pool<'_>,
     progress: Option<Progress<'_>>,
 ) -> Result<u64> {
     let mut total = 0u64;

@@ -192,7 +192,9 @@ pub fn keygen(output: &Path) -> Result<ExitCode> {
 }
 
 /// A progress bar on stderr for big files when stderr is a terminal.
-struct Bar(Option<(ProgressBar, Box<dyn Fn(u64) + Sync>)>);
+struct Bar(Option<(ProgressBar, Box<SetPosition>)>);
+
+type SetPosition = dyn Fn(u64) + Sync;
 
 impl Bar {
     fn new(total: u64, verb: &str, name: &Path) -> Bar {
