@@ -471,7 +471,8 @@ fn encrypt_batches<R: Read + ?Sized>(
     let mut groups = 1;
     while !eof {
         let first_group = provisional.len() as u64;
-        let mut buf = writer.buffer(groups * GROUP_BYTES);
+        // Plaintext until sealed: wiped if an error (a failed read) drops it early.
+        let mut buf = zeroize::Zeroizing::new(writer.buffer(groups * GROUP_BYTES));
         groups = (groups * 2).min(GROUPS_PER_BATCH);
         // Fill the data part of each group straight from the input, zero-padding the last node.
         let mut counts = Vec::with_capacity(GROUPS_PER_BATCH);
@@ -520,7 +521,10 @@ fn encrypt_batches<R: Read + ?Sized>(
             provisional.push(crypto);
         }
         drop(sealed);
-        writer.send(buf, mht_physical(first_group) * NODE_SIZE as u64)?;
+        writer.send(
+            std::mem::take(&mut *buf),
+            mht_physical(first_group) * NODE_SIZE as u64,
+        )?;
         if let Some(p) = progress {
             p(INLINE_DATA_SIZE as u64 + total);
         }
