@@ -1,6 +1,7 @@
 //! `ward`: the command-line tool. A thin shell over the ward libraries — argument parsing,
 //! progress bars and human-readable errors; the logic lives in the crates it calls.
 
+mod attest;
 mod demo;
 mod fsutil;
 mod pf;
@@ -25,14 +26,30 @@ enum Command {
     /// (compatible with gramine-sgx-pf-crypt).
     #[command(subcommand)]
     Pf(pf::PfCommand),
+    /// Attestation: verify and explain SGX/TDX/simulated evidence, judge it by a policy, produce
+    /// evidence on this machine.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
+    /// The simulated TEE, for development on machines without SGX/TDX.
+    #[command(subcommand)]
+    Sim(attest::SimCommand),
     /// Walk through the protected-files part of the tutorial in a temporary directory.
     Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings (e.g. an insecure simulated-TEE acceptance) go to stderr; RUST_LOG is not needed.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_max_level(tracing::Level::WARN)
+        .init();
     let result = match cli.command {
         Command::Pf(cmd) => pf::run(cmd),
+        Command::Attest(cmd) => attest::run(cmd),
+        Command::Sim(cmd) => attest::run_sim(cmd),
         Command::Demo(args) => demo::run(args),
     };
     match result {

@@ -1,0 +1,216 @@
+//! What verified evidence proves about a workload.
+
+use serde::Serialize;
+use std::fmt;
+
+/// The kind of TEE that produced evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeeKind {
+    /// Intel SGX enclave.
+    Sgx,
+    /// Intel TDX trust domain.
+    Tdx,
+    /// ward's simulated TEE: no hardware protection at all.
+    Sim,
+}
+
+impl fmt::Display for TeeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TeeKind::Sgx => "sgx",
+            TeeKind::Tdx => "tdx",
+            TeeKind::Sim => "sim",
+        })
+    }
+}
+
+/// Intel's TCB status of the platform (and QE), in Intel's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub enum TcbStatus {
+    /// Fully patched.
+    UpToDate,
+    /// Patched, but software mitigations for advisories are needed in the enclave.
+    SWHardeningNeeded,
+    /// Patched, but the platform configuration (e.g. BIOS settings) needs changes.
+    ConfigurationNeeded,
+    /// Both of the above.
+    ConfigurationAndSWHardeningNeeded,
+    /// A newer TCB (microcode/firmware) exists: the platform is missing security fixes.
+    OutOfDate,
+    /// Out of date, and its configuration also needs changes.
+    OutOfDateConfigurationNeeded,
+    /// The platform's keys were revoked: never trust it.
+    Revoked,
+    /// TDX 1.5: the TD launched on an out-of-date TCB that was since updated in place; relaunch it.
+    TDRelaunchAdvised,
+    /// As `TDRelaunchAdvised`, and the configuration needs changes.
+    TDRelaunchAdvisedConfigurationNeeded,
+}
+
+impl TcbStatus {
+    /// Parses Intel's spelling.
+    pub fn from_intel(s: &str) -> Option<TcbStatus> {
+        Some(match s {
+            "UpToDate" => TcbStatus::UpToDate,
+            "SWHardeningNeeded" => TcbStatus::SWHardeningNeeded,
+            "ConfigurationNeeded" => TcbStatus::ConfigurationNeeded,
+            "ConfigurationAndSWHardeningNeeded" => TcbStatus::ConfigurationAndSWHardeningNeeded,
+            "OutOfDate" => TcbStatus::OutOfDate,
+            "OutOfDateConfigurationNeeded" => TcbStatus::OutOfDateConfigurationNeeded,
+            "Revoked" => TcbStatus::Revoked,
+            "TDRelaunchAdvised" => TcbStatus::TDRelaunchAdvised,
+            "TDRelaunchAdvisedConfigurationNeeded" => {
+                TcbStatus::TDRelaunchAdvisedConfigurationNeeded
+            }
+            _ => return None,
+        })
+    }
+
+    /// Intel's spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TcbStatus::UpToDate => "UpToDate",
+            TcbStatus::SWHardeningNeeded => "SWHardeningNeeded",
+            TcbStatus::ConfigurationNeeded => "ConfigurationNeeded",
+            TcbStatus::ConfigurationAndSWHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
+            TcbStatus::OutOfDate => "OutOfDate",
+            TcbStatus::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
+            TcbStatus::Revoked => "Revoked",
+            TcbStatus::TDRelaunchAdvised => "TDRelaunchAdvised",
+            TcbStatus::TDRelaunchAdvisedConfigurationNeeded => {
+                "TDRelaunchAdvisedConfigurationNeeded"
+            }
+        }
+    }
+
+    /// What the status means for someone deciding whether to trust the platform.
+    pub fn meaning(&self) -> &'static str {
+        match self {
+            TcbStatus::UpToDate => "the platform has every security fix Intel has published",
+            TcbStatus::SWHardeningNeeded => "the platform is patched, but the listed advisories need software mitigations inside the enclave/TD; accept only if the workload is built with them",
+            TcbStatus::ConfigurationNeeded => "the platform is patched, but its configuration (BIOS/firmware settings) must change to be fully protected",
+            TcbStatus::ConfigurationAndSWHardeningNeeded => "the platform needs configuration changes and the workload needs software mitigations for the listed advisories",
+            TcbStatus::OutOfDate => "the platform lacks microcode/firmware security fixes for the listed advisories; it should be updated before it is trusted",
+            TcbStatus::OutOfDateConfigurationNeeded => "the platform lacks security fixes and needs configuration changes",
+            TcbStatus::Revoked => "the platform's attestation keys were revoked by Intel; it must not be trusted",
+            TcbStatus::TDRelaunchAdvised => "the TDX module was updated in place since the TD launched on an out-of-date TCB; relaunch the TD to run on the current one",
+            TcbStatus::TDRelaunchAdvisedConfigurationNeeded => "relaunch the TD (see TDRelaunchAdvised), and the platform configuration needs changes",
+        }
+    }
+}
+
+impl fmt::Display for TcbStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity of an SGX enclave (also what the simulated TEE reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SgxIdentity {
+    /// MRENCLAVE: hash of the enclave's code and initial data.
+    #[serde(with = "hex_bytes")]
+    pub mr_enclave: [u8; 32],
+    /// MRSIGNER: hash of the key that signed the enclave.
+    #[serde(with = "hex_bytes")]
+    pub mr_signer: [u8; 32],
+    /// ISV product id.
+    pub isv_prod_id: u16,
+    /// ISV security version number.
+    pub isv_svn: u16,
+    /// ATTRIBUTES (flags and XFRM).
+    #[serde(with = "hex_bytes")]
+    pub attributes: [u8; 16],
+    /// The DEBUG attribute: a debugger can read the enclave's memory.
+    pub debug: bool,
+}
+
+/// Identity of a TDX trust domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TdxIdentity {
+    /// MRTD: hash of the TD's initial contents (firmware).
+    #[serde(with = "hex_bytes")]
+    pub mr_td: [u8; 48],
+    /// RTMR0..3: runtime-extended measurements (firmware config, kernel, command line, app).
+    #[serde(with = "hex_rtmrs")]
+    pub rtmr: [[u8; 48]; 4],
+    /// MRCONFIGID, MROWNER, MROWNERCONFIG: software-defined identities set at TD creation.
+    #[serde(with = "hex_bytes")]
+    pub mr_config_id: [u8; 48],
+    /// See `mr_config_id`.
+    #[serde(with = "hex_bytes")]
+    pub mr_owner: [u8; 48],
+    /// See `mr_config_id`.
+    #[serde(with = "hex_bytes")]
+    pub mr_owner_config: [u8; 48],
+    /// MRSEAM: hash of the TDX module.
+    #[serde(with = "hex_bytes")]
+    pub mr_seam: [u8; 48],
+    /// MR_SERVICETD (TDX 1.5 quotes): hash of bound service TDs; zero when none.
+    #[serde(with = "hex_opt")]
+    pub mr_servicetd: Option<[u8; 48]>,
+    /// TD attributes.
+    #[serde(with = "hex_bytes")]
+    pub td_attributes: [u8; 8],
+    /// TD attribute DEBUG: the host can read and change the TD's state.
+    pub debug: bool,
+}
+
+/// What verification proved. Produced only by a verifier; a [`crate::Policy`] decides whether
+/// it is acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedClaims {
+    /// The TEE kind.
+    pub tee: TeeKind,
+    /// Enclave identity (SGX and the simulated TEE).
+    pub sgx: Option<SgxIdentity>,
+    /// Trust-domain identity (TDX).
+    pub tdx: Option<TdxIdentity>,
+    /// The 64 bytes of report data the workload bound into its evidence.
+    #[serde(with = "hex_bytes")]
+    pub report_data: [u8; 64],
+    /// Intel's TCB status (None for the simulated TEE, which has no TCB).
+    pub tcb_status: Option<TcbStatus>,
+    /// Intel security advisories that apply to this platform.
+    pub advisory_ids: Vec<String>,
+    /// Platform FMSPC from the PCK certificate (hardware evidence only).
+    #[serde(with = "hex_opt")]
+    pub fmspc: Option<[u8; 6]>,
+    /// Earliest time (unix seconds) at which any piece of the collateral stops being valid.
+    pub collateral_expires: Option<u64>,
+    /// Public key (SEC1 hex) of the simulated platform that signed the evidence.
+    pub sim_platform_key: Option<String>,
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer, const N: usize>(
+        v: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+}
+
+mod hex_opt {
+    pub fn serialize<S: serde::Serializer, const N: usize>(
+        v: &Option<[u8; N]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&hex::encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+mod hex_rtmrs {
+    use serde::ser::SerializeSeq;
+    pub fn serialize<S: serde::Serializer>(v: &[[u8; 48]; 4], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(4))?;
+        for r in v {
+            seq.serialize_element(&hex::encode(r))?;
+        }
+        seq.end()
+    }
+}

@@ -1,0 +1,60 @@
+use std::io;
+
+/// Why evidence could not be parsed, produced or verified.
+///
+/// Messages say what was wrong and where; they never contain secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The evidence is not well-formed.
+    #[error("malformed {what}: field `{field}` at offset {offset}: {problem}")]
+    Malformed {
+        /// What was being parsed ("SGX quote", "simulated quote", …).
+        what: &'static str,
+        /// The field that was wrong.
+        field: &'static str,
+        /// Byte offset of that field in the input.
+        offset: usize,
+        /// What was wrong with it.
+        problem: String,
+    },
+
+    /// Well-formed, but of a kind ward does not handle.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// A cryptographic or collateral check failed.
+    #[error("verification failed: {step}: {detail}")]
+    Verification {
+        /// Which check failed.
+        step: &'static str,
+        /// Details, for the operator.
+        detail: String,
+    },
+
+    /// The collateral is unusable (malformed, for another platform, not yet valid or expired).
+    #[error("collateral: {0}")]
+    Collateral(String),
+
+    /// Reading or writing a file or device failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A key could not be created, loaded or used.
+    #[error("key: {0}")]
+    Key(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}

@@ -1,0 +1,27 @@
+//! Evidence that a workload is what it claims to be, and the decision whether to trust it.
+//!
+//! - [`quote`]: typed parsing of Intel SGX (v3) and TDX (v4, v5) DCAP quotes at the boundary;
+//!   malformed input is refused with the field and offset that were wrong.
+//! - [`dcap`]: complete offline DCAP verification against Intel's collateral with a clock the
+//!   caller supplies (the `dcap-qvl` crate is the engine).
+//! - [`sim`]: a simulated TEE for development, honest about being one.
+//! - [`claims`] and [`policy`]: what verification proved, and a readable policy that accepts or
+//!   refuses it with a reason a person can act on.
+//! - [`attester`]: producing evidence on this machine (simulated, Gramine's `/dev/attestation`,
+//!   Linux configfs-tsm).
+//!
+//! What it is not: it does no network I/O (collateral arrives as data) and knows nothing of TLS.
+
+#![forbid(unsafe_code)]
+
+pub mod attester;
+pub mod claims;
+pub mod dcap;
+mod error;
+pub mod policy;
+pub mod quote;
+pub mod sim;
+
+pub use claims::{TcbStatus, TeeKind, VerifiedClaims};
+pub use error::{Error, Result};
+pub use policy::{Policy, PolicyError, Refusal};

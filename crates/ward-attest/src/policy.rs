@@ -1,0 +1,565 @@
+//! A key holder's rules for accepting verified evidence, written in TOML, and refusals that
+//! say which rule failed, what the evidence had, what the policy expected and what to do.
+//!
+//! ```toml
+//! allowed_tcb_statuses = ["UpToDate"]               # the default
+//! allowed_advisories = ["INTEL-SA-00615"]           # every advisory present must be listed ("*": any)
+//! allow_debug = false                               # the default
+//! allow_service_td = false                          # TDX: non-zero MR_SERVICETD
+//! allow_simulated = false                           # the default; true only for development
+//! simulated_platform_keys = ["02ab…"]               # sim platforms trusted when allowed
+//!
+//! # Any one identity may match; every field given in it must match.
+//! [[identity]]
+//! name = "classifier v3"          # used in messages
+//! tee = "sgx"                     # sgx | tdx | sim (optional)
+//! mr_enclave = "3a9f…"            # one value or a list: any of several measurements
+//! mr_signer = "c0ff…"
+//! isv_prod_id = 1
+//! min_isv_svn = 2
+//!
+//! [[identity]]
+//! tee = "tdx"
+//! mr_td = "…"                     # also rtmr0..rtmr3, mr_config_id, mr_owner, mr_owner_config
+//! ```
+//!
+//! Top-level keys must come before the first `[[identity]]` table in a TOML file.
+
+use crate::claims::{TcbStatus, TeeKind, VerifiedClaims};
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+
+/// A policy that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("policy {source_name}: {problem}")]
+pub struct PolicyError {
+    source_name: String,
+    problem: String,
+}
+
+/// Why a policy refused evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The policy rule that failed (its TOML key).
+    pub rule: &'static str,
+    /// What the evidence had.
+    pub found: String,
+    /// What the policy expected.
+    pub expected: String,
+    /// What the operator can do.
+    pub hint: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refused by policy rule `{}`: the evidence has {}, the policy expects {}. {}",
+            self.rule, self.found, self.expected, self.hint
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// One or several accepted values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityToml {
+    name: Option<String>,
+    tee: Option<String>,
+    mr_enclave: Option<OneOrMany>,
+    mr_signer: Option<OneOrMany>,
+    isv_prod_id: Option<u16>,
+    min_isv_svn: Option<u16>,
+    mr_td: Option<OneOrMany>,
+    rtmr0: Option<OneOrMany>,
+    rtmr1: Option<OneOrMany>,
+    rtmr2: Option<OneOrMany>,
+    rtmr3: Option<OneOrMany>,
+    mr_config_id: Option<OneOrMany>,
+    mr_owner: Option<OneOrMany>,
+    mr_owner_config: Option<OneOrMany>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyToml {
+    #[serde(default)]
+    identity: Vec<IdentityToml>,
+    #[serde(default)]
+    accept_any_identity: bool,
+    allowed_tcb_statuses: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_advisories: Vec<String>,
+    #[serde(default)]
+    allow_debug: bool,
+    #[serde(default)]
+    allow_service_td: bool,
+    #[serde(default)]
+    allow_simulated: bool,
+    #[serde(default)]
+    simulated_platform_keys: Vec<String>,
+}
+
+/// A measurement field of an identity and the values it accepts (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Accepted {
+    field: &'static str,
+    label: &'static str,
+    values: Vec<String>,
+}
+
+/// One accepted workload identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    name: Option<String>,
+    tee: Option<TeeKind>,
+    measurements: Vec<Accepted>,
+    isv_prod_id: Option<u16>,
+    min_isv_svn: Option<u16>,
+}
+
+/// A key holder's acceptance rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    identities: Vec<Identity>,
+    accept_any_identity: bool,
+    allowed_tcb_statuses: Vec<TcbStatus>,
+    allowed_advisories: Vec<String>,
+    allow_debug: bool,
+    allow_service_td: bool,
+    allow_simulated: bool,
+    simulated_platform_keys: Vec<String>,
+}
+
+impl Default for Policy {
+    /// The strictest policy: no identity accepted, UpToDate only, no debug, no simulation.
+    fn default() -> Self {
+        Policy {
+            identities: Vec::new(),
+            accept_any_identity: false,
+            allowed_tcb_statuses: vec![TcbStatus::UpToDate],
+            allowed_advisories: Vec::new(),
+            allow_debug: false,
+            allow_service_td: false,
+            allow_simulated: false,
+            simulated_platform_keys: Vec::new(),
+        }
+    }
+}
+
+fn measurement(
+    field: &'static str,
+    label: &'static str,
+    bytes: usize,
+    v: &Option<OneOrMany>,
+    err: &dyn Fn(String) -> PolicyError,
+) -> Result<Option<Accepted>, PolicyError> {
+    let Some(v) = v else { return Ok(None) };
+    let mut values = Vec::new();
+    for s in v.values() {
+        let s = s.trim().to_ascii_lowercase();
+        let ok = s.len() == 2 * bytes && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(err(format!(
+                "`{field}` = {s:?} is not {bytes} bytes of hex ({} hex characters)",
+                2 * bytes
+            )));
+        }
+        values.push(s);
+    }
+    if values.is_empty() {
+        return Err(err(format!("`{field}` lists no values")));
+    }
+    Ok(Some(Accepted {
+        field,
+        label,
+        values,
+    }))
+}
+
+impl Policy {
+    /// Parses a policy from TOML text; `source_name` names it in errors.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Policy, PolicyError> {
+        let err = |problem: String| PolicyError {
+            source_name: source_name.to_owned(),
+            problem,
+        };
+        let raw: PolicyToml = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut identities = Vec::new();
+        for (i, id) in raw.identity.iter().enumerate() {
+            let at = |p: String| err(format!("[[identity]] #{}: {p}", i + 1));
+            let tee = match id.tee.as_deref() {
+                None => None,
+                Some("sgx") => Some(TeeKind::Sgx),
+                Some("tdx") => Some(TeeKind::Tdx),
+                Some("sim") => Some(TeeKind::Sim),
+                Some(other) => {
+                    return Err(at(format!(
+                        "`tee` = {other:?}; expected \"sgx\", \"tdx\" or \"sim\""
+                    )))
+                }
+            };
+            let mut measurements = Vec::new();
+            let specs: [(&'static str, &'static str, usize, &Option<OneOrMany>); 10] = [
+                ("mr_enclave", "MRENCLAVE", 32, &id.mr_enclave),
+                ("mr_signer", "MRSIGNER", 32, &id.mr_signer),
+                ("mr_td", "MRTD", 48, &id.mr_td),
+                ("rtmr0", "RTMR0", 48, &id.rtmr0),
+                ("rtmr1", "RTMR1", 48, &id.rtmr1),
+                ("rtmr2", "RTMR2", 48, &id.rtmr2),
+                ("rtmr3", "RTMR3", 48, &id.rtmr3),
+                ("mr_config_id", "MRCONFIGID", 48, &id.mr_config_id),
+                ("mr_owner", "MROWNER", 48, &id.mr_owner),
+                ("mr_owner_config", "MROWNERCONFIG", 48, &id.mr_owner_config),
+            ];
+            for (field, label, bytes, v) in specs {
+                if let Some(a) = measurement(field, label, bytes, v, &at)? {
+                    measurements.push(a);
+                }
+            }
+            let sgx_fields = measurements
+                .iter()
+                .any(|m| matches!(m.field, "mr_enclave" | "mr_signer"))
+                || id.isv_prod_id.is_some()
+                || id.min_isv_svn.is_some();
+            let tdx_fields = measurements
+                .iter()
+                .any(|m| !matches!(m.field, "mr_enclave" | "mr_signer"));
+            if sgx_fields && tdx_fields {
+                return Err(at(
+                    "mixes SGX fields (mr_enclave, mr_signer, isv_*) with TDX fields (mr_td, rtmr*, …); use one [[identity]] per TEE".into(),
+                ));
+            }
+            if measurements.is_empty() {
+                return Err(at(
+                    "names no measurement (mr_enclave/mr_signer for SGX, mr_td/rtmr* for TDX); it would accept anything".into(),
+                ));
+            }
+            identities.push(Identity {
+                name: id.name.clone(),
+                tee,
+                measurements,
+                isv_prod_id: id.isv_prod_id,
+                min_isv_svn: id.min_isv_svn,
+            });
+        }
+        let mut allowed_tcb_statuses = Vec::new();
+        for s in raw
+            .allowed_tcb_statuses
+            .unwrap_or_else(|| vec!["UpToDate".into()])
+        {
+            allowed_tcb_statuses.push(TcbStatus::from_intel(&s).ok_or_else(|| {
+                err(format!(
+                    "`allowed_tcb_statuses` has {s:?}, which is not one of Intel's TCB statuses (UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, TDRelaunchAdvised, TDRelaunchAdvisedConfigurationNeeded)"
+                ))
+            })?);
+        }
+        if allowed_tcb_statuses.contains(&TcbStatus::Revoked) {
+            return Err(err(
+                "`allowed_tcb_statuses` lists Revoked; a revoked platform can never be trusted"
+                    .into(),
+            ));
+        }
+        let mut keys = Vec::new();
+        for k in raw.simulated_platform_keys {
+            let k = k.trim().to_ascii_lowercase();
+            if k.len() != 66 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(format!(
+                    "`simulated_platform_keys` entry {k:?} is not a compressed P-256 public key (66 hex characters, as `ward sim init` prints)"
+                )));
+            }
+            keys.push(k);
+        }
+        if raw.allow_simulated && keys.is_empty() {
+            return Err(err(
+                "`allow_simulated = true` needs `simulated_platform_keys` listing the simulated platforms to trust".into(),
+            ));
+        }
+        if identities.is_empty() && !raw.accept_any_identity {
+            return Err(err(
+                "no [[identity]] is listed, so nothing would be accepted; add one (or set accept_any_identity = true to judge only the platform)".into(),
+            ));
+        }
+        Ok(Policy {
+            identities,
+            accept_any_identity: raw.accept_any_identity,
+            allowed_tcb_statuses,
+            allowed_advisories: raw.allowed_advisories,
+            allow_debug: raw.allow_debug,
+            allow_service_td: raw.allow_service_td,
+            allow_simulated: raw.allow_simulated,
+            simulated_platform_keys: keys,
+        })
+    }
+
+    /// Reads a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            source_name: path.display().to_string(),
+            problem: e.to_string(),
+        })?;
+        Policy::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Whether simulated evidence can ever pass this policy.
+    pub fn allows_simulated(&self) -> bool {
+        self.allow_simulated
+    }
+
+    /// Accepts or refuses verified claims. The first failing rule is reported.
+    pub fn evaluate(&self, c: &VerifiedClaims) -> Result<(), Refusal> {
+        if c.tee == TeeKind::Sim {
+            if !self.allow_simulated {
+                return Err(Refusal {
+                    rule: "allow_simulated",
+                    found: "evidence from ward's simulated TEE, which has no hardware protection".into(),
+                    expected: "hardware evidence (SGX or TDX)".into(),
+                    hint: "For development only: set allow_simulated = true and list the platform key in simulated_platform_keys.".into(),
+                });
+            }
+            let key = c.sim_platform_key.clone().unwrap_or_default();
+            if !self.simulated_platform_keys.contains(&key) {
+                return Err(Refusal {
+                    rule: "simulated_platform_keys",
+                    found: format!("simulated platform key {key}"),
+                    expected: format!("one of [{}]", self.simulated_platform_keys.join(", ")),
+                    hint: "Add this platform's key (printed by `ward sim init`) if you trust it."
+                        .into(),
+                });
+            }
+        }
+        if let Some(sgx) = &c.sgx {
+            let flags = sgx.attributes[0];
+            let fixed: [(u8, bool, &str); 4] = [
+                (0x01, true, "INIT"),
+                (0x04, true, "MODE64"),
+                (0x10, false, "PROVISION_KEY"),
+                (0x20, false, "EINITTOKEN_KEY"),
+            ];
+            for (bit, want, name) in fixed {
+                if (flags & bit != 0) != want {
+                    return Err(Refusal {
+                        rule: "enclave attributes",
+                        found: format!("attributes {} ({name} {})", hex::encode(sgx.attributes), if want { "clear" } else { "set" }),
+                        expected: format!("{name} {}", if want { "set" } else { "clear" }),
+                        hint: "This is not an ordinary initialised 64-bit application enclave; it cannot be accepted.".into(),
+                    });
+                }
+            }
+        }
+        let debug = c.sgx.as_ref().map(|s| s.debug).unwrap_or(false)
+            || c.tdx.as_ref().map(|t| t.debug).unwrap_or(false);
+        if debug && !self.allow_debug {
+            return Err(Refusal {
+                rule: "allow_debug",
+                found: "a DEBUG enclave/TD (its memory can be read by the host)".into(),
+                expected: "a production (non-debug) workload".into(),
+                hint: "Build and sign the workload for production (e.g. sgx.debug = false). allow_debug = true is for development and exposes every secret.".into(),
+            });
+        }
+        if let Some(status) = c.tcb_status {
+            if !self.allowed_tcb_statuses.contains(&status) {
+                let advisories = if c.advisory_ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with advisories [{}]", c.advisory_ids.join(", "))
+                };
+                return Err(Refusal {
+                    rule: "allowed_tcb_statuses",
+                    found: format!("TCB status {status}{advisories}: {}", status.meaning()),
+                    expected: format!(
+                        "one of [{}]",
+                        self.allowed_tcb_statuses
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    hint: if status == TcbStatus::Revoked {
+                        "A revoked platform cannot be trusted.".into()
+                    } else {
+                        format!("Update the platform (microcode, BIOS, TDX module), or, if you accept the risk of the listed advisories, add \"{status}\" to allowed_tcb_statuses and the advisories to allowed_advisories.")
+                    },
+                });
+            }
+            let wildcard = self.allowed_advisories.iter().any(|a| a == "*");
+            let unlisted: Vec<&String> = c
+                .advisory_ids
+                .iter()
+                .filter(|a| !wildcard && !self.allowed_advisories.contains(a))
+                .collect();
+            if !unlisted.is_empty() {
+                return Err(Refusal {
+                    rule: "allowed_advisories",
+                    found: format!(
+                        "advisories [{}] not covered by the policy",
+                        unlisted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    expected: format!("only [{}]", self.allowed_advisories.join(", ")),
+                    hint: "Read each advisory (https://www.intel.com/content/www/us/en/security-center/advisory/<ID>.html); list it in allowed_advisories once the workload or platform mitigates it.".into(),
+                });
+            }
+        }
+        if let Some(td) = &c.tdx {
+            if let Some(s) = td.mr_servicetd {
+                if s != [0u8; 48] && !self.allow_service_td {
+                    return Err(Refusal {
+                        rule: "allow_service_td",
+                        found: format!("MR_SERVICETD {} (the TD is bound to service TDs, e.g. a migration TD, that can access its state)", hex::encode(s)),
+                        expected: "no bound service TD (MR_SERVICETD all zero)".into(),
+                        hint: "If the service TD is one you trust, set allow_service_td = true.".into(),
+                    });
+                }
+            }
+        }
+        self.match_identity(c)?;
+        if c.tee == TeeKind::Sim {
+            tracing::warn!(
+                platform_key = c.sim_platform_key.as_deref().unwrap_or(""),
+                "INSECURE: accepted evidence from a simulated TEE; it proves nothing about hardware"
+            );
+        }
+        Ok(())
+    }
+
+    fn match_identity(&self, c: &VerifiedClaims) -> Result<(), Refusal> {
+        if self.identities.is_empty() && self.accept_any_identity {
+            return Ok(());
+        }
+        let mut failures = Vec::new();
+        for id in &self.identities {
+            match id.check(c) {
+                Ok(()) => return Ok(()),
+                Err(r) => failures.push(r),
+            }
+        }
+        // Same rule failed for every identity: one message listing every accepted value.
+        let first = failures.first().cloned().unwrap_or(Refusal {
+            rule: "identity",
+            found: "an identity".into(),
+            expected: "a listed identity".into(),
+            hint: String::new(),
+        });
+        if failures.iter().all(|f| f.rule == first.rule) && failures.len() > 1 {
+            let expected: Vec<String> = failures.iter().map(|f| f.expected.clone()).collect();
+            return Err(Refusal {
+                expected: expected.join(" or "),
+                ..first
+            });
+        }
+        if failures.len() > 1 {
+            return Err(Refusal {
+                hint: format!(
+                    "{} ({} other identities in the policy did not match either.)",
+                    first.hint,
+                    failures.len() - 1
+                ),
+                ..first
+            });
+        }
+        Err(first)
+    }
+}
+
+impl Identity {
+    fn label(&self) -> String {
+        self.name
+            .as_deref()
+            .map(|n| format!(" (identity {n:?})"))
+            .unwrap_or_default()
+    }
+
+    fn check(&self, c: &VerifiedClaims) -> Result<(), Refusal> {
+        if let Some(tee) = self.tee {
+            if tee != c.tee {
+                return Err(Refusal {
+                    rule: "identity.tee",
+                    found: format!("{} evidence", c.tee),
+                    expected: format!("{tee}{}", self.label()),
+                    hint: "The workload runs on another kind of TEE than the policy names.".into(),
+                });
+            }
+        }
+        for m in &self.measurements {
+            let value = match (m.field, &c.sgx, &c.tdx) {
+                ("mr_enclave", Some(s), _) => Some(hex::encode(s.mr_enclave)),
+                ("mr_signer", Some(s), _) => Some(hex::encode(s.mr_signer)),
+                ("mr_td", _, Some(t)) => Some(hex::encode(t.mr_td)),
+                ("rtmr0", _, Some(t)) => Some(hex::encode(t.rtmr[0])),
+                ("rtmr1", _, Some(t)) => Some(hex::encode(t.rtmr[1])),
+                ("rtmr2", _, Some(t)) => Some(hex::encode(t.rtmr[2])),
+                ("rtmr3", _, Some(t)) => Some(hex::encode(t.rtmr[3])),
+                ("mr_config_id", _, Some(t)) => Some(hex::encode(t.mr_config_id)),
+                ("mr_owner", _, Some(t)) => Some(hex::encode(t.mr_owner)),
+                ("mr_owner_config", _, Some(t)) => Some(hex::encode(t.mr_owner_config)),
+                _ => None,
+            };
+            let Some(value) = value else {
+                return Err(Refusal {
+                    rule: "identity.tee",
+                    found: format!("{} evidence, which has no {}", c.tee, m.label),
+                    expected: format!("evidence carrying {}{}", m.label, self.label()),
+                    hint: "The policy identity is for another kind of TEE.".into(),
+                });
+            };
+            if !m.values.contains(&value) {
+                return Err(Refusal {
+                    rule: m.field,
+                    found: format!("{} {value}", m.label),
+                    expected: format!("{} {}{}", m.label, one_of(&m.values), self.label()),
+                    hint: format!("If this build of the workload is trusted, add its {} to the policy (`ward sign` prints it).", m.label),
+                });
+            }
+        }
+        if let Some(sgx) = &c.sgx {
+            if let Some(p) = self.isv_prod_id {
+                if sgx.isv_prod_id != p {
+                    return Err(Refusal {
+                        rule: "isv_prod_id",
+                        found: format!("ISV_PROD_ID {}", sgx.isv_prod_id),
+                        expected: format!("ISV_PROD_ID {p}{}", self.label()),
+                        hint: "The enclave is another product of the same signer.".into(),
+                    });
+                }
+            }
+            if let Some(min) = self.min_isv_svn {
+                if sgx.isv_svn < min {
+                    return Err(Refusal {
+                        rule: "min_isv_svn",
+                        found: format!("ISV_SVN {}", sgx.isv_svn),
+                        expected: format!("ISV_SVN >= {min}{}", self.label()),
+                        hint: "An older, superseded version of the workload is running; deploy the current one.".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn one_of(values: &[String]) -> String {
+    if values.len() == 1 {
+        values[0].clone()
+    } else {
+        format!("one of [{}]", values.join(", "))
+    }
+}

@@ -1,0 +1,425 @@
+//! `ward attest …` and `ward sim …`: verify and explain evidence, produce it, set up the
+//! simulated TEE.
+
+use crate::fsutil;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use ward_attest::attester::{Attester, GramineAttester, SimAttester, TsmAttester};
+use ward_attest::claims::VerifiedClaims;
+use ward_attest::dcap::{rfc3339, Collateral, DcapVerifier};
+use ward_attest::sim::{self, SimIdentity, SimPlatformKey, SimQuote};
+use ward_attest::{Policy, TeeKind};
+
+#[derive(Subcommand)]
+pub enum AttestCommand {
+    /// Verify evidence (an SGX/TDX DCAP quote, or a simulated quote), explain it, and judge it
+    /// against a policy.
+    ///
+    /// DCAP quotes are verified completely and offline against Intel's collateral: quote and QE
+    /// signatures, the PCK chain to the pinned Intel SGX Root CA, CRLs, TCB info and QE identity,
+    /// and the platform's TCB status. Exit status 0 only if the evidence is valid and the policy
+    /// (when given) accepts it.
+    Verify(VerifyArgs),
+    /// Produce evidence on this machine binding 64 bytes of report data.
+    Quote(QuoteArgs),
+}
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// Create a simulated-TEE platform key (ECDSA P-256, PKCS#8 PEM, mode 0600) and print the
+    /// policy lines that trust it.
+    ///
+    /// Simulated evidence proves nothing about hardware: whoever holds this key can claim any
+    /// measurement. Verifiers accept it only with allow_simulated = true and this key listed.
+    Init {
+        /// Where to write the platform key.
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "KEYFILE",
+            default_value = "ward-sim-platform.pem"
+        )]
+        output: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The quote (binary; trailing bytes after the signature data are ignored).
+    #[arg(long, value_name = "FILE")]
+    quote: PathBuf,
+    /// Intel collateral for the quote's platform: QuoteCollateralV3 JSON (from PCCS/PCS).
+    #[arg(long, value_name = "FILE")]
+    collateral: Option<PathBuf>,
+    /// Verify as of this time (unix seconds) instead of now; collateral is valid only ~30 days.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    at: Option<u64>,
+    /// Judge the claims against this policy (TOML).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Print one JSON object instead of the explanation.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AttesterKind {
+    /// ward's simulated TEE (no hardware protection).
+    Sim,
+    /// Gramine's /dev/attestation inside an SGX enclave.
+    Gramine,
+    /// Linux configfs-tsm (/sys/kernel/config/tsm/report) inside a TDX guest.
+    Tsm,
+}
+
+#[derive(Args)]
+pub struct QuoteArgs {
+    /// Which attester produces the evidence.
+    #[arg(long, value_enum, default_value_t = AttesterKind::Sim)]
+    attester: AttesterKind,
+    /// Report data to bind: up to 64 bytes as hex (zero-padded).
+    #[arg(long, value_name = "HEX", default_value = "")]
+    report_data: String,
+    /// Simulated platform key (for --attester sim).
+    #[arg(long, value_name = "KEYFILE", default_value = "ward-sim-platform.pem")]
+    sim_key: PathBuf,
+    /// Simulated MRENCLAVE (hex, 32 bytes) for --attester sim.
+    #[arg(long, value_name = "HEX")]
+    mr_enclave: Option<String>,
+    /// Simulated MRSIGNER (hex, 32 bytes) for --attester sim.
+    #[arg(long, value_name = "HEX")]
+    mr_signer: Option<String>,
+    /// Simulated ISV_PROD_ID.
+    #[arg(long, default_value_t = 0)]
+    isv_prod_id: u16,
+    /// Simulated ISV_SVN.
+    #[arg(long, default_value_t = 0)]
+    isv_svn: u16,
+    /// Mark the simulated enclave as debug.
+    #[arg(long)]
+    debug: bool,
+    /// Where to write the quote.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+}
+
+pub fn run(cmd: AttestCommand) -> Result<ExitCode> {
+    match cmd {
+        AttestCommand::Verify(a) => verify(a),
+        AttestCommand::Quote(a) => quote(a),
+    }
+}
+
+pub fn run_sim(cmd: SimCommand) -> Result<ExitCode> {
+    match cmd {
+        SimCommand::Init { output } => sim_init(&output),
+    }
+}
+
+fn sim_init(output: &Path) -> Result<ExitCode> {
+    let key = SimPlatformKey::generate();
+    key.save(output)?;
+    let public = key.public().to_hex();
+    eprintln!(
+        "wrote a simulated-TEE platform key to {} (mode 0600)",
+        output.display()
+    );
+    println!("simulated platform public key: {public}");
+    println!();
+    println!("# To let a verifier accept this platform (development only), add to its policy:");
+    println!("allow_simulated = true");
+    println!("simulated_platform_keys = [\"{public}\"]");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N]> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s.trim(), &mut out)
+        .with_context(|| format!("{what} must be {N} bytes of hex ({} characters)", 2 * N))?;
+    Ok(out)
+}
+
+fn quote(a: QuoteArgs) -> Result<ExitCode> {
+    let rd = hex::decode(a.report_data.trim()).context("--report-data must be hex")?;
+    if rd.len() > 64 {
+        bail!("--report-data is {} bytes; at most 64", rd.len());
+    }
+    let mut report_data = [0u8; 64];
+    report_data[..rd.len()].copy_from_slice(&rd);
+    let attester: Box<dyn Attester> = match a.attester {
+        AttesterKind::Sim => {
+            eprintln!("NOTICE: simulated TEE — this evidence proves nothing about hardware");
+            let key = SimPlatformKey::load(&a.sim_key).with_context(|| {
+                format!(
+                    "(create one with `ward sim init -o {}`)",
+                    a.sim_key.display()
+                )
+            })?;
+            let identity = SimIdentity {
+                mr_enclave: match &a.mr_enclave {
+                    Some(h) => hex_array("--mr-enclave", h)?,
+                    None => [0; 32],
+                },
+                mr_signer: match &a.mr_signer {
+                    Some(h) => hex_array("--mr-signer", h)?,
+                    None => [0; 32],
+                },
+                isv_prod_id: a.isv_prod_id,
+                isv_svn: a.isv_svn,
+                debug: a.debug,
+            };
+            Box::new(SimAttester::new(key, identity))
+        }
+        AttesterKind::Gramine => Box::new(GramineAttester::new()),
+        AttesterKind::Tsm => Box::new(TsmAttester::new()),
+    };
+    let evidence = attester.attest(&report_data)?;
+    let tmp = fsutil::temp_beside(&a.output)?;
+    std::fs::write(tmp.path(), &evidence.quote).context("writing the quote")?;
+    fsutil::commit(tmp, &a.output, 0o644)?;
+    eprintln!(
+        "wrote {} evidence ({} bytes) from the {} attester to {}",
+        evidence.tee,
+        evidence.quote.len(),
+        attester.name(),
+        a.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let now = match a.at {
+        Some(t) => t,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the system clock is before 1970")?
+            .as_secs(),
+    };
+    let policy = a.policy.as_deref().map(Policy::load).transpose()?;
+    let bytes =
+        std::fs::read(&a.quote).with_context(|| format!("reading {}", a.quote.display()))?;
+    let verified: Result<VerifiedClaims> = if sim::is_sim_quote(&bytes) {
+        SimQuote::parse(&bytes)
+            .and_then(|q| q.verify())
+            .map_err(anyhow::Error::from)
+    } else {
+        match &a.collateral {
+            None => Err(anyhow::anyhow!(
+                "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON, as served by a PCCS)",
+                a.quote.display()
+            )),
+            Some(path) => Collateral::load(path)
+                .and_then(|c| DcapVerifier::intel().verify(&bytes, &c, now))
+                .map_err(anyhow::Error::from),
+        }
+    };
+    let claims = match verified {
+        Ok(c) => c,
+        Err(e) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"valid": false, "accepted": false, "error": format!("{e:#}"), "verified_at": now})
+                );
+            }
+            return Err(e.context(format!("{} is not valid evidence", a.quote.display())));
+        }
+    };
+    let verdict = policy.as_ref().map(|p| p.evaluate(&claims));
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&claims, now, verdict.as_ref()))?
+        );
+    } else {
+        explain(&claims, now);
+        match &verdict {
+            None => println!("\nPolicy: none given (pass --policy FILE to judge the evidence)"),
+            Some(Ok(())) => println!("\nPolicy: ACCEPTED"),
+            Some(Err(_)) => {}
+        }
+    }
+    match verdict {
+        Some(Err(refusal)) => bail!("{refusal}"),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn to_json(
+    c: &VerifiedClaims,
+    now: u64,
+    verdict: Option<&Result<(), ward_attest::Refusal>>,
+) -> serde_json::Value {
+    let mut v = json!({
+        "valid": true,
+        "verified_at": now,
+        "tee": c.tee.to_string(),
+        "tcb_status": c.tcb_status.map(|s| s.as_str()),
+        "advisory_ids": c.advisory_ids,
+        "report_data": hex::encode(c.report_data),
+        "fmspc": c.fmspc.map(hex::encode),
+        "collateral_expires": c.collateral_expires,
+        "collateral_expires_utc": c.collateral_expires.map(rfc3339),
+    });
+    let o = v.as_object_mut().expect("an object");
+    if let Some(s) = &c.sgx {
+        o.insert("mr_enclave".into(), json!(hex::encode(s.mr_enclave)));
+        o.insert("mr_signer".into(), json!(hex::encode(s.mr_signer)));
+        o.insert("isv_prod_id".into(), json!(s.isv_prod_id));
+        o.insert("isv_svn".into(), json!(s.isv_svn));
+        o.insert("attributes".into(), json!(hex::encode(s.attributes)));
+        o.insert("debug".into(), json!(s.debug));
+    }
+    if let Some(t) = &c.tdx {
+        o.insert("mr_td".into(), json!(hex::encode(t.mr_td)));
+        for (i, r) in t.rtmr.iter().enumerate() {
+            o.insert(format!("rtmr{i}"), json!(hex::encode(r)));
+        }
+        o.insert("mr_config_id".into(), json!(hex::encode(t.mr_config_id)));
+        o.insert("mr_owner".into(), json!(hex::encode(t.mr_owner)));
+        o.insert(
+            "mr_owner_config".into(),
+            json!(hex::encode(t.mr_owner_config)),
+        );
+        o.insert("mr_seam".into(), json!(hex::encode(t.mr_seam)));
+        o.insert(
+            "mr_servicetd".into(),
+            json!(t.mr_servicetd.map(hex::encode)),
+        );
+        o.insert("td_attributes".into(), json!(hex::encode(t.td_attributes)));
+        o.insert("debug".into(), json!(t.debug));
+    }
+    if let Some(k) = &c.sim_platform_key {
+        o.insert("sim_platform_key".into(), json!(k));
+    }
+    match verdict {
+        None => {}
+        Some(Ok(())) => {
+            o.insert("accepted".into(), json!(true));
+        }
+        Some(Err(r)) => {
+            o.insert("accepted".into(), json!(false));
+            o.insert("refusal".into(), json!(r.to_string()));
+        }
+    }
+    v
+}
+
+fn explain(c: &VerifiedClaims, now: u64) {
+    let kind = match c.tee {
+        TeeKind::Sgx => "an Intel SGX enclave quote (DCAP, ECDSA P-256)",
+        TeeKind::Tdx => "an Intel TDX trust-domain quote (DCAP, ECDSA P-256)",
+        TeeKind::Sim => "ward SIMULATED TEE evidence — no hardware protection; anyone with the platform key can forge it",
+    };
+    println!("Evidence: {kind}");
+    println!(
+        "Verified: signatures and chain OK as of {} (unix {now})",
+        rfc3339(now)
+    );
+    let row = |name: &str, value: String, what: &str| {
+        println!("  {name:<14} {value}\n  {:<14} {what}", "")
+    };
+    if let Some(s) = &c.sgx {
+        row(
+            "MRENCLAVE",
+            hex::encode(s.mr_enclave),
+            "hash of the enclave's code and initial data (the workload's measurement)",
+        );
+        row(
+            "MRSIGNER",
+            hex::encode(s.mr_signer),
+            "hash of the key that signed the enclave (who vouches for it)",
+        );
+        row(
+            "ISV_PROD_ID",
+            s.isv_prod_id.to_string(),
+            "product id the signer assigned",
+        );
+        row(
+            "ISV_SVN",
+            s.isv_svn.to_string(),
+            "security version; policies set a minimum to refuse superseded builds",
+        );
+        row(
+            "ATTRIBUTES",
+            hex::encode(s.attributes),
+            "enclave flags and enabled CPU features",
+        );
+        row(
+            "DEBUG",
+            if s.debug { "YES".into() } else { "no".into() },
+            if s.debug {
+                "a debug enclave: the host can read its memory, so it must not get secrets"
+            } else {
+                "production enclave"
+            },
+        );
+    }
+    if let Some(t) = &c.tdx {
+        row(
+            "MRTD",
+            hex::encode(t.mr_td),
+            "hash of the TD's initial memory (virtual firmware)",
+        );
+        let rtmr_what = [
+            "RTMR0: firmware configuration (TD HOB, ACPI tables)",
+            "RTMR1: the OS loader and kernel",
+            "RTMR2: kernel command line and initrd",
+            "RTMR3: extended by the running workload (application-defined)",
+        ];
+        for (i, r) in t.rtmr.iter().enumerate() {
+            row(&format!("RTMR{i}"), hex::encode(r), rtmr_what[i]);
+        }
+        row(
+            "MRSEAM",
+            hex::encode(t.mr_seam),
+            "hash of the TDX module that manages the TD",
+        );
+        if let Some(s) = t.mr_servicetd {
+            row(
+                "MR_SERVICETD",
+                hex::encode(s),
+                "service TDs bound to this TD (zero: none)",
+            );
+        }
+        row(
+            "DEBUG",
+            if t.debug { "YES".into() } else { "no".into() },
+            if t.debug {
+                "a debug TD: the host can read and change it, so it must not get secrets"
+            } else {
+                "production TD"
+            },
+        );
+    }
+    row(
+        "REPORT_DATA",
+        hex::encode(c.report_data),
+        "64 bytes the workload bound into the evidence (RA-TLS: hash of its TLS key)",
+    );
+    if let Some(status) = c.tcb_status {
+        println!(
+            "Platform: FMSPC {}, TCB status {status}: {}",
+            c.fmspc.map(hex::encode).unwrap_or_default(),
+            status.meaning()
+        );
+        if !c.advisory_ids.is_empty() {
+            println!("  advisories: {}", c.advisory_ids.join(", "));
+        }
+    } else {
+        println!(
+            "Platform: simulated (key {}); no TCB to evaluate",
+            c.sim_platform_key.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(exp) = c.collateral_expires {
+        let days = (exp as i64 - now as i64) as f64 / 86_400.0;
+        println!(
+            "Collateral: valid until {} ({days:.1} days after the verification time)",
+            rfc3339(exp)
+        );
+    }
+}
