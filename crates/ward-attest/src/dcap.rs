@@ -31,7 +31,7 @@ pub struct Collateral {
 }
 
 /// The QuoteCollateralV3 JSON layout with binary fields in hex (dcap-qvl's and PCCS's spelling).
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct CollateralJson {
     pck_crl_issuer_chain: String,
@@ -43,8 +43,31 @@ struct CollateralJson {
     qe_identity_issuer_chain: String,
     qe_identity: String,
     qe_identity_signature: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pck_certificate_chain: Option<String>,
+}
+
+/// The pieces of collateral as a PCCS or Intel PCS serves them.
+#[derive(Debug, Clone)]
+pub struct CollateralParts {
+    /// PEM chain that issued the PCK CRL (the `SGX-PCK-CRL-Issuer-Chain` header).
+    pub pck_crl_issuer_chain: String,
+    /// DER of the Intel SGX Root CA's CRL.
+    pub root_ca_crl: Vec<u8>,
+    /// DER of the PCK CRL (Processor or Platform CA, as the PCK certificate says).
+    pub pck_crl: Vec<u8>,
+    /// PEM chain that signed the TCB info (`TCB-Info-Issuer-Chain` header).
+    pub tcb_info_issuer_chain: String,
+    /// The exact signed text of the `tcbInfo` object.
+    pub tcb_info: String,
+    /// Its ECDSA signature, r||s.
+    pub tcb_info_signature: Vec<u8>,
+    /// PEM chain that signed the QE identity (`SGX-Enclave-Identity-Issuer-Chain` header).
+    pub qe_identity_issuer_chain: String,
+    /// The exact signed text of the `enclaveIdentity` object.
+    pub qe_identity: String,
+    /// Its ECDSA signature, r||s.
+    pub qe_identity_signature: Vec<u8>,
 }
 
 impl Collateral {
@@ -84,6 +107,41 @@ impl Collateral {
             },
             fmspc,
         })
+    }
+
+    /// Assembles collateral from fetched pieces (checks that the TCB info names an FMSPC).
+    pub fn from_parts(p: CollateralParts) -> Result<Collateral> {
+        let json = CollateralJson {
+            pck_crl_issuer_chain: p.pck_crl_issuer_chain,
+            root_ca_crl: hex::encode(p.root_ca_crl),
+            pck_crl: hex::encode(p.pck_crl),
+            tcb_info_issuer_chain: p.tcb_info_issuer_chain,
+            tcb_info: p.tcb_info,
+            tcb_info_signature: hex::encode(p.tcb_info_signature),
+            qe_identity_issuer_chain: p.qe_identity_issuer_chain,
+            qe_identity: p.qe_identity,
+            qe_identity_signature: hex::encode(p.qe_identity_signature),
+            pck_certificate_chain: None,
+        };
+        Collateral::from_json(&serde_json::to_string(&json).expect("serialisable"))
+    }
+
+    /// Serialises as QuoteCollateralV3 JSON (the format [`Collateral::from_json`] reads).
+    pub fn to_json(&self) -> String {
+        let c = &self.inner;
+        let json = CollateralJson {
+            pck_crl_issuer_chain: c.pck_crl_issuer_chain.clone(),
+            root_ca_crl: hex::encode(&c.root_ca_crl),
+            pck_crl: hex::encode(&c.pck_crl),
+            tcb_info_issuer_chain: c.tcb_info_issuer_chain.clone(),
+            tcb_info: c.tcb_info.clone(),
+            tcb_info_signature: hex::encode(&c.tcb_info_signature),
+            qe_identity_issuer_chain: c.qe_identity_issuer_chain.clone(),
+            qe_identity: c.qe_identity.clone(),
+            qe_identity_signature: hex::encode(&c.qe_identity_signature),
+            pck_certificate_chain: c.pck_certificate_chain.clone(),
+        };
+        serde_json::to_string_pretty(&json).expect("serialisable")
     }
 
     /// Reads a QuoteCollateralV3 JSON file.
