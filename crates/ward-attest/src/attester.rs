@@ -483,15 +483,14 @@ fn check_quote_binds(
             ),
         });
     }
-    let located = dcap_report_data(quote).ok_or_else(|| {
+    let parsed = crate::quote::Quote::parse(quote).map_err(|e| {
         Error::Unsupported(format!(
-            "the {} bytes read from {} are not an SGX/TDX DCAP quote of a version ward reads \
-             (3, 4 or 5)",
+            "the {} bytes read from {} are not a DCAP quote ward reads: {e}",
             quote.len(),
             path.display()
         ))
     })?;
-    let (quote_tee, carried) = located;
+    let (quote_tee, carried) = (parsed.tee(), parsed.report_data());
     if quote_tee != tee {
         return Err(Error::Verification {
             step: "quote retrieval",
@@ -513,39 +512,4 @@ fn check_quote_binds(
         });
     }
     Ok(())
-}
-
-/// Where a DCAP quote keeps its report data: header 48 bytes (v5 adds a 6-byte body
-/// descriptor), then an SGX report body (report data at 320) or a TDX TD report body (at 520).
-/// Version 3 is SGX only; in version 5 the body type (1 = SGX, 2..4 = TDX) must match the TEE.
-fn dcap_report_data(quote: &[u8]) -> Option<(TeeKind, &[u8])> {
-    const HEADER: usize = 48;
-    const SGX_REPORT_DATA: usize = 320;
-    const TDX_REPORT_DATA: usize = 520;
-    let version = u16::from_le_bytes(quote.get(0..2)?.try_into().ok()?);
-    let tee_type = u32::from_le_bytes(quote.get(4..8)?.try_into().ok()?);
-    let tee = match tee_type {
-        0x00 => TeeKind::Sgx,
-        0x81 => TeeKind::Tdx,
-        _ => return None,
-    };
-    let body = match version {
-        3 if tee == TeeKind::Sgx => HEADER,
-        4 => HEADER,
-        5 => {
-            let body_type = u16::from_le_bytes(quote.get(HEADER..HEADER + 2)?.try_into().ok()?);
-            let sgx_body = body_type == 1;
-            if sgx_body != (tee == TeeKind::Sgx) {
-                return None;
-            }
-            HEADER + 6
-        }
-        _ => return None,
-    };
-    let offset = body
-        + match tee {
-            TeeKind::Sgx => SGX_REPORT_DATA,
-            _ => TDX_REPORT_DATA,
-        };
-    Some((tee, quote.get(offset..offset + 64)?))
 }
