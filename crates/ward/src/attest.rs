@@ -52,8 +52,16 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     quote: PathBuf,
     /// Intel collateral for the quote's platform: QuoteCollateralV3 JSON (from PCCS/PCS).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "pccs")]
     collateral: Option<PathBuf>,
+    /// Fetch the collateral from this PCCS or Intel PCS base URL (e.g.
+    /// https://api.trustedservices.intel.com), caching it on disk until it expires.
+    #[arg(long, value_name = "URL")]
+    pccs: Option<String>,
+    /// Where fetched collateral is cached (default: $XDG_CACHE_HOME/ward/collateral or
+    /// ~/.cache/ward/collateral).
+    #[arg(long, value_name = "DIR", requires = "pccs")]
+    cache_dir: Option<PathBuf>,
     /// Verify as of this time (unix seconds) instead of now; collateral is valid only ~30 days.
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<u64>,
@@ -206,15 +214,19 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             .and_then(|q| q.verify())
             .map_err(anyhow::Error::from)
     } else {
-        match &a.collateral {
-            None => Err(anyhow::anyhow!(
-                "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON, as served by a PCCS)",
+        let collateral: Result<Collateral> = match (&a.collateral, &a.pccs) {
+            (Some(path), _) => Collateral::load(path).map_err(anyhow::Error::from),
+            (None, Some(url)) => fetch_collateral(&bytes, url, a.cache_dir.clone(), now),
+            (None, None) => Err(anyhow::anyhow!(
+                "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
                 a.quote.display()
             )),
-            Some(path) => Collateral::load(path)
-                .and_then(|c| DcapVerifier::intel().verify(&bytes, &c, now))
-                .map_err(anyhow::Error::from),
-        }
+        };
+        collateral.and_then(|c| {
+            DcapVerifier::intel()
+                .verify(&bytes, &c, now)
+                .map_err(anyhow::Error::from)
+        })
     };
     let claims = match verified {
         Ok(c) => c,
@@ -246,6 +258,29 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         Some(Err(refusal)) => bail!("{refusal}"),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn fetch_collateral(
+    quote: &[u8],
+    url: &str,
+    cache_dir: Option<PathBuf>,
+    now: u64,
+) -> Result<Collateral> {
+    let parsed = ward_attest::quote::Quote::parse(quote)?;
+    let dir = match cache_dir {
+        Some(d) => d,
+        None => {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
+            base.join("ward/collateral")
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let source =
+        ward_pccs::CachingSource::new(ward_pccs::Pccs::new(url)?, ward_pccs::Cache::new(dir));
+    Ok(source.collateral_for(&parsed, now)?)
 }
 
 fn to_json(

@@ -221,3 +221,27 @@ fn simulated_tee_end_to_end_needs_an_opted_in_policy() {
     .status
     .success());
 }
+
+#[test]
+fn pccs_fetch_failures_name_the_url() {
+    let d = tempfile::tempdir().unwrap();
+    let q = data("tdx-v4-phala-uptodate").join("quote.bin");
+    let out = ward(
+        d.path(),
+        &[
+            "attest",
+            "verify",
+            "--quote",
+            q.to_str().unwrap(),
+            "--pccs",
+            "http://127.0.0.1:9",
+            "--cache-dir",
+            "cache",
+            "--at",
+            "1752000000",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+}
