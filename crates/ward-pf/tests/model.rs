@@ -8,15 +8,15 @@
 //! - a fixed sequence shrinks and regrows a file across every MHT level, which random sizes up to
 //!   600 KB cannot reach.
 
+mod common;
+use common::{opts, pattern};
 use std::cell::RefCell;
 use std::io::Cursor;
 use std::rc::Rc;
 
 use proptest::prelude::*;
 use ward_pf::layout::{Shape, NODE_SIZE};
-use ward_pf::{
-    decrypt, encrypt, info, verify, Mode, Options, ProtectedFile, Source, Storage, WrapKey,
-};
+use ward_pf::{decrypt, encrypt, info, verify, Mode, ProtectedFile, Source, Storage, WrapKey};
 
 const INLINE: u64 = 3072;
 const NODE: u64 = NODE_SIZE as u64;
@@ -24,26 +24,6 @@ const PATH: &str = "model.pf";
 
 fn key() -> WrapKey {
     WrapKey::from_bytes(*b"model-test-key-0")
-}
-
-fn opts(threads: usize) -> Options<'static> {
-    Options {
-        threads,
-        progress: None,
-    }
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// In-memory storage the test can inspect while a `ProtectedFile` owns a handle to it.

@@ -3,6 +3,8 @@
 //! random-access writes, the on-disk header, path binding, rewrap (in memory and in place, with
 //! interrupted journals) and progress reporting.
 
+mod common;
+use common::{opts, pattern};
 use std::io::Cursor;
 use std::sync::{Mutex, OnceLock};
 
@@ -43,28 +45,6 @@ fn key() -> WrapKey {
 
 fn other_key() -> WrapKey {
     WrapKey::from_bytes(*b"roundtrip-key-02")
-}
-
-fn opts(threads: usize) -> Options<'static> {
-    Options {
-        threads,
-        progress: None,
-    }
-}
-
-/// Deterministic, node-distinguishing content (xorshift64), so a node swapped or misplaced by the
-/// implementation shows up as a mismatch.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// The plaintext of the largest case is made once and shared.

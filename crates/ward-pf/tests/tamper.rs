@@ -2,13 +2,14 @@
 //! each kind of node (at every MHT level), truncation, appended, swapped and transplanted nodes,
 //! wrong keys and bad headers — through `decrypt`, `verify`, `info` and `ProtectedFile`.
 
+mod common;
+use common::{opts, pattern};
 use std::io::Cursor;
 use std::sync::OnceLock;
 
 use ward_pf::layout::{data_physical, mht_physical, NodeId, Shape, NODE_SIZE};
 use ward_pf::{
-    decrypt, encrypt, header_info, info, rewrap, verify, Error, Mode, Options, ProtectedFile,
-    WrapKey,
+    decrypt, encrypt, header_info, info, rewrap, verify, Error, Mode, ProtectedFile, WrapKey,
 };
 
 const INLINE: usize = 3072;
@@ -22,26 +23,6 @@ const MEDIUM: usize = INLINE + NODE * 200 + 1234;
 
 fn key() -> WrapKey {
     WrapKey::from_bytes(*b"tamper-test-key!")
-}
-
-fn opts(threads: usize) -> Options<'static> {
-    Options {
-        threads,
-        progress: None,
-    }
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn encrypt_vec(data: &[u8], path: &str) -> Vec<u8> {
