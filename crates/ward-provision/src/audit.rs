@@ -1,0 +1,144 @@
+//! The audit log: one JSON line per attempt, appended and flushed to disk before any secret is
+//! sent. It never holds secret bytes.
+
+use crate::{Error, Result};
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use ward_attest::VerifiedClaims;
+
+/// The decision for one secret.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SecretDecision {
+    pub name: String,
+    /// "granted", "refused" or "unknown".
+    pub decision: &'static str,
+    pub reason: Option<String>,
+}
+
+/// One attempt.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Record {
+    pub time: u64,
+    pub time_rfc3339: String,
+    pub peer: String,
+    /// "handshake_refused", "handshake_timeout", "bad_request", "request_timeout", "gramine",
+    /// "ward".
+    pub event: &'static str,
+    pub tee: Option<String>,
+    pub measurement: Option<String>,
+    pub tcb_status: Option<String>,
+    pub requested: Vec<String>,
+    pub decisions: Vec<SecretDecision>,
+    pub reason: Option<String>,
+}
+
+impl Record {
+    pub(crate) fn new(peer: &str, event: &'static str) -> Record {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Record {
+            time,
+            time_rfc3339: rfc3339(time),
+            peer: peer.to_owned(),
+            event,
+            tee: None,
+            measurement: None,
+            tcb_status: None,
+            requested: Vec::new(),
+            decisions: Vec::new(),
+            reason: None,
+        }
+    }
+
+    pub(crate) fn with_claims(mut self, c: &VerifiedClaims) -> Record {
+        self.tee = Some(c.tee.to_string());
+        self.measurement = if let Some(sgx) = &c.sgx {
+            Some(hex::encode(sgx.mr_enclave))
+        } else {
+            c.tdx.as_ref().map(|tdx| hex::encode(tdx.mr_td))
+        };
+        self.tcb_status = c.tcb_status.map(|s| s.as_str().to_owned());
+        self
+    }
+}
+
+/// The log file; clones share it.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditLog {
+    file: Arc<Mutex<File>>,
+    path: String,
+}
+
+impl AuditLog {
+    pub(crate) fn open(path: &Path) -> Result<AuditLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening audit log {}", path.display()), e))?;
+        Ok(AuditLog {
+            file: Arc::new(Mutex::new(file)),
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Appends `record` and waits until it is on disk.
+    pub(crate) async fn write(&self, record: &Record) -> Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(|e| {
+            Error::io(
+                "encoding an audit record",
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })?;
+        line.push(b'\n');
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = this.file.lock().unwrap_or_else(|p| p.into_inner());
+            (&*file)
+                .write_all(&line)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| Error::io(format!("writing audit log {}", this.path), e))
+        })
+        .await
+        .map_err(|e| Error::io("audit log writer", std::io::Error::other(e.to_string())))?
+    }
+}
+
+/// `secs` since the epoch as RFC 3339 UTC (`2024-05-01T12:34:56Z`).
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

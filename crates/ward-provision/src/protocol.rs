@@ -1,0 +1,201 @@
+//! The wire formats, after the TLS handshake.
+//!
+//! **Gramine** (`FORMATS.md` §3): the client sends [`GRAMINE_REQUEST`] (35 bytes); the server
+//! answers [`GRAMINE_RESPONSE`] (37 bytes), a u32 big-endian length and the secret. The secret is
+//! the client's *default* one: the first `[[secret]]` its evidence is allowed to have. When it is
+//! allowed none, the server closes the connection without answering (Gramine's protocol has no
+//! way to say why; the audit log does).
+//!
+//! **ward extension**: the client sends [`WARD_REQUEST`] (18 bytes), a u32 BE count, then for
+//! each name a u16 BE length and the UTF-8 name. The server answers, for each name in order, a
+//! status byte ([`Status`]), a u32 BE length, and the secret (granted) or a UTF-8 reason. A
+//! request rejected as a whole (too large, malformed) gets a single [`Status::RequestRejected`]
+//! answer with the reason, then the connection closes. The two requests differ from their first
+//! byte, so one server speaks both.
+//!
+//! Anything else: the server logs it and closes the connection.
+
+use crate::{Error, Result};
+use std::io::Read;
+use zeroize::Zeroizing;
+
+/// Gramine's request (35 bytes, NUL included).
+pub const GRAMINE_REQUEST: &[u8; 35] = b"SECRET_PROVISION_RA_TLS_REQUEST_V1\0";
+/// Gramine's response header (37 bytes, NUL included).
+pub const GRAMINE_RESPONSE: &[u8; 37] = b"SECRET_PROVISION_RA_TLS_RESPONSE_V1:\0";
+/// The ward extension's request header (18 bytes, NUL included).
+pub const WARD_REQUEST: &[u8; 18] = b"WARD_PROVISION_V1\0";
+/// Largest secret or reason a client accepts in an answer.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The status of one answer in the ward extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// The secret follows.
+    Granted = 0,
+    /// The client's evidence is not allowed this secret; the reason follows.
+    Refused = 1,
+    /// No secret has that name; a message follows.
+    Unknown = 2,
+    /// The whole request was rejected (sent once, instead of per-name answers); the reason
+    /// follows.
+    RequestRejected = 3,
+}
+
+impl Status {
+    /// The status with this byte.
+    pub fn from_byte(b: u8) -> Option<Status> {
+        Some(match b {
+            0 => Status::Granted,
+            1 => Status::Refused,
+            2 => Status::Unknown,
+            3 => Status::RequestRejected,
+            _ => return None,
+        })
+    }
+}
+
+/// Encodes a ward-extension request for `names`.
+pub fn encode_ward_request(names: &[&str]) -> Result<Vec<u8>> {
+    if names.is_empty() {
+        return Err(Error::InvalidRequest("no secret names were given".into()));
+    }
+    let count = u32::try_from(names.len())
+        .map_err(|_| Error::InvalidRequest("too many secret names".into()))?;
+    let mut out = Vec::with_capacity(WARD_REQUEST.len() + 4 + names.len() * 16);
+    out.extend_from_slice(WARD_REQUEST);
+    out.extend_from_slice(&count.to_be_bytes());
+    for n in names {
+        let len = u16::try_from(n.len())
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "secret name of {} bytes; names are 1 to 65535 bytes",
+                    n.len()
+                ))
+            })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(n.as_bytes());
+    }
+    Ok(out)
+}
+
+/// Encodes one ward-extension answer.
+pub fn encode_answer(status: Status, body: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(5 + body.len()));
+    out.push(status as u8);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Encodes Gramine's answer carrying `secret`.
+pub fn encode_gramine_answer(secret: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        GRAMINE_RESPONSE.len() + 4 + secret.len(),
+    ));
+    out.extend_from_slice(GRAMINE_RESPONSE);
+    out.extend_from_slice(&(secret.len() as u32).to_be_bytes());
+    out.extend_from_slice(secret);
+    out
+}
+
+fn read_exact(r: &mut impl Read, buf: &mut [u8], peer: &str, what: &str) -> Result<()> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::Protocol {
+            peer: peer.to_owned(),
+            problem: format!(
+                "the connection closed while reading {what}; the server may have refused the \
+                 client (its audit log says why)"
+            ),
+        },
+        _ => match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => Error::Tls {
+                peer: peer.to_owned(),
+                source: tls.clone(),
+            },
+            None => Error::io(format!("reading {what} from {peer}"), e),
+        },
+    })
+}
+
+fn read_len(r: &mut impl Read, peer: &str, what: &str) -> Result<usize> {
+    let mut len = [0u8; 4];
+    read_exact(r, &mut len, peer, what)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_ANSWER_BYTES {
+        return Err(Error::Protocol {
+            peer: peer.to_owned(),
+            problem: format!("{what} of {len} bytes exceeds the {MAX_ANSWER_BYTES}-byte limit"),
+        });
+    }
+    Ok(len)
+}
+
+/// Reads one ward-extension answer: its status and body.
+pub fn read_answer(r: &mut impl Read, peer: &str) -> Result<(Status, Zeroizing<Vec<u8>>)> {
+    let mut status = [0u8; 1];
+    read_exact(r, &mut status, peer, "an answer's status")?;
+    let status = Status::from_byte(status[0]).ok_or_else(|| Error::Protocol {
+        peer: peer.to_owned(),
+        problem: format!("unknown answer status {}", status[0]),
+    })?;
+    let len = read_len(r, peer, "an answer's length")?;
+    let mut body = Zeroizing::new(vec![0u8; len]);
+    read_exact(r, &mut body, peer, "an answer's body")?;
+    Ok((status, body))
+}
+
+/// Reads Gramine's answer and returns the secret.
+pub fn read_gramine_answer(r: &mut impl Read, peer: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let mut header = [0u8; 37];
+    read_exact(r, &mut header, peer, "the response header")?;
+    if &header != GRAMINE_RESPONSE {
+        return Err(Error::Protocol {
+            peer: peer.to_owned(),
+            problem: "the response does not start with SECRET_PROVISION_RA_TLS_RESPONSE_V1:".into(),
+        });
+    }
+    let len = read_len(r, peer, "the secret's length")?;
+    let mut body = Zeroizing::new(vec![0u8; len]);
+    read_exact(r, &mut body, peer, "the secret")?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_match_gramine() {
+        assert_eq!(GRAMINE_REQUEST.len(), 35);
+        assert_eq!(GRAMINE_RESPONSE.len(), 37);
+    }
+
+    #[test]
+    fn request_encoding() {
+        let r = encode_ward_request(&["a", "bc"]).unwrap();
+        assert_eq!(&r[..18], WARD_REQUEST);
+        assert_eq!(&r[18..], &[0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c']);
+        assert!(encode_ward_request(&[]).is_err());
+        assert!(encode_ward_request(&[""]).is_err());
+    }
+
+    #[test]
+    fn answers_round_trip() {
+        let a = encode_answer(Status::Refused, b"no");
+        let (s, b) = read_answer(&mut &a[..], "t").unwrap();
+        assert_eq!((s, &b[..]), (Status::Refused, &b"no"[..]));
+        let g = encode_gramine_answer(b"k");
+        assert_eq!(&read_gramine_answer(&mut &g[..], "t").unwrap()[..], b"k");
+        assert!(matches!(
+            read_answer(&mut &a[..3], "t"),
+            Err(Error::Protocol { .. })
+        ));
+    }
+}

@@ -1,0 +1,536 @@
+//! The provisioning server (tokio + rustls, TLS 1.3 only).
+//!
+//! Each connection: a TLS handshake (bounded by `handshake_timeout_ms`) that requires a client
+//! certificate and verifies its evidence and key binding, but applies no policy; then one
+//! request (bounded by `idle_timeout_ms` and `max_request_bytes`); each requested secret's own
+//! policy is evaluated on the verified claims; the decisions are appended to the audit log and
+//! flushed to disk; only then are the answers sent. At most `max_connections` connections are
+//! served at once. A client that stalls, sends garbage or fails the handshake only loses its own
+//! connection.
+
+use crate::audit::{AuditLog, Record, SecretDecision};
+use crate::config::{LoadedSecret, ServerConfig};
+use crate::protocol::{
+    encode_answer, encode_gramine_answer, Status, GRAMINE_REQUEST, WARD_REQUEST,
+};
+use crate::verifier::EvidenceOnlyVerifier;
+use crate::{Error, Limits, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::NoServerSessionStorage;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use ward_attest::VerifiedClaims;
+use ward_ratls::EvidenceVerifier;
+use zeroize::Zeroizing;
+
+/// How much a rejected client may still send before the server stops draining it.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+struct Shared {
+    acceptor: TlsAcceptor,
+    verifier: Arc<EvidenceOnlyVerifier>,
+    secrets: Vec<LoadedSecret>,
+    audit: AuditLog,
+    limits: Limits,
+}
+
+/// A bound server, not yet serving. [`Server::run`] serves until a shutdown future completes;
+/// [`Server::spawn`] serves in a task.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field(
+                "secrets",
+                &self
+                    .shared
+                    .secrets
+                    .iter()
+                    .map(|s| &s.name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// A server running in a task.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end (connections in
+    /// progress finish on their own).
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task
+            .await
+            .map_err(|e| Error::io("server task", std::io::Error::other(e.to_string())))?
+    }
+}
+
+fn config_err(file: &std::path::Path, problem: String) -> Error {
+    Error::Config {
+        file: file.display().to_string(),
+        problem,
+    }
+}
+
+fn tls_config(
+    config: &ServerConfig,
+    verifier: Arc<EvidenceOnlyVerifier>,
+) -> Result<rustls::ServerConfig> {
+    let chain_path = config.resolve(&config.cert_chain);
+    let chain_pem = std::fs::read(&chain_path)
+        .map_err(|e| config_err(&chain_path, format!("`cert_chain`: {e}")))?;
+    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| config_err(&chain_path, format!("`cert_chain`: {e}")))?;
+    if chain.is_empty() {
+        return Err(config_err(
+            &chain_path,
+            "`cert_chain`: no PEM CERTIFICATE in the file".into(),
+        ));
+    }
+    let key_path = config.resolve(&config.key);
+    let key_pem = Zeroizing::new(
+        std::fs::read(&key_path).map_err(|e| config_err(&key_path, format!("`key`: {e}")))?,
+    );
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| config_err(&key_path, format!("`key`: {e}")))?;
+    let tls_err = |source| Error::Tls {
+        peer: "config".into(),
+        source,
+    };
+    let mut tls = rustls::ServerConfig::builder_with_provider(ward_ratls::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(tls_err)?;
+    // No resumption: every connection verifies the client's evidence afresh.
+    tls.session_storage = Arc::new(NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
+    Ok(tls)
+}
+
+impl Server {
+    /// Loads everything `config` names (TLS certificate and key, secrets, policies, audit log)
+    /// and binds its listen address. `evidence` verifies client evidence (typically a
+    /// [`ward_ratls::AnyVerifier`] with the simulated and/or DCAP verifier).
+    pub async fn bind(
+        config: &ServerConfig,
+        evidence: Arc<dyn EvidenceVerifier>,
+    ) -> Result<Server> {
+        let secrets = config.load_secrets()?;
+        let verifier = Arc::new(EvidenceOnlyVerifier::new(
+            evidence,
+            config.limits.max_connections.saturating_mul(2).max(64),
+        ));
+        let tls = tls_config(config, verifier.clone())?;
+        let audit = AuditLog::open(&config.resolve(&config.audit_log))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                acceptor: TlsAcceptor::from(Arc::new(tls)),
+                verifier,
+                secrets,
+                audit,
+                limits: config.limits,
+            }),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::io("local address", e))
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let limit = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        tokio::pin!(shutdown);
+        tracing::info!(
+            addr = ?self.listener.local_addr().ok(),
+            secrets = self.shared.secrets.len(),
+            "provisioning server listening"
+        );
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = limit.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                shared.handle(tcp, peer).await;
+            });
+        }
+        tracing::info!("provisioning server stopped accepting connections");
+        Ok(())
+    }
+
+    /// Serves in a new task; the handle stops it.
+    pub fn spawn(self) -> Result<ServerHandle> {
+        let local_addr = self.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run(async move {
+            let _ = stopped.await;
+        }));
+        Ok(ServerHandle {
+            local_addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+}
+
+/// Binds `config`'s address and serves until `shutdown` completes.
+pub async fn serve(
+    config: &ServerConfig,
+    evidence: Arc<dyn EvidenceVerifier>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    Server::bind(config, evidence).await?.run(shutdown).await
+}
+
+enum Request {
+    Gramine,
+    Ward(Vec<String>),
+}
+
+enum BadRequest {
+    /// Not this protocol, or the connection failed: close without answering.
+    Close(String),
+    /// A ward request that cannot be served: answer [`Status::RequestRejected`], then close.
+    Reject(String),
+}
+
+async fn read_request<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::result::Result<Request, BadRequest> {
+    let io = |e: std::io::Error| {
+        BadRequest::Close(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "the connection closed mid-request".into(),
+            _ => format!("reading the request: {e}"),
+        })
+    };
+    let mut first = [0u8; 1];
+    r.read_exact(&mut first).await.map_err(io)?;
+    if first[0] == GRAMINE_REQUEST[0] {
+        let mut rest = [0u8; GRAMINE_REQUEST.len() - 1];
+        r.read_exact(&mut rest).await.map_err(io)?;
+        if rest[..] != GRAMINE_REQUEST[1..] {
+            return Err(BadRequest::Close("not a provisioning request".into()));
+        }
+        return Ok(Request::Gramine);
+    }
+    if first[0] != WARD_REQUEST[0] {
+        return Err(BadRequest::Close(format!(
+            "not a provisioning request (first byte 0x{:02x})",
+            first[0]
+        )));
+    }
+    let mut rest = [0u8; WARD_REQUEST.len() - 1];
+    r.read_exact(&mut rest).await.map_err(io)?;
+    if rest[..] != WARD_REQUEST[1..] {
+        return Err(BadRequest::Close("not a provisioning request".into()));
+    }
+    let mut count = [0u8; 4];
+    r.read_exact(&mut count).await.map_err(io)?;
+    let count = u32::from_be_bytes(count) as usize;
+    if count == 0 {
+        return Err(BadRequest::Reject("the request names no secret".into()));
+    }
+    let mut total = WARD_REQUEST.len() + 4;
+    let too_large = |at_least: usize| {
+        BadRequest::Reject(format!(
+            "the request is larger than the server's limit of {max} bytes (at least {at_least})"
+        ))
+    };
+    let minimum = count.saturating_mul(3).saturating_add(total);
+    if minimum > max {
+        return Err(too_large(minimum));
+    }
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut len = [0u8; 2];
+        r.read_exact(&mut len).await.map_err(io)?;
+        let len = u16::from_be_bytes(len) as usize;
+        total += 2 + len;
+        if total > max {
+            return Err(too_large(total));
+        }
+        if len == 0 {
+            return Err(BadRequest::Reject(
+                "the request has an empty secret name".into(),
+            ));
+        }
+        let mut name = vec![0u8; len];
+        r.read_exact(&mut name).await.map_err(io)?;
+        let name = String::from_utf8(name)
+            .map_err(|_| BadRequest::Reject("a secret name is not UTF-8".into()))?;
+        names.push(name);
+    }
+    Ok(Request::Ward(names))
+}
+
+fn refusal_text(name: &str, e: &ward_attest::Refusal) -> String {
+    format!("secret {name:?}: {e}")
+}
+
+impl Shared {
+    fn secret(&self, name: &str) -> Option<&LoadedSecret> {
+        self.secrets.iter().find(|s| s.name == name)
+    }
+
+    async fn handle(&self, tcp: TcpStream, peer: SocketAddr) {
+        let peer_s = peer.to_string();
+        let handshake = Duration::from_millis(self.limits.handshake_timeout_ms);
+        let idle = Duration::from_millis(self.limits.idle_timeout_ms);
+        let mut tls = match timeout(handshake, self.acceptor.accept(tcp)).await {
+            Err(_) => {
+                let mut rec = Record::new(&peer_s, "handshake_timeout");
+                rec.reason = Some(format!(
+                    "the TLS handshake did not complete within {} ms",
+                    self.limits.handshake_timeout_ms
+                ));
+                self.log(rec).await;
+                return;
+            }
+            Ok(Err(e)) => {
+                let mut rec = Record::new(&peer_s, "handshake_refused");
+                rec.reason = Some(format!("TLS handshake failed: {e}"));
+                self.log(rec).await;
+                return;
+            }
+            Ok(Ok(s)) => s,
+        };
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
+        let claims = match cert.map(|c| self.verifier.claims_for(&c)) {
+            Some(Ok(c)) => c,
+            other => {
+                let mut rec = Record::new(&peer_s, "handshake_refused");
+                rec.reason = Some(match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no client certificate".into(),
+                });
+                self.log(rec).await;
+                return;
+            }
+        };
+        let request =
+            match timeout(idle, read_request(&mut tls, self.limits.max_request_bytes)).await {
+                Err(_) => {
+                    let mut rec = Record::new(&peer_s, "request_timeout").with_claims(&claims);
+                    rec.reason = Some(format!(
+                        "no complete request within {} ms",
+                        self.limits.idle_timeout_ms
+                    ));
+                    self.log(rec).await;
+                    return;
+                }
+                Ok(Err(BadRequest::Close(reason))) => {
+                    let mut rec = Record::new(&peer_s, "bad_request").with_claims(&claims);
+                    rec.reason = Some(reason);
+                    self.log(rec).await;
+                    return;
+                }
+                Ok(Err(BadRequest::Reject(reason))) => {
+                    let mut rec = Record::new(&peer_s, "bad_request").with_claims(&claims);
+                    rec.reason = Some(reason.clone());
+                    self.log(rec).await;
+                    let answer = encode_answer(Status::RequestRejected, reason.as_bytes());
+                    self.finish(&mut tls, &answer, idle, true).await;
+                    return;
+                }
+                Ok(Ok(r)) => r,
+            };
+        let (rec, answer) = match request {
+            Request::Gramine => self.decide_gramine(&peer_s, &claims),
+            Request::Ward(names) => self.decide_ward(&peer_s, &claims, names),
+        };
+        // The decision is on disk before any secret leaves; if it cannot be recorded, nothing
+        // is sent.
+        if let Err(e) = self.audit.write(&rec).await {
+            tracing::error!(peer = %peer_s, error = %e, "audit log write failed; no secret sent");
+            return;
+        }
+        self.trace(&rec);
+        if let Some(answer) = answer {
+            self.finish(&mut tls, &answer, idle, false).await;
+        }
+    }
+
+    fn decide_gramine(
+        &self,
+        peer: &str,
+        claims: &VerifiedClaims,
+    ) -> (Record, Option<Zeroizing<Vec<u8>>>) {
+        let mut rec = Record::new(peer, "gramine").with_claims(claims);
+        rec.requested.push("(default)".into());
+        for s in &self.secrets {
+            match s.policy.evaluate(claims) {
+                Ok(()) => {
+                    rec.decisions.push(SecretDecision {
+                        name: s.name.clone(),
+                        decision: "granted",
+                        reason: None,
+                    });
+                    return (rec, Some(encode_gramine_answer(&s.gramine_bytes())));
+                }
+                Err(r) => rec.decisions.push(SecretDecision {
+                    name: s.name.clone(),
+                    decision: "refused",
+                    reason: Some(refusal_text(&s.name, &r)),
+                }),
+            }
+        }
+        rec.reason = Some(
+            "the evidence is allowed none of the configured secrets; closing without an answer \
+             (Gramine's protocol cannot carry a refusal)"
+                .into(),
+        );
+        (rec, None)
+    }
+
+    fn decide_ward(
+        &self,
+        peer: &str,
+        claims: &VerifiedClaims,
+        names: Vec<String>,
+    ) -> (Record, Option<Zeroizing<Vec<u8>>>) {
+        let mut rec = Record::new(peer, "ward").with_claims(claims);
+        let mut out = Zeroizing::new(Vec::new());
+        for name in &names {
+            let (status, body, decision) = match self.secret(name) {
+                None => {
+                    let reason = format!("no secret named {name:?} is configured on this server");
+                    let body = Zeroizing::new(reason.clone().into_bytes());
+                    (Status::Unknown, body, ("unknown", Some(reason)))
+                }
+                Some(s) => match s.policy.evaluate(claims) {
+                    Ok(()) => (Status::Granted, s.bytes.clone(), ("granted", None)),
+                    Err(r) => {
+                        let reason = refusal_text(name, &r);
+                        let body = Zeroizing::new(reason.clone().into_bytes());
+                        (Status::Refused, body, ("refused", Some(reason)))
+                    }
+                },
+            };
+            out.extend_from_slice(&encode_answer(status, &body));
+            rec.decisions.push(SecretDecision {
+                name: name.clone(),
+                decision: decision.0,
+                reason: decision.1,
+            });
+        }
+        rec.requested = names;
+        (rec, Some(out))
+    }
+
+    /// Sends `answer`, closes the TLS session, and, for a rejected request, reads away what the
+    /// client may still be sending (so closing does not reset the connection before the client
+    /// reads the answer).
+    async fn finish<S>(&self, tls: &mut S, answer: &[u8], idle: Duration, drain: bool)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let result = timeout(idle, async {
+            tls.write_all(answer).await?;
+            tls.flush().await?;
+            tls.shutdown().await?;
+            if drain {
+                let mut buf = [0u8; 4096];
+                let mut drained = 0;
+                while drained < DRAIN_LIMIT {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => drained += n,
+                    }
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "sending the answer failed"),
+            Err(_) => tracing::debug!("sending the answer timed out"),
+        }
+    }
+
+    async fn log(&self, rec: Record) {
+        if let Err(e) = self.audit.write(&rec).await {
+            tracing::error!(peer = %rec.peer, error = %e, "audit log write failed");
+        }
+        self.trace(&rec);
+    }
+
+    fn trace(&self, rec: &Record) {
+        let decisions: Vec<String> = rec
+            .decisions
+            .iter()
+            .map(|d| format!("{}={}", d.name, d.decision))
+            .collect();
+        tracing::info!(
+            peer = %rec.peer,
+            event = rec.event,
+            tee = rec.tee.as_deref().unwrap_or("-"),
+            measurement = rec.measurement.as_deref().unwrap_or("-"),
+            decisions = ?decisions,
+            reason = rec.reason.as_deref().unwrap_or("-"),
+            "provisioning attempt"
+        );
+    }
+}
