@@ -117,6 +117,8 @@ fn connect(
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, TIMEOUT) {
             Ok(s) => {
+                // Small request/answer messages: without this, Nagle + delayed ACK add ~40 ms.
+                let _ = s.set_nodelay(true);
                 tcp = Some(s);
                 break;
             }

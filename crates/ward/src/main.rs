@@ -5,6 +5,7 @@ mod attest;
 mod demo;
 mod fsutil;
 mod pf;
+mod provision;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ enum Command {
     /// evidence on this machine.
     #[command(subcommand)]
     Attest(attest::AttestCommand),
+    /// Secret provisioning: the data owner's server that releases keys only to attested
+    /// workloads, its client, first-run setup and a load test.
+    #[command(subcommand)]
+    Provision(provision::ProvisionCommand),
     /// The simulated TEE, for development on machines without SGX/TDX.
     #[command(subcommand)]
     Sim(attest::SimCommand),
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .with_max_level(tracing::Level::WARN)
         .init();
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
         Command::Pf(cmd) => pf::run(cmd),
         Command::Attest(cmd) => attest::run(cmd),
         Command::Sim(cmd) => attest::run_sim(cmd),
+        Command::Provision(cmd) => provision::run(cmd),
         Command::Demo(args) => demo::run(args),
     };
     match result {

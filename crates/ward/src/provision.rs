@@ -1,0 +1,474 @@
+//! `ward provision …`: the data owner's secret-provisioning server, its client, a first-run
+//! setup and a load generator.
+
+use crate::fsutil;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ward_attest::attester::SimAttester;
+use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_provision::config::ServerConfig;
+use ward_ratls::{AnyVerifier, DcapEvidenceVerifier, EvidenceForm, RaTlsIdentity, SimVerifier};
+
+#[derive(Subcommand)]
+pub enum ProvisionCommand {
+    /// Create everything a first run needs in DIR: a development CA and a server certificate
+    /// for localhost, a simulated platform key, a random 16-byte wrap key, a policy and a
+    /// server configuration.
+    Init {
+        /// The directory to fill (created; must be empty or absent).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The workload measurement the policy accepts (64 hex characters, as `ward sign`
+        /// prints). Without it the policy accepts any workload on the simulated platform.
+        #[arg(long, value_name = "HEX")]
+        mr_enclave: Option<String>,
+        /// Address the server will listen on.
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        listen: String,
+    },
+    /// Run the provisioning server. Clients must present an RA-TLS certificate; each secret is
+    /// released only when its own policy accepts the client's verified evidence, and every
+    /// decision is appended to the audit log before anything is sent.
+    Serve(ServeArgs),
+    /// Fetch secrets as an attested client (simulated TEE): make a fresh RA-TLS certificate,
+    /// connect to the servers in order, and write each granted secret to OUT_DIR/NAME (0600).
+    Fetch(FetchArgs),
+    /// Load-test a server with many concurrent simulated RA-TLS clients; prints one summary line.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Server configuration (TOML; see `ward provision init`).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Override the configured listen address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Also accept SGX/TDX DCAP evidence, with collateral fetched from this PCCS/PCS URL (cached).
+    #[arg(long, value_name = "URL")]
+    pccs: Option<String>,
+    /// Where fetched collateral is cached.
+    #[arg(long, value_name = "DIR", default_value = "collateral-cache")]
+    cache_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct SimClientArgs {
+    /// Simulated platform key.
+    #[arg(long, value_name = "KEYFILE")]
+    sim_key: PathBuf,
+    /// Simulated MRENCLAVE (hex).
+    #[arg(long, value_name = "HEX")]
+    mr_enclave: Option<String>,
+    /// Simulated MRSIGNER (hex).
+    #[arg(long, value_name = "HEX")]
+    mr_signer: Option<String>,
+    /// Simulated ISV_PROD_ID.
+    #[arg(long, default_value_t = 0)]
+    isv_prod_id: u16,
+    /// Simulated ISV_SVN.
+    #[arg(long, default_value_t = 0)]
+    isv_svn: u16,
+}
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// Servers to try in order (`host:port`, separated by `,` `;` or spaces).
+    #[arg(long, value_name = "LIST", default_value = "localhost:4433")]
+    servers: String,
+    /// CA chain (PEM) that signed the server's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    ca: PathBuf,
+    /// Secret names to fetch (repeatable).
+    #[arg(long = "name", value_name = "NAME", required = true)]
+    names: Vec<String>,
+    /// Directory to write the secrets to.
+    #[arg(short = 'o', long = "output", value_name = "OUT_DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    sim: SimClientArgs,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 200)]
+    clients: usize,
+    /// Requests (TLS connections) per client.
+    #[arg(long, default_value_t = 10)]
+    requests: usize,
+    /// Benchmark this server (host:port) instead of one started in-process; needs --dir.
+    #[arg(long, value_name = "ADDR")]
+    server: Option<String>,
+    /// A directory made by `ward provision init` (default: a temporary one).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
+    match cmd {
+        ProvisionCommand::Init {
+            dir,
+            mr_enclave,
+            listen,
+        } => {
+            init(&dir, mr_enclave.as_deref(), &listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ProvisionCommand::Serve(a) => serve(a),
+        ProvisionCommand::Fetch(a) => fetch(a),
+        ProvisionCommand::Bench(a) => bench(a),
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
+    if secret {
+        fsutil::create_secret_file(path, bytes)
+    } else {
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Creates the first-run directory. Returns the simulated platform's public key.
+pub fn init(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty; give --dir a new or empty directory",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir.join("secrets"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(m) = mr_enclave {
+        if m.len() != 64 || !m.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--mr-enclave must be 64 hex characters");
+        }
+    }
+
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "ward development CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, &ca_key);
+    let server_key = KeyPair::generate()?;
+    let mut server =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "ward provisioning server");
+    let server_cert = server.signed_by(&server_key, &issuer)?;
+
+    write_new(&dir.join("ca.pem"), ca_cert.pem().as_bytes(), false)?;
+    write_new(
+        &dir.join("ca-key.pem"),
+        ca_key.serialize_pem().as_bytes(),
+        true,
+    )?;
+    write_new(&dir.join("server.pem"), server_cert.pem().as_bytes(), false)?;
+    write_new(
+        &dir.join("server-key.pem"),
+        server_key.serialize_pem().as_bytes(),
+        true,
+    )?;
+
+    let sim = SimPlatformKey::generate();
+    sim.save(&dir.join("sim-platform.pem"))?;
+    let sim_public = sim.public().to_hex();
+    let wrap = ward_pf::WrapKey::generate()?;
+    write_new(&dir.join("secrets/wrap_key"), wrap.expose_bytes(), true)?;
+
+    let identity = match mr_enclave {
+        Some(m) => format!(
+            "[[identity]]\nname = \"the workload\"\nmr_enclave = \"{}\"\n",
+            m.to_ascii_lowercase()
+        ),
+        None => {
+            "# No workload measurement was given to `ward provision init`, so any workload on the\n\
+                 # simulated platform below is accepted. Replace this with the [[identity]] that\n\
+                 # `ward sign` prints before you provision anything that matters.\n\
+                 accept_any_identity = true\n"
+                .to_string()
+        }
+    };
+    let policy = format!(
+        "# Who may receive the wrap key. See `ward attest verify --help` and\n\
+         # crates/ward-attest/src/policy.rs for every rule.\n\
+         # DEVELOPMENT ONLY: evidence from ward's simulated TEE proves nothing about hardware.\n\
+         allow_simulated = true\n\
+         simulated_platform_keys = [\"{sim_public}\"]\n\
+         {identity}"
+    );
+    write_new(&dir.join("policy.toml"), policy.as_bytes(), false)?;
+    let config = format!(
+        "# ward provisioning server. Relative paths are relative to this file.\n\
+         listen = \"{listen}\"\n\
+         cert_chain = \"server.pem\"\n\
+         key = \"server-key.pem\"\n\
+         audit_log = \"audit.jsonl\"\n\n\
+         [[secret]]\n\
+         name = \"wrap_key\"\n\
+         file = \"secrets/wrap_key\"\n\
+         kind = \"key\"\n\
+         policy = \"policy.toml\"\n"
+    );
+    write_new(&dir.join("server.toml"), config.as_bytes(), false)?;
+    eprintln!(
+        "created in {}: ca.pem (clients trust it), server.pem/server-key.pem, sim-platform.pem, secrets/wrap_key, policy.toml, server.toml",
+        dir.display()
+    );
+    eprintln!(
+        "start the server:  ward provision serve --config {}",
+        dir.join("server.toml").display()
+    );
+    Ok(sim_public)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn evidence_verifier(pccs: Option<&str>, cache_dir: &Path) -> Result<Arc<AnyVerifier>> {
+    let dcap = match pccs {
+        None => None,
+        Some(url) => {
+            std::fs::create_dir_all(cache_dir)
+                .with_context(|| format!("creating {}", cache_dir.display()))?;
+            let source = ward_pccs::CachingSource::new(
+                ward_pccs::Pccs::new(url)?,
+                ward_pccs::Cache::new(cache_dir),
+            );
+            Some(DcapEvidenceVerifier::new(
+                move |quote| {
+                    source
+                        .collateral_for(quote, unix_now())
+                        .map_err(|e| ward_attest::Error::Collateral(e.to_string()))
+                },
+                unix_now,
+            ))
+        }
+    };
+    Ok(Arc::new(AnyVerifier::new(Some(SimVerifier::new()), dcap)))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn serve(a: ServeArgs) -> Result<ExitCode> {
+    let mut config = ServerConfig::load(&a.config)?;
+    if let Some(l) = a.listen {
+        config.listen = l;
+    }
+    let evidence = evidence_verifier(a.pccs.as_deref(), &a.cache_dir)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let server = ward_provision::server::Server::bind(&config, evidence).await?;
+        eprintln!(
+            "ward provisioning server listening on {} ({} secret(s); audit log {}); Ctrl-C stops it",
+            server.local_addr()?,
+            config.secrets.len(),
+            config.resolve(&config.audit_log).display()
+        );
+        server
+            .run(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sim_identity(a: &SimClientArgs) -> Result<RaTlsIdentity> {
+    eprintln!("NOTICE: simulated TEE — this client's evidence proves nothing about hardware");
+    let key = SimPlatformKey::load(&a.sim_key)?;
+    let hex32 = |what: &str, v: &Option<String>| -> Result<[u8; 32]> {
+        let mut out = [0u8; 32];
+        if let Some(h) = v {
+            hex::decode_to_slice(h.trim(), &mut out)
+                .with_context(|| format!("{what} must be 64 hex characters"))?;
+        }
+        Ok(out)
+    };
+    let identity = SimIdentity {
+        mr_enclave: hex32("--mr-enclave", &a.mr_enclave)?,
+        mr_signer: hex32("--mr-signer", &a.mr_signer)?,
+        isv_prod_id: a.isv_prod_id,
+        isv_svn: a.isv_svn,
+        debug: false,
+    };
+    Ok(RaTlsIdentity::generate(
+        &SimAttester::new(key, identity),
+        EvidenceForm::Dice,
+    )?)
+}
+
+fn fetch(a: FetchArgs) -> Result<ExitCode> {
+    let identity = sim_identity(&a.sim)?;
+    let ca = std::fs::read(&a.ca).with_context(|| format!("reading {}", a.ca.display()))?;
+    let servers = ward_provision::client::parse_server_list(&a.servers);
+    let names: Vec<&str> = a.names.iter().map(String::as_str).collect();
+    let mut secrets = ward_provision::client::fetch(&servers, &ca, &identity, &names)?;
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating {}", a.output.display()))?;
+    for name in &a.names {
+        let value = secrets
+            .take(name)
+            .with_context(|| format!("the server did not return {name:?}"))?;
+        if name.contains('/') || name.starts_with('.') {
+            bail!("secret name {name:?} cannot be used as a file name");
+        }
+        let path = a.output.join(name);
+        let tmp = fsutil::temp_beside(&path)?;
+        std::fs::write(tmp.path(), &value[..]).context("writing the secret")?;
+        fsutil::commit(tmp, &path, 0o600)?;
+        eprintln!(
+            "received {name:?} ({} bytes) -> {}",
+            value.len(),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: BenchArgs) -> Result<ExitCode> {
+    if a.clients == 0 || a.requests == 0 {
+        bail!("--clients and --requests must be at least 1");
+    }
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            let d = tmp.path().join("provision");
+            init(&d, None, "127.0.0.1:0")?;
+            d
+        }
+    };
+    let rt = runtime()?;
+    let mut handle = None;
+    let server = match &a.server {
+        Some(s) => s.clone(),
+        None => {
+            let mut config = ServerConfig::load(&dir.join("server.toml"))?;
+            config.limits.max_connections = config.limits.max_connections.max(a.clients);
+            let evidence = evidence_verifier(None, &dir)?;
+            let h = rt.block_on(async {
+                ward_provision::server::Server::bind(&config, evidence)
+                    .await?
+                    .spawn()
+            })?;
+            let addr = h.local_addr();
+            handle = Some(h);
+            addr.to_string()
+        }
+    };
+    let ca = Arc::new(std::fs::read(dir.join("ca.pem")).context("reading ca.pem")?);
+    let sim = SimClientArgs {
+        sim_key: dir.join("sim-platform.pem"),
+        mr_enclave: None,
+        mr_signer: None,
+        isv_prod_id: 0,
+        isv_svn: 0,
+    };
+    // Each client has its own RA-TLS identity (as a workload would); evidence generation is not
+    // part of the timed requests.
+    let identities: Vec<RaTlsIdentity> = (0..a.clients)
+        .map(|_| {
+            let key = SimPlatformKey::load(&sim.sim_key)?;
+            let id = SimIdentity {
+                mr_enclave: [0; 32],
+                mr_signer: [0; 32],
+                isv_prod_id: 0,
+                isv_svn: 0,
+                debug: false,
+            };
+            Ok(RaTlsIdentity::generate(
+                &SimAttester::new(key, id),
+                EvidenceForm::Dice,
+            )?)
+        })
+        .collect::<Result<_>>()?;
+    let start = Instant::now();
+    let results: Vec<(Vec<Duration>, usize, Option<String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = identities
+            .iter()
+            .map(|identity| {
+                let ca = Arc::clone(&ca);
+                let server = vec![server.clone()];
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity(a.requests);
+                    let mut errors = 0;
+                    let mut first_error = None;
+                    for _ in 0..a.requests {
+                        let t = Instant::now();
+                        match ward_provision::client::fetch(&server, &ca, identity, &["wrap_key"]) {
+                            Ok(_) => lat.push(t.elapsed()),
+                            Err(e) => {
+                                errors += 1;
+                                first_error.get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                    }
+                    (lat, errors, first_error)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    (
+                        Vec::new(),
+                        a.requests,
+                        Some("client thread panicked".into()),
+                    )
+                })
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut all: Vec<Duration> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let errors: usize = results.iter().map(|r| r.1).sum();
+    all.sort();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i].as_secs_f64() * 1e3
+    };
+    if let Some(e) = results.iter().find_map(|r| r.2.clone()) {
+        eprintln!("first error: {e}");
+    }
+    println!(
+        "{} provisions, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+        all.len(),
+        errors,
+        all.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99)
+    );
+    if let Some(h) = handle {
+        rt.block_on(h.shutdown())?;
+    }
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,140 @@
+//! `ward provision` end to end on loopback: init, serve, fetch, refusals, bench.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn ward(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run ward")
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ward provision serve` on a free port; returns it and its address.
+fn serve(dir: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["provision", "serve", "--config", "srv/server.toml"])
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let line = lines.next().unwrap().unwrap();
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Server(child), addr)
+}
+
+#[test]
+fn init_serve_fetch_and_refuse() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let mre = "5a".repeat(32);
+    let out = ward(
+        p,
+        &[
+            "provision",
+            "init",
+            "--dir",
+            "srv",
+            "--mr-enclave",
+            &mre,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !ward(p, &["provision", "init", "--dir", "srv"])
+            .status
+            .success(),
+        "refuses a non-empty dir"
+    );
+    let (_server, addr) = serve(p);
+
+    let fetch = |mr: &str, outdir: &str| {
+        ward(
+            p,
+            &[
+                "provision",
+                "fetch",
+                "--servers",
+                &addr,
+                "--ca",
+                "srv/ca.pem",
+                "--name",
+                "wrap_key",
+                "-o",
+                outdir,
+                "--sim-key",
+                "srv/sim-platform.pem",
+                "--mr-enclave",
+                mr,
+            ],
+        )
+    };
+    let ok = fetch(&mre, "got");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        std::fs::read(p.join("got/wrap_key")).unwrap(),
+        std::fs::read(p.join("srv/secrets/wrap_key")).unwrap()
+    );
+
+    let wrong = "00".repeat(32);
+    let refused = fetch(&wrong, "nothing");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("mr_enclave") && err.contains(&mre), "{err}");
+    assert!(!p.join("nothing/wrap_key").exists());
+
+    // The audit log records both decisions and never the secret.
+    let audit = std::fs::read_to_string(p.join("srv/audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"granted\"") && audit.contains("\"refused\""),
+        "{audit}"
+    );
+    let secret = std::fs::read(p.join("srv/secrets/wrap_key")).unwrap();
+    assert!(!audit.contains(&hex::encode(&secret)));
+}
+
+#[test]
+fn bench_reports_a_summary_line() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ward(
+        d.path(),
+        &["provision", "bench", "--clients", "4", "--requests", "3"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.starts_with("12 provisions, 0 errors, "), "{line}");
+    assert!(line.contains("p50") && line.contains("p99"));
+}
