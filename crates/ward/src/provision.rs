@@ -44,8 +44,28 @@ pub enum ProvisionCommand {
 #[derive(Args)]
 pub struct ServeArgs {
     /// Server configuration (TOML; see `ward provision init`).
+    #[arg(long, value_name = "FILE", required_unless_present = "secret")]
+    config: Option<PathBuf>,
+    /// The tutorial's one-key case without a config file: serve FILE (16 raw bytes) as NAME,
+    /// with --policy, --cert, --key and --audit-log.
+    #[arg(long, value_name = "NAME=FILE", conflicts_with = "config", requires_all = ["policy", "cert", "key"])]
+    secret: Option<String>,
+    /// Policy (TOML) for --secret.
     #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    policy: Option<PathBuf>,
+    /// Server TLS certificate chain (PEM) for --secret.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Server TLS private key (PEM) for --secret.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Audit log for --secret.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "ward-provision-audit.jsonl"
+    )]
+    audit_log: PathBuf,
     /// Override the configured listen address.
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
@@ -268,8 +288,42 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+fn one_key_config(a: &ServeArgs) -> Result<ServerConfig> {
+    let spec = a.secret.as_deref().expect("clap requires --secret here");
+    let (name, file) = spec
+        .split_once('=')
+        .context("--secret takes NAME=FILE (e.g. --secret default=wrap_key)")?;
+    let need = |o: &Option<PathBuf>, flag: &str| -> Result<PathBuf> {
+        o.clone().with_context(|| format!("--secret needs {flag}"))
+    };
+    let path = |p: PathBuf| {
+        p.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    };
+    let text = format!(
+        "listen = \"{}\"\ncert_chain = \"{}\"\nkey = \"{}\"\naudit_log = \"{}\"\n\n[[secret]]\nname = \"{}\"\nfile = \"{}\"\nkind = \"key\"\npolicy = \"{}\"\n",
+        a.listen.map(|l| l.to_string()).unwrap_or_else(|| "127.0.0.1:4433".into()),
+        path(need(&a.cert, "--cert")?),
+        path(need(&a.key, "--key")?),
+        path(a.audit_log.clone()),
+        name.replace('"', "\\\""),
+        path(PathBuf::from(file)),
+        path(need(&a.policy, "--policy")?),
+    );
+    Ok(ServerConfig::from_toml(
+        &text,
+        "the command line",
+        &std::env::current_dir()?,
+    )?)
+}
+
 fn serve(a: ServeArgs) -> Result<ExitCode> {
-    let mut config = ServerConfig::load(&a.config)?;
+    let mut config = match &a.config {
+        Some(path) => ServerConfig::load(path)?,
+        None => one_key_config(&a)?,
+    };
     if let Some(l) = a.listen {
         config.listen = l;
     }

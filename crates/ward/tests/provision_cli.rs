@@ -21,9 +21,10 @@ impl Drop for Server {
 }
 
 /// Starts `ward provision serve` on a free port; returns it and its address.
-fn serve(dir: &Path) -> (Server, String) {
+fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["provision", "serve", "--config", "srv/server.toml"])
+        .args(["provision", "serve"])
+        .args(args)
         .current_dir(dir)
         .stderr(Stdio::piped())
         .spawn()
@@ -71,7 +72,7 @@ fn init_serve_fetch_and_refuse() {
             .success(),
         "refuses a non-empty dir"
     );
-    let (_server, addr) = serve(p);
+    let (_server, addr) = serve(p, &["--config", "srv/server.toml"]);
 
     let fetch = |mr: &str, outdir: &str| {
         ward(
@@ -137,4 +138,63 @@ fn bench_reports_a_summary_line() {
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.starts_with("12 provisions, 0 errors, "), "{line}");
     assert!(line.contains("p50") && line.contains("p99"));
+}
+
+#[test]
+fn one_key_mode_without_a_config_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    assert!(ward(p, &["provision", "init", "--dir", "srv"])
+        .status
+        .success());
+    let (_server, addr) = serve(
+        p,
+        &[
+            "--secret",
+            "default=srv/secrets/wrap_key",
+            "--policy",
+            "srv/policy.toml",
+            "--cert",
+            "srv/server.pem",
+            "--key",
+            "srv/server-key.pem",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-log",
+            "audit.jsonl",
+        ],
+    );
+    let out = ward(
+        p,
+        &[
+            "provision",
+            "fetch",
+            "--servers",
+            &addr,
+            "--ca",
+            "srv/ca.pem",
+            "--name",
+            "default",
+            "-o",
+            "got",
+            "--sim-key",
+            "srv/sim-platform.pem",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(p.join("got/default")).unwrap(),
+        std::fs::read(p.join("srv/secrets/wrap_key")).unwrap()
+    );
+    assert!(std::fs::read_to_string(p.join("audit.jsonl"))
+        .unwrap()
+        .contains("granted"));
+    // --secret without its companions is refused by the argument parser.
+    assert!(!ward(p, &["provision", "serve", "--secret", "a=b"])
+        .status
+        .success());
 }
