@@ -94,6 +94,9 @@ pub struct SimClientArgs {
     /// Simulated ISV_SVN.
     #[arg(long, default_value_t = 0)]
     isv_svn: u16,
+    /// Claim to be a debug enclave (policies refuse this unless allow_debug = true).
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Args)]
@@ -363,7 +366,7 @@ fn sim_identity(a: &SimClientArgs) -> Result<RaTlsIdentity> {
         mr_signer: hex32("--mr-signer", &a.mr_signer)?,
         isv_prod_id: a.isv_prod_id,
         isv_svn: a.isv_svn,
-        debug: false,
+        debug: a.debug,
     };
     Ok(RaTlsIdentity::generate(
         &SimAttester::new(key, identity),
@@ -438,6 +441,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         mr_signer: None,
         isv_prod_id: 0,
         isv_svn: 0,
+        debug: false,
     };
     // Each client has its own RA-TLS identity (as a workload would); evidence generation is not
     // part of the timed requests.

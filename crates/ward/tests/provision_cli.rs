@@ -198,3 +198,84 @@ fn one_key_mode_without_a_config_file() {
         .status
         .success());
 }
+
+#[test]
+fn signer_svn_and_debug_violations_are_refused_with_the_rule() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    assert!(ward(p, &["provision", "init", "--dir", "srv"])
+        .status
+        .success());
+    let key_line = std::fs::read_to_string(p.join("srv/policy.toml"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("simulated_platform_keys"))
+        .unwrap()
+        .to_string();
+    let (mre, mrs) = ("11".repeat(32), "22".repeat(32));
+    std::fs::write(
+        p.join("strict.toml"),
+        format!("allow_simulated = true\n{key_line}\n[[identity]]\nmr_enclave = \"{mre}\"\nmr_signer = \"{mrs}\"\nmin_isv_svn = 2\n"),
+    )
+    .unwrap();
+    let (_server, addr) = serve(
+        p,
+        &[
+            "--secret",
+            "k=srv/secrets/wrap_key",
+            "--policy",
+            "strict.toml",
+            "--cert",
+            "srv/server.pem",
+            "--key",
+            "srv/server-key.pem",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-log",
+            "audit.jsonl",
+        ],
+    );
+    let fetch = |extra: &[&str]| {
+        let mut args = vec![
+            "provision",
+            "fetch",
+            "--servers",
+            &addr,
+            "--ca",
+            "srv/ca.pem",
+            "--name",
+            "k",
+            "-o",
+            "got",
+            "--sim-key",
+            "srv/sim-platform.pem",
+            "--mr-enclave",
+            &mre,
+        ];
+        args.extend_from_slice(extra);
+        ward(p, &args)
+    };
+    assert!(fetch(&["--mr-signer", &mrs, "--isv-svn", "2"])
+        .status
+        .success());
+    for (extra, rule) in [
+        (
+            vec!["--mr-signer", &"33".repeat(32), "--isv-svn", "2"],
+            "mr_signer",
+        ),
+        (vec!["--mr-signer", &mrs, "--isv-svn", "1"], "min_isv_svn"),
+        (
+            vec!["--mr-signer", &mrs, "--isv-svn", "2", "--debug"],
+            "allow_debug",
+        ),
+    ] {
+        let out = fetch(&extra);
+        assert!(!out.status.success(), "{rule}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(rule), "{rule}: {err}");
+    }
+    let audit = std::fs::read_to_string(p.join("audit.jsonl")).unwrap();
+    for rule in ["mr_signer", "min_isv_svn", "allow_debug"] {
+        assert!(audit.contains(rule), "audit lacks {rule}: {audit}");
+    }
+}
