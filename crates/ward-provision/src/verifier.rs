@@ -43,8 +43,8 @@ impl EvidenceOnlyVerifier {
         }
     }
 
-    /// The claims of a certificate accepted in a handshake; verified again if they were
-    /// forgotten meanwhile.
+    /// The verified claims of a certificate presented in a handshake: from the cache of recently
+    /// verified certificates, or verified now (blocking: call it off the async workers).
     pub(crate) fn claims_for(&self, der: &[u8]) -> Result<Arc<VerifiedClaims>, RaTlsError> {
         let key: [u8; 32] = Sha256::digest(der).into();
         {
@@ -53,7 +53,9 @@ impl EvidenceOnlyVerifier {
                 return Ok(c.clone());
             }
         }
-        Ok(Arc::new(verify_evidence(der, self.evidence.as_ref())?))
+        let claims = verify_evidence(der, self.evidence.as_ref())?;
+        self.remember(der, claims.clone());
+        Ok(Arc::new(claims))
     }
 
     fn remember(&self, der: &[u8], claims: VerifiedClaims) {
@@ -86,16 +88,17 @@ impl ClientCertVerifier for EvidenceOnlyVerifier {
         intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        // Only the form is checked here; the evidence (which may need collateral from a PCCS)
+        // is verified after the handshake on a blocking thread, so it never stalls the async
+        // workers. The handshake itself proves the client holds the certificate's key, and no
+        // secret is released before the evidence is verified.
         let result = if intermediates.is_empty() {
-            verify_evidence(end_entity, self.evidence.as_ref())
+            parse_certificate(end_entity).map(drop)
         } else {
             Err(RaTlsError::UnexpectedChain(intermediates.len()))
         };
         match result {
-            Ok(claims) => {
-                self.remember(end_entity, claims);
-                Ok(ClientCertVerified::assertion())
-            }
+            Ok(()) => Ok(ClientCertVerified::assertion()),
             Err(e) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                 OtherError(Arc::new(e)),
             ))),
