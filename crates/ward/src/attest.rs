@@ -83,6 +83,53 @@ pub enum AttesterKind {
     Tsm,
 }
 
+/// The identity a simulated-TEE workload claims, and the platform key that signs it.
+#[derive(Args)]
+pub struct SimClientArgs {
+    /// Simulated platform key (`ward sim init` makes one).
+    #[arg(long, value_name = "KEYFILE", default_value = "ward-sim-platform.pem")]
+    pub sim_key: PathBuf,
+    /// Simulated MRENCLAVE (hex, 32 bytes).
+    #[arg(long, value_name = "HEX")]
+    pub mr_enclave: Option<String>,
+    /// Simulated MRSIGNER (hex, 32 bytes).
+    #[arg(long, value_name = "HEX")]
+    pub mr_signer: Option<String>,
+    /// Simulated ISV_PROD_ID.
+    #[arg(long, default_value_t = 0)]
+    pub isv_prod_id: u16,
+    /// Simulated ISV_SVN.
+    #[arg(long, default_value_t = 0)]
+    pub isv_svn: u16,
+    /// Claim to be a debug enclave (policies refuse this unless allow_debug = true).
+    #[arg(long)]
+    pub debug: bool,
+}
+
+impl SimClientArgs {
+    /// The simulated attester these arguments describe (with a loud notice).
+    pub fn sim_attester(&self) -> Result<SimAttester> {
+        eprintln!("NOTICE: simulated TEE — this evidence proves nothing about hardware");
+        let key = SimPlatformKey::load(&self.sim_key).with_context(|| {
+            format!(
+                "(create one with `ward sim init -o {}`)",
+                self.sim_key.display()
+            )
+        })?;
+        let hex32 = |flag: &str, v: &Option<String>| -> Result<[u8; 32]> {
+            v.as_deref().map_or(Ok([0; 32]), |h| hex_array(flag, h))
+        };
+        let identity = SimIdentity {
+            mr_enclave: hex32("--mr-enclave", &self.mr_enclave)?,
+            mr_signer: hex32("--mr-signer", &self.mr_signer)?,
+            isv_prod_id: self.isv_prod_id,
+            isv_svn: self.isv_svn,
+            debug: self.debug,
+        };
+        Ok(SimAttester::new(key, identity))
+    }
+}
+
 #[derive(Args)]
 pub struct QuoteArgs {
     /// Which attester produces the evidence.
@@ -91,24 +138,8 @@ pub struct QuoteArgs {
     /// Report data to bind: up to 64 bytes as hex (zero-padded).
     #[arg(long, value_name = "HEX", default_value = "")]
     report_data: String,
-    /// Simulated platform key (for --attester sim).
-    #[arg(long, value_name = "KEYFILE", default_value = "ward-sim-platform.pem")]
-    sim_key: PathBuf,
-    /// Simulated MRENCLAVE (hex, 32 bytes) for --attester sim.
-    #[arg(long, value_name = "HEX")]
-    mr_enclave: Option<String>,
-    /// Simulated MRSIGNER (hex, 32 bytes) for --attester sim.
-    #[arg(long, value_name = "HEX")]
-    mr_signer: Option<String>,
-    /// Simulated ISV_PROD_ID.
-    #[arg(long, default_value_t = 0)]
-    isv_prod_id: u16,
-    /// Simulated ISV_SVN.
-    #[arg(long, default_value_t = 0)]
-    isv_svn: u16,
-    /// Mark the simulated enclave as debug.
-    #[arg(long)]
-    debug: bool,
+    #[command(flatten)]
+    sim: SimClientArgs,
     /// Where to write the quote.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -158,29 +189,7 @@ fn quote(a: QuoteArgs) -> Result<ExitCode> {
     let mut report_data = [0u8; 64];
     report_data[..rd.len()].copy_from_slice(&rd);
     let attester: Box<dyn Attester> = match a.attester {
-        AttesterKind::Sim => {
-            eprintln!("NOTICE: simulated TEE — this evidence proves nothing about hardware");
-            let key = SimPlatformKey::load(&a.sim_key).with_context(|| {
-                format!(
-                    "(create one with `ward sim init -o {}`)",
-                    a.sim_key.display()
-                )
-            })?;
-            let identity = SimIdentity {
-                mr_enclave: match &a.mr_enclave {
-                    Some(h) => hex_array("--mr-enclave", h)?,
-                    None => [0; 32],
-                },
-                mr_signer: match &a.mr_signer {
-                    Some(h) => hex_array("--mr-signer", h)?,
-                    None => [0; 32],
-                },
-                isv_prod_id: a.isv_prod_id,
-                isv_svn: a.isv_svn,
-                debug: a.debug,
-            };
-            Box::new(SimAttester::new(key, identity))
-        }
+        AttesterKind::Sim => Box::new(a.sim.sim_attester()?),
         AttesterKind::Gramine => Box::new(GramineAttester::new()),
         AttesterKind::Tsm => Box::new(TsmAttester::new()),
     };

@@ -1,6 +1,7 @@
 //! `ward provision …`: the data owner's secret-provisioning server, its client, a first-run
 //! setup and a load generator.
 
+use crate::attest::SimClientArgs;
 use crate::fsutil;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -75,28 +76,6 @@ pub struct ServeArgs {
     /// Where fetched collateral is cached.
     #[arg(long, value_name = "DIR", default_value = "collateral-cache")]
     cache_dir: PathBuf,
-}
-
-#[derive(Args)]
-pub struct SimClientArgs {
-    /// Simulated platform key.
-    #[arg(long, value_name = "KEYFILE")]
-    sim_key: PathBuf,
-    /// Simulated MRENCLAVE (hex).
-    #[arg(long, value_name = "HEX")]
-    mr_enclave: Option<String>,
-    /// Simulated MRSIGNER (hex).
-    #[arg(long, value_name = "HEX")]
-    mr_signer: Option<String>,
-    /// Simulated ISV_PROD_ID.
-    #[arg(long, default_value_t = 0)]
-    isv_prod_id: u16,
-    /// Simulated ISV_SVN.
-    #[arg(long, default_value_t = 0)]
-    isv_svn: u16,
-    /// Claim to be a debug enclave (policies refuse this unless allow_debug = true).
-    #[arg(long)]
-    debug: bool,
 }
 
 #[derive(Args)]
@@ -351,25 +330,8 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
 }
 
 fn sim_identity(a: &SimClientArgs) -> Result<RaTlsIdentity> {
-    eprintln!("NOTICE: simulated TEE — this client's evidence proves nothing about hardware");
-    let key = SimPlatformKey::load(&a.sim_key)?;
-    let hex32 = |what: &str, v: &Option<String>| -> Result<[u8; 32]> {
-        let mut out = [0u8; 32];
-        if let Some(h) = v {
-            hex::decode_to_slice(h.trim(), &mut out)
-                .with_context(|| format!("{what} must be 64 hex characters"))?;
-        }
-        Ok(out)
-    };
-    let identity = SimIdentity {
-        mr_enclave: hex32("--mr-enclave", &a.mr_enclave)?,
-        mr_signer: hex32("--mr-signer", &a.mr_signer)?,
-        isv_prod_id: a.isv_prod_id,
-        isv_svn: a.isv_svn,
-        debug: a.debug,
-    };
     Ok(RaTlsIdentity::generate(
-        &SimAttester::new(key, identity),
+        &a.sim_attester()?,
         EvidenceForm::Dice,
     )?)
 }
