@@ -1,0 +1,532 @@
+//! The manifest's typed schema: what `ward sign` reads and what the runtime enforces.
+//!
+//! Deserialisation refuses unknown keys and malformed values (with the line, from the TOML
+//! parser); [`crate::validate`] then checks what spans several keys.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A workload manifest, unsigned or signed (then every trusted file carries its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// What runs, with which arguments and environment.
+    pub loader: Loader,
+    /// What the workload's file system contains.
+    #[serde(default)]
+    pub fs: Fs,
+    /// Identity fields and the trusted/allowed file lists, named as in Gramine.
+    #[serde(default)]
+    pub sgx: Sgx,
+    /// Where the workload's keys come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<Provision>,
+}
+
+/// `[loader]`: the entrypoint and its arguments and environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Loader {
+    /// A built-in workload, `ward:NAME` (e.g. `ward:checksum`).
+    pub entrypoint: Entrypoint,
+    /// Arguments passed to the workload (the signed ones; `ward run` may append only if
+    /// `insecure_host_args` is set).
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// Whether `ward run MANIFEST ARGS…` may append host-chosen arguments (unmeasured, so off by
+    /// default, like Gramine's `loader.insecure__use_cmdline_argv`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_host_args: bool,
+    /// Environment of the workload: a value, or `{ passthrough = true }` to copy the host's.
+    #[serde(default)]
+    pub env: BTreeMap<EnvName, EnvValue>,
+}
+
+/// A built-in workload name, `ward:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Entrypoint(String);
+
+impl Entrypoint {
+    /// The built-in's name without the `ward:` prefix.
+    pub fn builtin(&self) -> &str {
+        &self.0["ward:".len()..]
+    }
+    /// The entrypoint as written (`ward:NAME`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Entrypoint {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = s.strip_prefix("ward:").is_some_and(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if ok {
+            Ok(Entrypoint(s))
+        } else {
+            Err(format!(
+                "entrypoint {s:?} is not a built-in workload; write \"ward:NAME\" (e.g. \
+                 \"ward:checksum\" or \"ward:classify\")"
+            ))
+        }
+    }
+}
+
+impl From<Entrypoint> for String {
+    fn from(e: Entrypoint) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for Entrypoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EnvName(String);
+
+impl EnvName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EnvName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let mut bytes = s.bytes();
+        let ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if ok {
+            Ok(EnvName(s))
+        } else {
+            Err(format!(
+                "{s:?} is not an environment variable name (letters, digits and _, not starting \
+                 with a digit)"
+            ))
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for EnvName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<EnvName> for String {
+    fn from(e: EnvName) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for EnvName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One environment variable's source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// A fixed value, measured with the manifest.
+    Value(String),
+    /// `{ value = "…" }` or `{ passthrough = true }`.
+    Table(EnvTable),
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, { value = \"…\" } or { passthrough = true }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue::Value(s.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<EnvValue, A::Error> {
+                let t = EnvTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                match (&t.value, t.passthrough) {
+                    (Some(_), true) => Err(serde::de::Error::custom(
+                        "give either value or passthrough = true, not both",
+                    )),
+                    (None, false) => Err(serde::de::Error::custom(
+                        "give value = \"…\" or passthrough = true",
+                    )),
+                    // A table with only a value is the same as a plain string.
+                    (Some(v), false) => Ok(EnvValue::Value(v.clone())),
+                    (None, true) => Ok(EnvValue::Table(t)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The table form of an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvTable {
+    /// A fixed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Copy the host's value at run time (unmeasured: the host chooses it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passthrough: bool,
+}
+
+impl EnvValue {
+    /// The fixed value, or `None` for a passthrough variable.
+    pub fn fixed(&self) -> Option<&str> {
+        match self {
+            EnvValue::Value(v) => Some(v),
+            EnvValue::Table(t) => t.value.as_deref(),
+        }
+    }
+    /// Whether the host's value is copied in.
+    pub fn is_passthrough(&self) -> bool {
+        matches!(self, EnvValue::Table(t) if t.passthrough)
+    }
+}
+
+/// `[fs]`: mounts and pinned protected files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fs {
+    /// `[[fs.mounts]]`, in any order; the longest matching path wins.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// `[[fs.pinned]]`: protected files whose plaintext must have this SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned: Vec<Pinned>,
+}
+
+/// What a mount makes visible.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    /// Host files, visible only when trusted or allowed.
+    #[default]
+    Chroot,
+    /// Gramine protected files, decrypted with the mount's key.
+    Encrypted,
+    /// Files in memory, gone when the workload ends.
+    Tmpfs,
+}
+
+impl fmt::Display for MountType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MountType::Chroot => "chroot",
+            MountType::Encrypted => "encrypted",
+            MountType::Tmpfs => "tmpfs",
+        })
+    }
+}
+
+/// One `[[fs.mounts]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    /// `chroot` (default), `encrypted` or `tmpfs`.
+    #[serde(rename = "type", default)]
+    pub kind: MountType,
+    /// Where the workload sees it (absolute).
+    pub path: WorkloadPath,
+    /// The host directory or file (`file:…`); not for tmpfs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<FileUri>,
+    /// Which provisioned key decrypts an encrypted mount (Gramine's default name: `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+}
+
+impl Mount {
+    /// The key name of an encrypted mount, with Gramine's default.
+    pub fn key_name(&self) -> &str {
+        self.key_name.as_deref().unwrap_or("default")
+    }
+}
+
+/// One `[[fs.pinned]]` entry: a protected file's expected plaintext hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pinned {
+    /// The file as the workload sees it (under an encrypted mount).
+    pub path: WorkloadPath,
+    /// SHA-256 of its plaintext (`ward pf info -w KEY` or `sha256sum` of the plain file).
+    pub sha256: Sha256,
+}
+
+/// `[sgx]`: identity and file lists (Gramine's names, for every TEE).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sgx {
+    /// Build as a debug workload (policies refuse it unless they allow debug).
+    #[serde(default)]
+    pub debug: bool,
+    /// ISV product id (policies may require it).
+    #[serde(default)]
+    pub isv_prod_id: u16,
+    /// ISV security version (policies may set a minimum).
+    #[serde(default)]
+    pub isv_svn: u16,
+    /// Host files checked against their SHA-256 on every open.
+    #[serde(default)]
+    pub trusted_files: Vec<TrustedFile>,
+    /// Host files passed through unchecked (`file:dir/` means everything under `dir`).
+    #[serde(default)]
+    pub allowed_files: Vec<FileUri>,
+}
+
+/// A trusted file: `"file:…"` (or `{ uri }`) before signing, `{ uri, sha256 }` after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TrustedFile {
+    /// A file or directory still to be hashed by `ward sign`.
+    Uri(FileUri),
+    /// A file with its hash.
+    Hashed(HashedFile),
+}
+
+/// The table form of a trusted file, as written (the hash is optional before signing).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedFileTable {
+    uri: FileUri,
+    #[serde(default)]
+    sha256: Option<Sha256>,
+}
+
+// Hand-written so a bad entry gets the precise reason, not "did not match any variant".
+impl<'de> Deserialize<'de> for TrustedFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TrustedFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"file:PATH\" or { uri = \"file:PATH\", sha256 = \"…\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<TrustedFile, E> {
+                FileUri::try_from(s.to_owned())
+                    .map(TrustedFile::Uri)
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TrustedFile, A::Error> {
+                let t = TrustedFileTable::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(match t.sha256 {
+                    Some(sha256) => TrustedFile::Hashed(HashedFile { uri: t.uri, sha256 }),
+                    None => TrustedFile::Uri(t.uri),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl TrustedFile {
+    /// The URI, whatever the form.
+    pub fn uri(&self) -> &FileUri {
+        match self {
+            TrustedFile::Uri(u) => u,
+            TrustedFile::Hashed(h) => &h.uri,
+        }
+    }
+}
+
+/// A file and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashedFile {
+    /// The host file.
+    pub uri: FileUri,
+    /// Its SHA-256 (filled in by `ward sign`).
+    pub sha256: Sha256,
+}
+
+/// `[provision]`: the secret-provisioning servers and what their secrets become.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provision {
+    /// `host:port` of each server, tried in order.
+    pub servers: Vec<String>,
+    /// The CA chain (PEM) that the servers' certificates must chain to; hashed by `ward sign`
+    /// so the host cannot substitute its own CA.
+    pub ca_chain: TrustedFile,
+    /// `[[provision.secrets]]`: which secret becomes which key or variable.
+    pub secrets: Vec<SecretBinding>,
+}
+
+/// One provisioned secret and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretBinding {
+    /// The secret's name on the server.
+    pub name: String,
+    /// Install it as this wrap key (16 bytes, for encrypted mounts with this `key_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// Or install it as this environment variable (UTF-8 secrets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<EnvName>,
+}
+
+/// A host file URI, `file:PATH`, relative to the manifest's directory unless absolute.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FileUri(String);
+
+impl FileUri {
+    /// The path part, as written (e.g. `encrypted/` for `file:encrypted/`).
+    pub fn path(&self) -> &str {
+        &self.0["file:".len()..]
+    }
+    /// The URI as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Whether it was written with a trailing `/` (a directory).
+    pub fn is_dir_syntax(&self) -> bool {
+        self.0.ends_with('/')
+    }
+    /// Builds `file:PATH`.
+    pub fn from_path(path: &str) -> Result<Self, String> {
+        FileUri::try_from(format!("file:{path}"))
+    }
+}
+
+impl TryFrom<String> for FileUri {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.strip_prefix("file:") {
+            None => Err(format!(
+                "{s:?} is not a file URI; write \"file:PATH\" (relative to the manifest's \
+                 directory, or absolute)"
+            )),
+            Some("") => Err(format!("{s:?} names no path")),
+            Some(p) if p.contains('\0') => Err("a file URI may not contain NUL".into()),
+            Some(_) => Ok(FileUri(s)),
+        }
+    }
+}
+
+impl From<FileUri> for String {
+    fn from(u: FileUri) -> String {
+        u.0
+    }
+}
+
+impl fmt::Display for FileUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An absolute, normalised path inside the workload (`/data/model.onnx`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkloadPath(String);
+
+impl WorkloadPath {
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Whether `other` is this path or below it.
+    pub fn contains(&self, other: &WorkloadPath) -> bool {
+        self.0 == "/"
+            || other.0 == self.0
+            || (other.0.starts_with(&self.0) && other.0.as_bytes()[self.0.len()] == b'/')
+    }
+}
+
+impl TryFrom<String> for WorkloadPath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if !s.starts_with('/') {
+            return Err(format!("{s:?} is not an absolute path (write \"/{s}\")"));
+        }
+        if s.contains('\0') {
+            return Err("a path may not contain NUL".into());
+        }
+        let mut parts = Vec::new();
+        for part in s.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(format!(
+                        "{s:?} contains \"..\"; write the path it means without it"
+                    ))
+                }
+                p => parts.push(p),
+            }
+        }
+        Ok(WorkloadPath(format!("/{}", parts.join("/"))))
+    }
+}
+
+impl From<WorkloadPath> for String {
+    fn from(p: WorkloadPath) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for WorkloadPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SHA-256 digest, written as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha256(pub [u8; 32]);
+
+impl TryFrom<String> for Sha256 {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out)
+            .map_err(|_| format!("{s:?} is not a SHA-256 digest (64 hex digits)"))?;
+        Ok(Sha256(out))
+    }
+}
+
+impl From<Sha256> for String {
+    fn from(h: Sha256) -> String {
+        hex::encode(h.0)
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({self})")
+    }
+}

@@ -1,0 +1,319 @@
+//! Measurement and signing: ward's MRENCLAVE and SIGSTRUCT.
+//!
+//! - The **canonical form** of a manifest is its compact JSON serialisation (field order fixed by
+//!   the schema, maps sorted), so layout, comments and key order in the TOML do not change it.
+//! - **Measurement** = SHA-256(`"ward measurement v1\0"` ‖ SHA-256(canonical) ‖ runtime SHA-256).
+//!   Covering the runtime binary means a modified ward measures differently, as Gramine's
+//!   MRENCLAVE covers the LibOS.
+//! - The **signature** is ECDSA P-256 / SHA-256 over `"ward sigstruct v1\0"` ‖ measurement ‖
+//!   isv_prod_id (LE) ‖ isv_svn (LE) ‖ debug (1 byte), like SGX's SIGSTRUCT.
+//! - **MRSIGNER** = SHA-256 of the signer's public key, SEC1 uncompressed (65 bytes).
+
+use crate::error::Error;
+use crate::schema::{Manifest, Sha256, TrustedFile};
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::{Signature as EcdsaSignature, SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+const MEASUREMENT_TAG: &[u8] = b"ward measurement v1\0";
+const SIGSTRUCT_TAG: &[u8] = b"ward sigstruct v1\0";
+const MAX_KEY_FILE: u64 = 16 * 1024;
+
+/// The canonical bytes of a manifest (what the measurement covers).
+pub fn canonical(m: &Manifest) -> Vec<u8> {
+    // Serialising plain data structures to JSON cannot fail.
+    serde_json::to_vec(m).expect("manifest serialises")
+}
+
+/// The workload's measurement: manifest content and runtime binary.
+pub fn measurement(m: &Manifest, runtime_sha256: &Sha256) -> Sha256 {
+    let mut h = sha2::Sha256::new();
+    h.update(MEASUREMENT_TAG);
+    h.update(sha2::Sha256::digest(canonical(m)));
+    h.update(runtime_sha256.0);
+    Sha256(h.finalize().into())
+}
+
+fn sigstruct(measurement: &Sha256, m: &Manifest) -> Vec<u8> {
+    let mut out = SIGSTRUCT_TAG.to_vec();
+    out.extend_from_slice(&measurement.0);
+    out.extend_from_slice(&m.sgx.isv_prod_id.to_le_bytes());
+    out.extend_from_slice(&m.sgx.isv_svn.to_le_bytes());
+    out.push(m.sgx.debug as u8);
+    out
+}
+
+/// A manifest signer's private key (ECDSA P-256).
+pub struct SignerKey {
+    key: SigningKey,
+}
+
+impl SignerKey {
+    /// A fresh key from the OS random number generator.
+    pub fn generate() -> Self {
+        SignerKey {
+            key: SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng),
+        }
+    }
+
+    /// Writes the key as PKCS#8 PEM, mode 0600; never overwrites an existing file.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let pem = self
+            .key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| Error::Key(format!("encoding: {e}")))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Key(format!(
+                    "{} already exists; refusing to overwrite a signer key",
+                    path.display()
+                ))
+            } else {
+                Error::Io {
+                    context: format!("creating {}", path.display()),
+                    source: e,
+                }
+            }
+        })?;
+        if let Err(e) = file
+            .write_all(pem.as_bytes())
+            .and_then(|()| file.sync_all())
+        {
+            drop(file);
+            let _ = fs::remove_file(path);
+            return Err(Error::Io {
+                context: format!("writing {}", path.display()),
+                source: e,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads a PKCS#8 PEM P-256 private key.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let mut pem = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
+        fs::File::open(path)
+            .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_string(&mut pem))
+            .map_err(Error::io(format!("reading signer key {}", path.display())))?;
+        if pem.len() as u64 > MAX_KEY_FILE {
+            return Err(Error::Key(format!(
+                "{} is larger than {MAX_KEY_FILE} bytes: not a signer key",
+                path.display()
+            )));
+        }
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+            Error::Key(format!(
+                "{} is not a PKCS#8 PEM P-256 private key ({e}); make one with `ward sign keygen`",
+                path.display()
+            ))
+        })?;
+        Ok(SignerKey { key })
+    }
+
+    /// The public half.
+    pub fn public(&self) -> SignerPublicKey {
+        SignerPublicKey {
+            key: *self.key.verifying_key(),
+        }
+    }
+
+    /// Signs a manifest whose trusted files are all hashed, for the runtime with this hash.
+    pub fn sign(
+        &self,
+        manifest: Manifest,
+        runtime_sha256: Sha256,
+    ) -> Result<SignedManifest, Error> {
+        require_hashed(&manifest)?;
+        let measurement = measurement(&manifest, &runtime_sha256);
+        let sig: EcdsaSignature = self.key.sign(&sigstruct(&measurement, &manifest));
+        let public = self.public();
+        Ok(SignedManifest {
+            manifest,
+            signature: Signature {
+                runtime_sha256,
+                measurement,
+                mr_signer: public.mr_signer(),
+                signer_public_key: public.to_hex(),
+                signature: hex::encode(sig.to_bytes()),
+            },
+        })
+    }
+}
+
+impl fmt::Debug for SignerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignerKey")
+            .field("public", &self.public().to_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signer's public key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SignerPublicKey {
+    key: VerifyingKey,
+}
+
+impl SignerPublicKey {
+    /// SEC1 uncompressed point, hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.key.to_encoded_point(false).as_bytes())
+    }
+    /// Parses [`SignerPublicKey::to_hex`]'s form.
+    pub fn from_hex(s: &str) -> Result<Self, Error> {
+        let bytes = hex::decode(s.trim())
+            .map_err(|_| Error::Signature("signer_public_key is not hex".into()))?;
+        let key = VerifyingKey::from_sec1_bytes(&bytes)
+            .map_err(|_| Error::Signature("signer_public_key is not a P-256 point".into()))?;
+        Ok(SignerPublicKey { key })
+    }
+    /// MRSIGNER: SHA-256 of the SEC1 uncompressed point.
+    pub fn mr_signer(&self) -> Sha256 {
+        Sha256(sha2::Sha256::digest(self.key.to_encoded_point(false).as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for SignerPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignerPublicKey({})", self.to_hex())
+    }
+}
+
+/// The `[signature]` table of a signed manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// SHA-256 of the ward runtime binary this was signed for.
+    pub runtime_sha256: Sha256,
+    /// The measurement (MRENCLAVE).
+    pub measurement: Sha256,
+    /// SHA-256 of the signer's public key (MRSIGNER).
+    pub mr_signer: Sha256,
+    /// The signer's public key, SEC1 uncompressed, hex.
+    pub signer_public_key: String,
+    /// ECDSA P-256 `r ‖ s`, hex.
+    pub signature: String,
+}
+
+/// A manifest with its signature, as `ward sign` writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedManifest {
+    /// The content.
+    pub manifest: Manifest,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// A signed manifest whose signature and measurement have been checked for this runtime.
+#[derive(Debug, Clone)]
+pub struct VerifiedManifest {
+    /// The content.
+    pub manifest: Manifest,
+    /// MRENCLAVE.
+    pub measurement: Sha256,
+    /// MRSIGNER.
+    pub mr_signer: Sha256,
+}
+
+#[derive(Serialize)]
+struct SignedFileOut<'a> {
+    #[serde(flatten)]
+    manifest: &'a Manifest,
+    signature: &'a Signature,
+}
+
+impl SignedManifest {
+    /// The file `ward sign` writes: the manifest as TOML, then `[signature]`.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(&SignedFileOut {
+            manifest: &self.manifest,
+            signature: &self.signature,
+        })
+        .expect("manifest serialises to TOML");
+        format!(
+            "# Signed by `ward sign`. Any change to this file breaks its signature; edit the\n\
+             # unsigned manifest and sign again.\n\
+             # measurement (MRENCLAVE): {}\n# signer (MRSIGNER):       {}\n\n{body}",
+            self.signature.measurement, self.signature.mr_signer
+        )
+    }
+
+    /// Checks the signature and that the content and `runtime_sha256` give the signed
+    /// measurement.
+    pub fn verify(&self, runtime_sha256: &Sha256) -> Result<VerifiedManifest, Error> {
+        require_hashed(&self.manifest)?;
+        let s = &self.signature;
+        let public = SignerPublicKey::from_hex(&s.signer_public_key)?;
+        if public.mr_signer() != s.mr_signer {
+            return Err(Error::Signature(
+                "mr_signer is not the hash of signer_public_key".into(),
+            ));
+        }
+        let mut sig_bytes = [0u8; 64];
+        hex::decode_to_slice(s.signature.trim(), &mut sig_bytes)
+            .map_err(|_| Error::Signature("signature is not 64 bytes of hex".into()))?;
+        let sig = EcdsaSignature::from_slice(&sig_bytes)
+            .map_err(|_| Error::Signature("signature is not a valid ECDSA value".into()))?;
+        public
+            .key
+            .verify(&sigstruct(&s.measurement, &self.manifest), &sig)
+            .map_err(|_| {
+                Error::Signature(
+                    "the signature does not verify with signer_public_key: the [signature] \
+                     table was altered"
+                        .into(),
+                )
+            })?;
+        let content = measurement(&self.manifest, &s.runtime_sha256);
+        if content != s.measurement {
+            return Err(Error::Signature(
+                "the manifest's content does not give its signed measurement: it was edited \
+                 after signing; edit the unsigned manifest and run `ward sign` again"
+                    .into(),
+            ));
+        }
+        if s.runtime_sha256 != *runtime_sha256 {
+            return Err(Error::RuntimeMismatch {
+                signed_for: s.runtime_sha256.to_string(),
+                this: runtime_sha256.to_string(),
+            });
+        }
+        Ok(VerifiedManifest {
+            manifest: self.manifest.clone(),
+            measurement: s.measurement,
+            mr_signer: s.mr_signer,
+        })
+    }
+}
+
+fn require_hashed(m: &Manifest) -> Result<(), Error> {
+    if let Some(TrustedFile::Uri(u)) = m
+        .sgx
+        .trusted_files
+        .iter()
+        .find(|t| matches!(t, TrustedFile::Uri(_)))
+    {
+        return Err(Error::Unsigned(format!(
+            "trusted file {u} has no sha256 (only `ward sign` output is complete)"
+        )));
+    }
+    if let Some(pr) = &m.provision {
+        if let TrustedFile::Uri(u) = &pr.ca_chain {
+            return Err(Error::Unsigned(format!(
+                "provision.ca_chain {u} has no sha256 (only `ward sign` output is complete)"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Rules that span several keys, checked after the schema has parsed.
+
+use crate::error::{key_string, locate, Problem, Seg};
+use crate::schema::{Manifest, MountType};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn k(s: &str) -> Seg {
+    Seg::Key(s.to_owned())
+}
+
+struct Problems<'t> {
+    text: Option<&'t str>,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn push(&mut self, path: Vec<Seg>, message: impl Into<String>) {
+        self.list.push(Problem {
+            line: self.text.and_then(|t| locate(t, &path)),
+            key: key_string(&path),
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks `m`; `text` (the TOML it came from) lets problems name their line.
+pub(crate) fn check(m: &Manifest, text: Option<&str>) -> Vec<Problem> {
+    let mut p = Problems {
+        text,
+        list: Vec::new(),
+    };
+    let mounts = |i: usize, key: &str| vec![k("fs"), k("mounts"), Seg::Index(i), k(key)];
+
+    // Mounts: one per path, the right fields for their type.
+    let mut seen = BTreeMap::new();
+    for (i, mount) in m.fs.mounts.iter().enumerate() {
+        if let Some(first) = seen.insert(mount.path.clone(), i) {
+            p.push(
+                mounts(i, "path"),
+                format!(
+                    "{} is already mounted by fs.mounts[{first}]; each path is mounted once",
+                    mount.path
+                ),
+            );
+        }
+        match mount.kind {
+            MountType::Chroot | MountType::Encrypted if mount.uri.is_none() => p.push(
+                mounts(i, "type"),
+                format!(
+                    "a {} mount needs uri = \"file:HOST_PATH\" (the host directory it shows at {})",
+                    mount.kind, mount.path
+                ),
+            ),
+            MountType::Tmpfs if mount.uri.is_some() => p.push(
+                mounts(i, "uri"),
+                "a tmpfs mount lives in memory and takes no uri",
+            ),
+            _ => {}
+        }
+        if mount.kind != MountType::Encrypted && mount.key_name.is_some() {
+            p.push(
+                mounts(i, "key_name"),
+                format!(
+                    "only encrypted mounts take a key_name (this one is {})",
+                    mount.kind
+                ),
+            );
+        }
+    }
+
+    // Pinned files live under an encrypted mount.
+    let mut pinned = BTreeSet::new();
+    for (i, pin) in m.fs.pinned.iter().enumerate() {
+        let path = vec![k("fs"), k("pinned"), Seg::Index(i), k("path")];
+        let mount =
+            m.fs.mounts
+                .iter()
+                .filter(|mt| mt.path.contains(&pin.path))
+                .max_by_key(|mt| mt.path.as_str().len());
+        match mount {
+            Some(mt) if mt.kind == MountType::Encrypted && mt.path != pin.path => {}
+            Some(mt) if mt.kind == MountType::Encrypted => p.push(
+                path,
+                format!("{} is the mount itself; pin a file under it", pin.path),
+            ),
+            Some(mt) => p.push(
+                path,
+                format!(
+                    "{} is under the {} mount {}; only protected files (under an encrypted \
+                     mount) are pinned — trusted files are already checked by hash",
+                    pin.path, mt.kind, mt.path
+                ),
+            ),
+            None => p.push(
+                path,
+                format!(
+                    "{} is under no mount; add an encrypted mount covering it",
+                    pin.path
+                ),
+            ),
+        }
+        if !pinned.insert(pin.path.clone()) {
+            p.push(
+                vec![k("fs"), k("pinned"), Seg::Index(i), k("path")],
+                format!("{} is pinned twice", pin.path),
+            );
+        }
+    }
+
+    // Keys for encrypted mounts come only from provisioning.
+    let provided: BTreeSet<&str> = m
+        .provision
+        .iter()
+        .flat_map(|pr| pr.secrets.iter())
+        .filter_map(|s| s.key_name.as_deref())
+        .collect();
+    for (i, mount) in m.fs.mounts.iter().enumerate() {
+        if mount.kind == MountType::Encrypted && !provided.contains(mount.key_name()) {
+            let how = if m.provision.is_none() {
+                "there is no [provision] section to fetch it; add one with a \
+                 [[provision.secrets]] entry whose key_name is"
+                    .to_owned()
+            } else {
+                "no [[provision.secrets]] entry installs it; add one with key_name =".to_owned()
+            };
+            p.push(
+                mounts(
+                    i,
+                    if mount.key_name.is_some() {
+                        "key_name"
+                    } else {
+                        "type"
+                    },
+                ),
+                format!(
+                    "encrypted mount {} needs the key {:?}, but {how} {:?}",
+                    mount.path,
+                    mount.key_name(),
+                    mount.key_name()
+                ),
+            );
+        }
+    }
+
+    if let Some(pr) = &m.provision {
+        if pr.servers.is_empty() {
+            p.push(
+                vec![k("provision"), k("servers")],
+                "list at least one server, e.g. [\"localhost:4433\"]",
+            );
+        }
+        for (i, server) in pr.servers.iter().enumerate() {
+            let ok = server
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                p.push(
+                    vec![k("provision"), k("servers"), Seg::Index(i)],
+                    format!("{server:?} is not HOST:PORT"),
+                );
+            }
+        }
+        if pr.secrets.is_empty() {
+            p.push(
+                vec![k("provision"), k("secrets")],
+                "list the secrets to fetch: [[provision.secrets]] name = \"…\", key_name = \"…\"",
+            );
+        }
+        let mut keys = BTreeSet::new();
+        let mut envs = BTreeSet::new();
+        for (i, s) in pr.secrets.iter().enumerate() {
+            let at = |key: &str| vec![k("provision"), k("secrets"), Seg::Index(i), k(key)];
+            if s.name.is_empty() {
+                p.push(at("name"), "a secret needs a name");
+            }
+            match (&s.key_name, &s.env) {
+                (Some(_), Some(_)) => p.push(
+                    at("env"),
+                    "a secret becomes either a key (key_name) or a variable (env), not both",
+                ),
+                (None, None) => p.push(
+                    at("name"),
+                    format!(
+                        "secret {:?} goes nowhere; give key_name = \"…\" (a wrap key for \
+                         encrypted mounts) or env = \"VAR\"",
+                        s.name
+                    ),
+                ),
+                _ => {}
+            }
+            if let Some(key) = &s.key_name {
+                if key.is_empty() {
+                    p.push(at("key_name"), "key_name may not be empty");
+                } else if !keys.insert(key.as_str()) {
+                    p.push(at("key_name"), format!("key {key:?} is installed twice"));
+                }
+            }
+            if let Some(env) = &s.env {
+                if !envs.insert(env.as_str()) {
+                    p.push(at("env"), format!("variable {env} is installed twice"));
+                } else if m.loader.env.contains_key(env) {
+                    p.push(
+                        at("env"),
+                        format!("variable {env} is also set in [loader.env]; keep one"),
+                    );
+                }
+            }
+        }
+    }
+    p.list
+}

@@ -1,0 +1,298 @@
+use std::fs;
+use std::path::Path;
+use ward_manifest::*;
+
+const GOOD: &str = r#"
+[loader]
+entrypoint = "ward:checksum"
+argv = ["--output", "/out/digests.txt", "/data/input.bin"]
+
+[loader.env]
+LANG = "C"
+TZ = { passthrough = true }
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/data"
+uri = "file:encrypted"
+
+[[fs.mounts]]
+path = "/app"
+uri = "file:app/"
+
+[[fs.mounts]]
+type = "tmpfs"
+path = "/tmp"
+
+[[fs.pinned]]
+path = "/data/input.bin"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000001"
+
+[sgx]
+isv_prod_id = 7
+isv_svn = 3
+trusted_files = ["file:app/", { uri = "file:labels.txt" }]
+allowed_files = ["file:logs/"]
+
+[provision]
+servers = ["localhost:4433", "10.0.0.2:4433"]
+ca_chain = "file:ca.pem"
+secrets = [{ name = "default", key_name = "default" }, { name = "token", env = "API_TOKEN" }]
+"#;
+
+fn project(dir: &Path) {
+    fs::create_dir_all(dir.join("app/sub")).unwrap();
+    fs::write(dir.join("app/a.txt"), b"alpha").unwrap();
+    fs::write(dir.join("app/sub/b.txt"), b"beta").unwrap();
+    fs::write(dir.join("labels.txt"), b"cat\ndog\n").unwrap();
+    fs::write(dir.join("ca.pem"), b"-----BEGIN CERTIFICATE-----\n").unwrap();
+}
+
+fn err(text: &str) -> String {
+    Manifest::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn parses_the_documented_example() {
+    let m = Manifest::from_toml(GOOD).unwrap();
+    assert_eq!(m.loader.entrypoint.builtin(), "checksum");
+    assert_eq!(m.fs.mounts[0].kind, MountType::Encrypted);
+    assert_eq!(m.fs.mounts[0].key_name(), "default");
+    assert_eq!(m.fs.mounts[1].kind, MountType::Chroot);
+    assert!(m.loader.env["TZ"].is_passthrough());
+    assert_eq!(m.loader.env["LANG"].fixed(), Some("C"));
+    assert_eq!(m.sgx.isv_prod_id, 7);
+    assert_eq!(m.provision.as_ref().unwrap().servers.len(), 2);
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_line() {
+    let text = GOOD.replace("isv_svn = 3", "isv_svn = 3\nisv_snv = 4");
+    let e = err(&text);
+    assert!(e.contains("line 30") && e.contains("isv_snv"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_line() {
+    let e = err(&GOOD.replace("\"ward:checksum\"", "\"/bin/sh\""));
+    assert!(e.contains("line 3") && e.contains("built-in"), "{e}");
+    let e = err(&GOOD.replace("path = \"/tmp\"", "path = \"tmp\""));
+    assert!(e.contains("line 21") && e.contains("absolute"), "{e}");
+    let e = err(&GOOD.replace("uri = \"file:app/\"", "uri = \"app/\""));
+    assert!(e.contains("line 17") && e.contains("file:PATH"), "{e}");
+    let e = err(&GOOD.replace("sha256 = \"0000", "sha256 = \"zz00"));
+    assert!(e.contains("line 25") && e.contains("SHA-256"), "{e}");
+    let e = err(&GOOD.replace("type = \"tmpfs\"", "type = \"nfs\""));
+    assert!(e.contains("line 20") && e.contains("nfs"), "{e}");
+}
+
+#[test]
+fn cross_key_rules_name_line_and_key() {
+    // A key nobody provisions.
+    let e = err(&GOOD.replace(
+        "uri = \"file:encrypted\"",
+        "uri = \"file:encrypted\"\nkey_name = \"model\"",
+    ));
+    assert!(
+        e.contains("line 14, fs.mounts[0].key_name") && e.contains("\"model\""),
+        "{e}"
+    );
+    // Twice the same mount path.
+    let e = err(&GOOD.replace("path = \"/tmp\"", "path = \"/app\""));
+    assert!(
+        e.contains("fs.mounts[2].path") && e.contains("line 21"),
+        "{e}"
+    );
+    // A pin outside an encrypted mount.
+    let e = err(&GOOD.replace("path = \"/data/input.bin\"", "path = \"/app/a.txt\""));
+    assert!(
+        e.contains("fs.pinned[0].path") && e.contains("chroot"),
+        "{e}"
+    );
+    // A secret that goes nowhere, and a bad server.
+    let e = err(&GOOD
+        .replace(
+            "{ name = \"token\", env = \"API_TOKEN\" }",
+            "{ name = \"token\" }",
+        )
+        .replace("\"10.0.0.2:4433\"", "\"10.0.0.2\""));
+    assert!(
+        e.contains("provision.secrets[1].name") && e.contains("goes nowhere"),
+        "{e}"
+    );
+    assert!(
+        e.contains("provision.servers[1]") && e.contains("HOST:PORT"),
+        "{e}"
+    );
+    // A tmpfs with a uri.
+    let e = err(&GOOD.replace("path = \"/tmp\"", "path = \"/tmp\"\nuri = \"file:x\""));
+    assert!(
+        e.contains("fs.mounts[2].uri") && e.contains("line 22"),
+        "{e}"
+    );
+    // Encrypted mounts without provisioning.
+    let cut = GOOD.find("[provision]").unwrap();
+    let e = err(&GOOD[..cut]);
+    assert!(e.contains("no [provision] section"), "{e}");
+}
+
+#[test]
+fn dotdot_and_env_names_are_refused() {
+    let e = err(&GOOD.replace("path = \"/tmp\"", "path = \"/tmp/../etc\""));
+    assert!(e.contains(".."), "{e}");
+    let e = err(&GOOD.replace("LANG = \"C\"", "\"1LANG\" = \"C\""));
+    assert!(e.contains("environment variable name"), "{e}");
+}
+
+fn signed(dir: &Path) -> (SignedManifest, SignerKey) {
+    project(dir);
+    let m = Manifest::from_toml(GOOD).unwrap();
+    let mut seen = Vec::new();
+    let hashed = m
+        .hash_trusted_files(dir, &mut |uri, _, size| seen.push((uri.to_string(), size)))
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            ("file:app/a.txt".to_string(), 5),
+            ("file:app/sub/b.txt".to_string(), 4),
+            ("file:labels.txt".to_string(), 8),
+            ("file:ca.pem".to_string(), 28),
+        ]
+    );
+    let key = SignerKey::generate();
+    (key.sign(hashed, Sha256([9; 32])).unwrap(), key)
+}
+
+#[test]
+fn directories_expand_and_hashes_match_sha256sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = signed(dir.path());
+    let files: Vec<_> = s
+        .manifest
+        .sgx
+        .trusted_files
+        .iter()
+        .map(|t| match t {
+            TrustedFile::Hashed(h) => (h.uri.to_string(), h.sha256.to_string()),
+            TrustedFile::Uri(u) => panic!("unhashed {u}"),
+        })
+        .collect();
+    // sha256("alpha"), computed independently.
+    assert_eq!(
+        files[0],
+        (
+            "file:app/a.txt".into(),
+            "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8".into()
+        )
+    );
+    assert_eq!(files.len(), 3);
+}
+
+#[test]
+fn signed_manifest_round_trips_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, key) = signed(dir.path());
+    let text = s.to_toml();
+    let back = SignedManifest::from_toml(&text).unwrap();
+    assert_eq!(back, s);
+    let v = back.verify(&Sha256([9; 32])).unwrap();
+    assert_eq!(v.mr_signer, key.public().mr_signer());
+    assert_eq!(v.measurement, measurement(&s.manifest, &Sha256([9; 32])));
+    // Layout does not matter: comments and blank lines added, same measurement.
+    let relaid = text.replace("\n[", "\n# a comment\n\n[");
+    SignedManifest::from_toml(&relaid)
+        .unwrap()
+        .verify(&Sha256([9; 32]))
+        .unwrap();
+}
+
+#[test]
+fn tampering_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = signed(dir.path());
+    let text = s.to_toml();
+    let runtime = Sha256([9; 32]);
+    // Content edited after signing.
+    let edited = text.replace("isv_svn = 3", "isv_svn = 4");
+    assert_ne!(edited, text);
+    let e = SignedManifest::from_toml(&edited)
+        .unwrap()
+        .verify(&runtime)
+        .unwrap_err();
+    assert!(e.to_string().contains("bad signature"), "{e}");
+    let edited = text.replace("\"/out/digests.txt\"", "\"/out/other.txt\"");
+    let e = SignedManifest::from_toml(&edited)
+        .unwrap()
+        .verify(&runtime)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("edited after signing") || e.to_string().contains("bad signature"),
+        "{e}"
+    );
+    // Another runtime.
+    let e = s.verify(&Sha256([8; 32])).unwrap_err();
+    assert!(matches!(e, Error::RuntimeMismatch { .. }), "{e}");
+    // Re-signed by somebody else with the same measurement: verifies, but under another MRSIGNER.
+    let other = SignerKey::generate()
+        .sign(s.manifest.clone(), runtime)
+        .unwrap();
+    assert_ne!(other.signature.mr_signer, s.signature.mr_signer);
+    // Swapping in another key without re-signing fails.
+    let mut forged = s.clone();
+    forged.signature.signer_public_key = other.signature.signer_public_key.clone();
+    forged.signature.mr_signer = other.signature.mr_signer;
+    assert!(forged.verify(&runtime).is_err());
+    // Unsigned.
+    let e = SignedManifest::from_toml(GOOD).unwrap_err();
+    assert!(e.to_string().contains("ward sign"), "{e}");
+}
+
+#[test]
+fn stale_hash_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let text = GOOD.replace(
+        "{ uri = \"file:labels.txt\" }",
+        "{ uri = \"file:labels.txt\", sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\" }",
+    );
+    let m = Manifest::from_toml(&text).unwrap();
+    let e = m
+        .hash_trusted_files(dir.path(), &mut |_, _, _| {})
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleHash { .. }), "{e}");
+    // A missing trusted file names the URI and the path.
+    fs::remove_file(dir.path().join("labels.txt")).unwrap();
+    let m = Manifest::from_toml(GOOD).unwrap();
+    let e = m
+        .hash_trusted_files(dir.path(), &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("file:labels.txt") && e.contains("labels.txt"),
+        "{e}"
+    );
+}
+
+#[test]
+fn signer_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signer.pem");
+    let key = SignerKey::generate();
+    key.save(&path).unwrap();
+    assert_eq!(SignerKey::load(&path).unwrap().public(), key.public());
+    assert!(
+        SignerKey::generate().save(&path).is_err(),
+        "must not overwrite"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    fs::write(dir.path().join("junk.pem"), b"junk").unwrap();
+    assert!(SignerKey::load(&dir.path().join("junk.pem")).is_err());
+}
