@@ -21,12 +21,12 @@ pub enum Error {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
     /// An error in a named file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     InFile {
         /// The manifest file.
         path: PathBuf,
         /// What was wrong in it.
-        source: Box<Error>,
+        error: Box<Error>,
     },
     /// Reading or writing a file failed.
     #[error("{context}: {source}")]
@@ -86,7 +86,7 @@ impl Error {
         match self {
             e @ (Error::Syntax { .. } | Error::Invalid(_)) => Error::InFile {
                 path: path.into(),
-                source: Box::new(e),
+                error: Box::new(e),
             },
             e => e,
         }

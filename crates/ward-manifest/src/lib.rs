@@ -129,7 +129,7 @@ impl SignedManifest {
             }),
             (_, None) => Err(Error::Unsigned(
                 "it has no [signature] table; sign it with `ward sign --key SIGNER_KEY \
-                 MANIFEST`, and run the file that writes"
+                 MANIFEST`, then run the .signed.toml file it writes"
                     .into(),
             )),
         }

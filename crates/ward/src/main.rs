@@ -2,10 +2,13 @@
 //! progress bars and human-readable errors; the logic lives in the crates it calls.
 
 mod attest;
+mod classify;
 mod demo;
 mod fsutil;
 mod pf;
 mod provision;
+mod runtime;
+mod workloads;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -38,6 +41,12 @@ enum Command {
     /// The simulated TEE, for development on machines without SGX/TDX.
     #[command(subcommand)]
     Sim(attest::SimCommand),
+    /// Sign a workload manifest: hash its trusted files, print its measurement and a policy.
+    Sign(runtime::SignArgs),
+    /// Run a signed manifest's workload, confined to what the manifest allows.
+    Run(runtime::RunArgs),
+    /// Classify images with the ONNX model on plain files (the "before the enclave" baseline).
+    Classify(classify::ClassifyArgs),
     /// Walk through the protected-files part of the tutorial in a temporary directory.
     Demo(demo::DemoArgs),
 }
@@ -57,6 +66,9 @@ fn main() -> ExitCode {
         Command::Attest(cmd) => attest::run(cmd),
         Command::Sim(cmd) => attest::run_sim(cmd),
         Command::Provision(cmd) => provision::run(cmd),
+        Command::Sign(args) => runtime::sign(args),
+        Command::Run(args) => runtime::run(args),
+        Command::Classify(args) => classify::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args),
     };
     match result {

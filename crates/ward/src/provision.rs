@@ -233,14 +233,14 @@ pub fn init(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<String
     Ok(sim_public)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-fn evidence_verifier(pccs: Option<&str>, cache_dir: &Path) -> Result<Arc<AnyVerifier>> {
+pub(crate) fn evidence_verifier(pccs: Option<&str>, cache_dir: &Path) -> Result<Arc<AnyVerifier>> {
     let dcap = match pccs {
         None => None,
         Some(url) => {

@@ -1,0 +1,372 @@
+//! Bootstrap: from a signed manifest on disk to a confined workload context.
+//!
+//! 1. read the signed manifest and verify its signature and measurement for *this* runtime;
+//! 2. make a fresh TLS key and evidence binding it, with the chosen attester;
+//! 3. fetch the manifest's secrets from its provisioning servers (mutual RA-TLS), checking the
+//!    servers against the CA chain pinned in the manifest;
+//! 4. install secrets as named wrap keys (for encrypted mounts) or environment variables;
+//! 5. build the VFS that enforces the manifest.
+//!
+//! Secrets live in zeroizing buffers and are wiped when the [`Context`] is dropped.
+
+use crate::vfs::{Vfs, VfsError};
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use ward_attest::attester::{Attester, GramineAttester, SimAttester, TsmAttester};
+use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_manifest::{
+    resolve, FileUri, Manifest, MountType, Sha256, SignedManifest, TrustedFile, VerifiedManifest,
+};
+use ward_pf::WrapKey;
+use zeroize::Zeroizing;
+
+/// Why a workload could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The signed manifest is missing, malformed, unsigned, tampered or for another runtime.
+    #[error("manifest: {0}")]
+    Manifest(ward_manifest::Error),
+    /// The runtime could not read its own binary to measure itself.
+    #[error("measuring the ward runtime ({}): {source}", path.display())]
+    SelfMeasure {
+        /// The executable.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The provisioning CA chain on disk is not the one the manifest pins.
+    #[error(
+        "provisioning CA chain {uri} ({}) has SHA-256 {found}, but the signed manifest pins \
+         {expected}: the host may be trying to impersonate the provisioning server; restore the \
+         file or re-sign the manifest",
+        path.display()
+    )]
+    CaChainChanged {
+        /// URI in the manifest.
+        uri: String,
+        /// Where it resolved.
+        path: PathBuf,
+        /// Pinned hash.
+        expected: String,
+        /// Hash on disk.
+        found: String,
+    },
+    /// Reading a file the bootstrap needs failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What, naming the file.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Producing evidence failed (no TEE, bad sim key…).
+    #[error("attestation: {0}")]
+    Attest(String),
+    /// The provisioning servers refused or could not be reached.
+    #[error("secret provisioning: {0}")]
+    Provision(ward_provision::Error),
+    /// A provisioned secret cannot be installed where the manifest says.
+    #[error("secret {name:?}: {problem}")]
+    Secret {
+        /// The secret's name.
+        name: String,
+        /// What is wrong (never the value).
+        problem: String,
+    },
+    /// The host passed arguments that the manifest does not allow.
+    #[error(
+        "the manifest does not allow arguments from the host ({0} given); put them in \
+         loader.argv and re-sign, or set loader.insecure_host_args = true"
+    )]
+    HostArgs(usize),
+    /// A passthrough environment variable is not valid UTF-8 on the host.
+    #[error("host environment variable {0} is not valid UTF-8")]
+    HostEnv(String),
+    /// The VFS could not be built from the manifest.
+    #[error("file system: {0}")]
+    Vfs(VfsError),
+}
+
+// Written out (not `#[from]`) so the inner error is shown once, in the message, rather than
+// again as the `source()` that error reporters append.
+impl From<ward_manifest::Error> for BootError {
+    fn from(e: ward_manifest::Error) -> Self {
+        BootError::Manifest(e)
+    }
+}
+impl From<ward_provision::Error> for BootError {
+    fn from(e: ward_provision::Error) -> Self {
+        BootError::Provision(e)
+    }
+}
+impl From<VfsError> for BootError {
+    fn from(e: VfsError) -> Self {
+        BootError::Vfs(e)
+    }
+}
+
+/// Which TEE produces the workload's evidence.
+pub enum AttesterChoice {
+    /// ward's simulated TEE, with this platform key: proves nothing about hardware.
+    Sim(SimPlatformKey),
+    /// Gramine's `/dev/attestation` (SGX DCAP), when ward itself runs under Gramine.
+    Gramine,
+    /// Linux configfs-tsm (TDX, SEV-SNP confidential VMs).
+    Tsm,
+}
+
+impl AttesterChoice {
+    fn build(self, m: &VerifiedManifest) -> Box<dyn Attester> {
+        match self {
+            AttesterChoice::Sim(key) => Box::new(SimAttester::new(
+                key,
+                SimIdentity {
+                    mr_enclave: m.measurement.0,
+                    mr_signer: m.mr_signer.0,
+                    isv_prod_id: m.manifest.sgx.isv_prod_id,
+                    isv_svn: m.manifest.sgx.isv_svn,
+                    debug: m.manifest.sgx.debug,
+                },
+            )),
+            AttesterChoice::Gramine => Box::new(GramineAttester::new()),
+            AttesterChoice::Tsm => Box::new(TsmAttester::new()),
+        }
+    }
+}
+
+/// How long each bootstrap step took (for narration and benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct BootTimings {
+    /// Hashing the runtime binary.
+    pub self_measure: Duration,
+    /// Reading and verifying the signed manifest.
+    pub manifest: Duration,
+    /// Key generation and evidence.
+    pub attest: Duration,
+    /// Fetching secrets.
+    pub provision: Duration,
+    /// Building the VFS.
+    pub vfs: Duration,
+}
+
+/// What a workload gets: its arguments, environment and file system, nothing else.
+pub struct Context {
+    /// The verified manifest.
+    pub manifest: VerifiedManifest,
+    /// Arguments (the manifest's, plus the host's when allowed).
+    pub argv: Vec<String>,
+    /// Environment (fixed values, passthroughs, provisioned secrets). Zeroized on drop.
+    pub env: BTreeMap<String, Zeroizing<String>>,
+    /// The only way to files.
+    pub vfs: Vfs,
+    /// Bootstrap timings.
+    pub timings: BootTimings,
+}
+
+impl Context {
+    /// An environment variable.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(|v| v.as_str())
+    }
+}
+
+/// Options for [`boot`].
+pub struct BootOptions {
+    /// The runtime's own hash (see [`runtime_sha256`]); tests pass a fixed one.
+    pub runtime_sha256: Sha256,
+    /// Evidence source.
+    pub attester: AttesterChoice,
+    /// Arguments from the host command line.
+    pub host_args: Vec<String>,
+}
+
+/// SHA-256 of the running executable: the runtime part of the measurement.
+///
+/// Computed once per process (the code running cannot change underneath it, even if the file on
+/// disk is replaced later).
+pub fn runtime_sha256() -> Result<Sha256, BootError> {
+    static CACHE: std::sync::OnceLock<Sha256> = std::sync::OnceLock::new();
+    if let Some(h) = CACHE.get() {
+        return Ok(*h);
+    }
+    let exe = std::env::current_exe().map_err(|source| BootError::SelfMeasure {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let h = file_sha256(&exe)?;
+    Ok(*CACHE.get_or_init(|| h))
+}
+
+/// SHA-256 of a ward binary (for `ward sign --runtime`).
+pub fn file_sha256(path: &Path) -> Result<Sha256, BootError> {
+    ward_manifest::sha256_file(path, &mut |_| {}).map_err(|source| BootError::SelfMeasure {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Verifies the signed manifest at `path`, attests, fetches secrets and builds the VFS.
+pub fn boot(path: &Path, options: BootOptions) -> Result<Context, BootError> {
+    let mut timings = BootTimings::default();
+    let t = Instant::now();
+    let signed = SignedManifest::load(path)?;
+    let verified = signed.verify(&options.runtime_sha256)?;
+    timings.manifest = t.elapsed();
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let m = &verified.manifest;
+
+    let argv = {
+        let mut argv = m.loader.argv.clone();
+        if !options.host_args.is_empty() {
+            if !m.loader.insecure_host_args {
+                return Err(BootError::HostArgs(options.host_args.len()));
+            }
+            argv.extend(options.host_args.iter().cloned());
+        }
+        argv
+    };
+
+    let mut env = BTreeMap::new();
+    for (name, value) in &m.loader.env {
+        let v = match value.fixed() {
+            Some(v) => v.to_owned(),
+            None => match std::env::var(name.as_str()) {
+                Ok(v) => v,
+                Err(std::env::VarError::NotPresent) => continue,
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(BootError::HostEnv(name.to_string()))
+                }
+            },
+        };
+        env.insert(name.to_string(), Zeroizing::new(v));
+    }
+
+    let mut keys: Vec<(String, WrapKey)> = Vec::new();
+    if let Some(pr) = &m.provision {
+        let ca_pem = read_pinned(&base_dir, &pr.ca_chain)?;
+        let t = Instant::now();
+        let attester = options.attester.build(&verified);
+        let identity =
+            ward_ratls::RaTlsIdentity::generate(attester.as_ref(), ward_ratls::EvidenceForm::Dice)
+                .map_err(|e| BootError::Attest(e.to_string()))?;
+        timings.attest = t.elapsed();
+        let t = Instant::now();
+        let names: Vec<&str> = pr.secrets.iter().map(|s| s.name.as_str()).collect();
+        let mut secrets = ward_provision::client::fetch(&pr.servers, &ca_pem, &identity, &names)?;
+        timings.provision = t.elapsed();
+        for binding in &pr.secrets {
+            let value = secrets
+                .take(&binding.name)
+                .ok_or_else(|| BootError::Secret {
+                    name: binding.name.clone(),
+                    problem: "the server did not return it".into(),
+                })?;
+            if let Some(key_name) = &binding.key_name {
+                let key = WrapKey::from_slice(&value).map_err(|_| BootError::Secret {
+                    name: binding.name.clone(),
+                    problem: format!(
+                        "it is {} bytes, but key {key_name:?} is a 16-byte wrap key (serve it \
+                         with kind = \"key\")",
+                        value.len()
+                    ),
+                })?;
+                keys.push((key_name.clone(), key));
+            } else if let Some(var) = &binding.env {
+                // Gramine's string secrets carry a trailing NUL.
+                let bytes = value.strip_suffix(&[0]).unwrap_or(&value);
+                let text = std::str::from_utf8(bytes).map_err(|_| BootError::Secret {
+                    name: binding.name.clone(),
+                    problem: format!("variable {var} needs UTF-8 text"),
+                })?;
+                env.insert(var.to_string(), Zeroizing::new(text.to_owned()));
+            }
+        }
+    }
+
+    let t = Instant::now();
+    let vfs = build_vfs(&base_dir, m, keys)?;
+    timings.vfs = t.elapsed();
+    Ok(Context {
+        manifest: verified,
+        argv,
+        env,
+        vfs,
+        timings,
+    })
+}
+
+fn read_pinned(base_dir: &Path, file: &TrustedFile) -> Result<Vec<u8>, BootError> {
+    let uri = file.uri();
+    let path = resolve(base_dir, uri);
+    let bytes = std::fs::read(&path).map_err(|source| BootError::Io {
+        context: format!("reading provisioning CA chain {uri} ({})", path.display()),
+        source,
+    })?;
+    if let TrustedFile::Hashed(h) = file {
+        let found: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        if found != h.sha256.0 {
+            return Err(BootError::CaChainChanged {
+                uri: uri.to_string(),
+                path,
+                expected: h.sha256.to_string(),
+                found: hex::encode(found),
+            });
+        }
+    }
+    Ok(bytes)
+}
+
+/// The bound-path prefix of an encrypted mount: its URI path as written, without a trailing `/`
+/// (what `ward pf encrypt -o` and Gramine bind, relative to the manifest's directory).
+fn bound_prefix(uri: &FileUri) -> &str {
+    let p = uri.path().trim_end_matches('/');
+    if p.is_empty() {
+        "/"
+    } else {
+        p
+    }
+}
+
+fn build_vfs(
+    base_dir: &Path,
+    m: &Manifest,
+    keys: Vec<(String, WrapKey)>,
+) -> Result<Vfs, BootError> {
+    let mut b = Vfs::builder();
+    for mount in &m.fs.mounts {
+        let path = mount.path.as_str();
+        b = match (mount.kind, &mount.uri) {
+            (MountType::Chroot, Some(uri)) => b.chroot(path, resolve(base_dir, uri)),
+            (MountType::Encrypted, Some(uri)) => b.encrypted(
+                path,
+                resolve(base_dir, uri),
+                bound_prefix(uri),
+                mount.key_name(),
+            ),
+            (MountType::Tmpfs, _) => b.tmpfs(path),
+            // Validation guarantees chroot and encrypted mounts have a uri.
+            (_, None) => b,
+        };
+    }
+    for t in &m.sgx.trusted_files {
+        if let TrustedFile::Hashed(h) = t {
+            b = b.trusted(resolve(base_dir, &h.uri), h.sha256.0);
+        }
+    }
+    for a in &m.sgx.allowed_files {
+        b = b.allowed(resolve(base_dir, a));
+    }
+    for p in &m.fs.pinned {
+        b = b.pin(p.path.as_str(), p.sha256.0);
+    }
+    for (name, key) in keys {
+        b = b.key(&name, key);
+    }
+    Ok(b.build()?)
+}

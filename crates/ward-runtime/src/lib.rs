@@ -1,0 +1,19 @@
+//! The ward runtime: bootstrap a workload from its signed manifest and confine it.
+//!
+//! [`bootstrap::boot`] verifies the signed manifest for this runtime binary, attests (sim, Gramine
+//! or configfs-tsm), fetches the workload's keys over RA-TLS, and builds the [`vfs::Vfs`]: the
+//! only way a workload reaches files, enforcing the manifest (trusted files hash-checked as they
+//! are read, protected files decrypted with their mount's key and bound path, allowed files passed
+//! through, tmpfs in memory, everything else refused with the rule that would allow it).
+//! [`workload::Registry`] runs the manifest's built-in entrypoint in that context.
+//!
+//! This crate contains no ML code (the classifier is registered by the CLI from `ward-infer`),
+//! and it is not a sandbox for arbitrary binaries: built-in workloads are trusted to use only
+//! their [`bootstrap::Context`].
+
+pub mod bootstrap;
+pub mod vfs;
+pub mod workload;
+
+pub use bootstrap::{boot, runtime_sha256, AttesterChoice, BootError, BootOptions, Context};
+pub use workload::{Builtin, Registry, RunError, WorkloadError};

@@ -1,0 +1,148 @@
+//! `ward:classify`, the built-in image classifier: ward-infer on files read through the VFS.
+
+use std::io::Write;
+use ward_runtime::{Builtin, Context, Registry, WorkloadError};
+
+const USAGE: &str = "--model PATH --labels PATH (--image PATH)... [--image-dir DIR] \
+                     [--spec PATH] --output PATH [--top K] [--json] [--threads N]";
+
+/// Adds `ward:classify` to `registry`.
+pub fn register(registry: &mut Registry) {
+    registry.register(
+        "classify",
+        Builtin {
+            summary: "classify images with an ONNX model; top-k classes to a protected result file",
+            usage: USAGE,
+            run: classify,
+        },
+    );
+}
+
+#[derive(Default)]
+struct ClassifyArgs {
+    model: Option<String>,
+    labels: Option<String>,
+    spec: Option<String>,
+    images: Vec<String>,
+    image_dirs: Vec<String>,
+    output: Option<String>,
+    top: usize,
+    json: bool,
+    threads: usize,
+}
+
+fn parse(argv: &[String]) -> Result<ClassifyArgs, WorkloadError> {
+    let mut a = ClassifyArgs {
+        top: 5,
+        threads: 0,
+        ..Default::default()
+    };
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| WorkloadError::Usage(format!("{flag} needs a value")))
+        };
+        let number = |v: String| {
+            v.parse::<usize>()
+                .map_err(|_| WorkloadError::Usage(format!("{flag} needs a number, got {v:?}")))
+        };
+        match flag.as_str() {
+            "--model" => a.model = Some(value()?),
+            "--labels" => a.labels = Some(value()?),
+            "--spec" => a.spec = Some(value()?),
+            "--image" => a.images.push(value()?),
+            "--image-dir" => a.image_dirs.push(value()?),
+            "--output" | "-o" => a.output = Some(value()?),
+            "--top" => a.top = number(value()?)?,
+            "--threads" => a.threads = number(value()?)?,
+            "--json" => a.json = true,
+            other => return Err(WorkloadError::Usage(format!("unknown argument {other:?}"))),
+        }
+    }
+    Ok(a)
+}
+
+fn failed(what: &str) -> impl FnOnce(ward_infer::Error) -> WorkloadError + '_ {
+    move |e| WorkloadError::Failed(format!("{what}: {e}"))
+}
+
+fn classify(ctx: &Context) -> Result<(), WorkloadError> {
+    let a = parse(&ctx.argv)?;
+    let need = |v: &Option<String>, flag: &str| {
+        v.clone()
+            .ok_or_else(|| WorkloadError::Usage(format!("{flag} is required")))
+    };
+    let model_path = need(&a.model, "--model")?;
+    let labels_path = need(&a.labels, "--labels")?;
+    let output = need(&a.output, "--output")?;
+    let mut images = a.images.clone();
+    for dir in &a.image_dirs {
+        let mut names = ctx.vfs.read_dir(dir)?;
+        names.sort();
+        let dir = dir.trim_end_matches('/');
+        images.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+    }
+    if images.is_empty() {
+        return Err(WorkloadError::Usage(
+            "name an --image or an --image-dir".into(),
+        ));
+    }
+    let spec = match &a.spec {
+        Some(p) => {
+            ward_infer::ModelSpec::from_toml(&ctx.vfs.read_to_string(p)?).map_err(failed(p))?
+        }
+        None => ward_infer::ModelSpec::default(),
+    };
+    let mut classifier = {
+        let model = ctx.vfs.read(&model_path)?;
+        let labels = ctx.vfs.read_to_string(&labels_path)?;
+        ward_infer::Classifier::load(&model, &labels, &spec).map_err(failed(&model_path))?
+    };
+    if a.threads > 0 {
+        classifier
+            .set_threads(a.threads)
+            .map_err(failed("--threads"))?;
+    }
+    // Every image is classified before the output is created: a failure leaves no output.
+    let mut results = Vec::with_capacity(images.len());
+    for image in &images {
+        let bytes = ctx.vfs.read(image)?;
+        let top = classifier.classify(&bytes, a.top).map_err(failed(image))?;
+        results.push((image.clone(), top));
+    }
+    let text = render(&results, a.json);
+    let mut out = ctx.vfs.create(&output)?;
+    out.write_all(text.as_bytes())
+        .map_err(|e| WorkloadError::Failed(format!("writing {output}: {e}")))?;
+    out.commit()?;
+    Ok(())
+}
+
+/// One image: the plain top-k (text lines or a JSON array). Several: one section (or JSON object)
+/// per image.
+pub fn render(results: &[(String, Vec<ward_infer::Prediction>)], json: bool) -> String {
+    match (results, json) {
+        ([(_, top)], false) => ward_infer::format_text(top),
+        ([(_, top)], true) => ward_infer::format_json(top) + "\n",
+        (_, false) => results
+            .iter()
+            .map(|(image, top)| format!("# {image}\n{}", ward_infer::format_text(top)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (_, true) => {
+            let items: Vec<String> = results
+                .iter()
+                .map(|(image, top)| {
+                    format!(
+                        "{{\"image\":{},\"predictions\":{}}}",
+                        serde_json::to_string(image).unwrap_or_default(),
+                        ward_infer::format_json(top).trim()
+                    )
+                })
+                .collect();
+            format!("[{}]\n", items.join(","))
+        }
+    }
+}
