@@ -101,6 +101,31 @@ pub fn format_json(predictions: &[Prediction]) -> String {
     serde_json::to_string(predictions).unwrap_or_else(|_| "[]".to_string())
 }
 
+/// The result file of one run: for one image its top-k as [`format_text`] lines or a
+/// [`format_json`] array; for several, a `# path` heading per image (text) or an array of
+/// `{"image", "predictions"}` objects (JSON). Ends with a newline.
+pub fn format_results(results: &[(String, Vec<Prediction>)], json: bool) -> String {
+    match (results, json) {
+        ([(_, top)], false) => format_text(top),
+        ([(_, top)], true) => format_json(top) + "\n",
+        (_, false) => results
+            .iter()
+            .map(|(image, top)| format!("# {image}\n{}", format_text(top)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (_, true) => {
+            let items: Vec<String> = results
+                .iter()
+                .map(|(image, top)| {
+                    let image = serde_json::to_string(image).unwrap_or_default();
+                    format!("{{\"image\":{image},\"predictions\":{}}}", format_json(top))
+                })
+                .collect();
+            format!("[{}]\n", items.join(","))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,7 +158,7 @@ fn encrypt_reads_input_delivered_in_small_pieces() {
     impl std::io::Read for Dribble<'_> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             self.calls += 1;
-            if self.calls % 7 == 0 {
+            if self.calls.is_multiple_of(7) {
                 return Err(std::io::ErrorKind::Interrupted.into());
             }
             let n = buf.len().min(1000).min(self.data.len());

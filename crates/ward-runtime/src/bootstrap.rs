@@ -338,7 +338,7 @@ fn build_vfs(
     m: &Manifest,
     keys: Vec<(String, WrapKey)>,
 ) -> Result<Vfs, BootError> {
-    let mut b = Vfs::builder();
+    let mut b = Vfs::builder().manifest_dir(base_dir);
     for mount in &m.fs.mounts {
         let path = mount.path.as_str();
         b = match (mount.kind, &mount.uri) {

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use ward_infer::{format_json, format_text, Classifier, ModelSpec, Prediction};
+use ward_infer::{Classifier, ModelSpec};
 
 /// Classify images with an ONNX model, on plain files.
 ///
@@ -119,7 +119,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             images.push(bytes);
         }
     }
-    print!("{}", render(&results, args.json));
+    print!("{}", ward_infer::format_results(&results, args.json));
 
     if let Some(runs) = args.bench {
         eprintln!(
@@ -174,28 +174,4 @@ fn summary(mut samples: Vec<f64>) -> String {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
-}
-
-/// One image: its top-k as text lines or a JSON array. Several: a `# path` heading per image
-/// (text) or an array of `{"image", "predictions"}` (JSON).
-fn render(results: &[(String, Vec<Prediction>)], json: bool) -> String {
-    match (results, json) {
-        ([(_, top)], false) => format_text(top),
-        ([(_, top)], true) => format_json(top) + "\n",
-        (_, false) => results
-            .iter()
-            .map(|(image, top)| format!("# {image}\n{}", format_text(top)))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        (_, true) => {
-            let items: Vec<String> = results
-                .iter()
-                .map(|(image, top)| {
-                    let image = serde_json::to_string(image).unwrap_or_default();
-                    format!("{{\"image\":{image},\"predictions\":{}}}", format_json(top))
-                })
-                .collect();
-            format!("[{}]\n", items.join(","))
-        }
-    }
 }

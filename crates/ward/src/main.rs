@@ -41,13 +41,9 @@ enum Command {
     /// The simulated TEE, for development on machines without SGX/TDX.
     #[command(subcommand)]
     Sim(attest::SimCommand),
-    /// Sign a workload manifest: hash its trusted files, print its measurement and a policy.
     Sign(runtime::SignArgs),
-    /// Run a signed manifest's workload, confined to what the manifest allows.
     Run(runtime::RunArgs),
-    /// Classify images with the ONNX model on plain files (the "before the enclave" baseline).
     Classify(classify::ClassifyArgs),
-    /// Walk through the protected-files part of the tutorial in a temporary directory.
     Demo(demo::DemoArgs),
 }
 

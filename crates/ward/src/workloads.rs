@@ -112,37 +112,10 @@ fn classify(ctx: &Context) -> Result<(), WorkloadError> {
         let top = classifier.classify(&bytes, a.top).map_err(failed(image))?;
         results.push((image.clone(), top));
     }
-    let text = render(&results, a.json);
+    let text = ward_infer::format_results(&results, a.json);
     let mut out = ctx.vfs.create(&output)?;
     out.write_all(text.as_bytes())
         .map_err(|e| WorkloadError::Failed(format!("writing {output}: {e}")))?;
     out.commit()?;
     Ok(())
-}
-
-/// One image: the plain top-k (text lines or a JSON array). Several: one section (or JSON object)
-/// per image.
-pub fn render(results: &[(String, Vec<ward_infer::Prediction>)], json: bool) -> String {
-    match (results, json) {
-        ([(_, top)], false) => ward_infer::format_text(top),
-        ([(_, top)], true) => ward_infer::format_json(top) + "\n",
-        (_, false) => results
-            .iter()
-            .map(|(image, top)| format!("# {image}\n{}", ward_infer::format_text(top)))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        (_, true) => {
-            let items: Vec<String> = results
-                .iter()
-                .map(|(image, top)| {
-                    format!(
-                        "{{\"image\":{},\"predictions\":{}}}",
-                        serde_json::to_string(image).unwrap_or_default(),
-                        ward_infer::format_json(top).trim()
-                    )
-                })
-                .collect();
-            format!("[{}]\n", items.join(","))
-        }
-    }
 }
