@@ -170,6 +170,10 @@ impl Classifier {
     /// Run the model on a preprocessed input; returns the raw class scores (logits for the
     /// shipped model), one per label.
     pub fn run(&self, input: &Input) -> Result<Vec<f32>, Error> {
+        self.run_on(self.executor.clone(), input)
+    }
+
+    fn run_on(&self, executor: Executor, input: &Input) -> Result<Vec<f32>, Error> {
         let expected = self.spec.input_shape();
         if input.shape() != expected {
             return Err(Error::Run(format!(
@@ -178,7 +182,6 @@ impl Classifier {
                 expected
             )));
         }
-        let executor = self.executor.clone();
         let outputs = catch_unwind(AssertUnwindSafe(|| {
             multithread_tract_scope(executor, || self.plan.run(tvec![input.value.clone()]))
         }))
@@ -219,6 +222,47 @@ impl Classifier {
         }
         let input = self.preprocess(image_bytes)?;
         self.predict(&input, top_k)
+    }
+
+    /// Classify many images, reading each with `read`: with a pool of threads
+    /// ([`Classifier::set_threads`]) the images run side by side, one per thread, each on a single
+    /// thread, which gives more images per second than splitting every image's inference across
+    /// the pool. Results come back in `items`' order, one per item.
+    pub fn classify_many<T, B, E, F>(
+        &self,
+        items: &[T],
+        read: F,
+        top_k: usize,
+    ) -> Vec<Result<Vec<Prediction>, E>>
+    where
+        T: Sync,
+        B: AsRef<[u8]>,
+        E: Send + From<Error>,
+        F: Fn(&T) -> Result<B, E> + Sync,
+    {
+        use rayon::prelude::*;
+        let one = |item: &T, executor: Executor| -> Result<Vec<Prediction>, E> {
+            if top_k == 0 {
+                return Err(Error::InvalidTopK.into());
+            }
+            let bytes = read(item)?;
+            let input = self.preprocess(bytes.as_ref())?;
+            drop(bytes);
+            let probabilities = softmax(&self.run_on(executor, &input)?)?;
+            Ok(crate::output::top_k(&probabilities, &self.labels, top_k)?)
+        };
+        match &self.executor {
+            Executor::MultiThread(pool) if items.len() > 1 => pool.install(|| {
+                items
+                    .par_iter()
+                    .map(|item| one(item, Executor::SingleThread))
+                    .collect()
+            }),
+            executor => items
+                .iter()
+                .map(|item| one(item, executor.clone()))
+                .collect(),
+        }
     }
 }
 

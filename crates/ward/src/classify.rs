@@ -107,18 +107,24 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     drop(model);
     classifier.set_threads(args.threads).context("--threads")?;
 
+    let outcomes = classifier.classify_many(
+        &args.images,
+        |path| -> Result<Vec<u8>> { read(path, "image") },
+        args.top,
+    );
     let mut results = Vec::with_capacity(args.images.len());
-    let mut images = Vec::with_capacity(args.images.len());
-    for path in &args.images {
-        let bytes = read(path, "image")?;
-        let top = classifier
-            .classify(&bytes, args.top)
-            .with_context(|| format!("classifying {}", path.display()))?;
+    for (path, outcome) in args.images.iter().zip(outcomes) {
+        let top = outcome.with_context(|| format!("classifying {}", path.display()))?;
         results.push((path.display().to_string(), top));
-        if args.bench.is_some() {
-            images.push(bytes);
-        }
     }
+    let images = match args.bench {
+        Some(_) => args
+            .images
+            .iter()
+            .map(|p| read(p, "image"))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     print!("{}", ward_infer::format_results(&results, args.json));
 
     if let Some(runs) = args.bench {

@@ -64,6 +64,18 @@ fn parse(argv: &[String]) -> Result<ClassifyArgs, WorkloadError> {
     Ok(a)
 }
 
+/// Why one image failed: reading it (through the VFS) or classifying it.
+enum ImageError {
+    Read(WorkloadError),
+    Infer(ward_infer::Error),
+}
+
+impl From<ward_infer::Error> for ImageError {
+    fn from(e: ward_infer::Error) -> Self {
+        ImageError::Infer(e)
+    }
+}
+
 fn failed(what: &str) -> impl FnOnce(ward_infer::Error) -> WorkloadError + '_ {
     move |e| WorkloadError::Failed(format!("{what}: {e}"))
 }
@@ -106,10 +118,17 @@ fn classify(ctx: &Context) -> Result<(), WorkloadError> {
             .map_err(failed("--threads"))?;
     }
     // Every image is classified before the output is created: a failure leaves no output.
+    let outcomes = classifier.classify_many(
+        &images,
+        |path| ctx.vfs.read(path).map_err(|e| ImageError::Read(e.into())),
+        a.top,
+    );
     let mut results = Vec::with_capacity(images.len());
-    for image in &images {
-        let bytes = ctx.vfs.read(image)?;
-        let top = classifier.classify(&bytes, a.top).map_err(failed(image))?;
+    for (image, outcome) in images.iter().zip(outcomes) {
+        let top = outcome.map_err(|e| match e {
+            ImageError::Read(e) => e,
+            ImageError::Infer(e) => WorkloadError::Failed(format!("{image}: {e}")),
+        })?;
         results.push((image.clone(), top));
     }
     let text = ward_infer::format_results(&results, a.json);
