@@ -16,7 +16,7 @@ if [[ -z "${WARD_BIN:-}" ]]; then
   cargo build --release -q --manifest-path "$repo/Cargo.toml" -p ward
   WARD_BIN="$repo/target/release/ward"
 fi
-W="$WARD_BIN"
+W="$(realpath "$WARD_BIN")"
 work="$(mktemp -d)"
 server_pid=""
 cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }

@@ -10,6 +10,7 @@ if [[ -z "${WARD:-}" ]]; then
   cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p ward
   WARD="$repo/target/release/ward"
 fi
+WARD="$(realpath "$WARD")"
 ward() { "$WARD" "$@"; }
 PORT="${PORT:-4433}"
 work="${1:-$(mktemp -d)}"

@@ -57,7 +57,7 @@ pub enum Error {
     Unsigned(String),
     /// The manifest was signed for another ward runtime binary.
     #[error(
-        "this manifest was signed for the ward runtime with SHA-256 {signed_for}, but this \
+        "this manifest was signed for the ward runtime with digest {signed_for}, but this \
          runtime's is {this}: its measurement would differ from the one the data owner's policy \
          names; re-sign it with this ward (`ward sign`)"
     )]

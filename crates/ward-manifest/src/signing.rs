@@ -2,7 +2,7 @@
 //!
 //! - The **canonical form** of a manifest is its compact JSON serialisation (field order fixed by
 //!   the schema, maps sorted), so layout, comments and key order in the TOML do not change it.
-//! - **Measurement** = SHA-256(`"ward measurement v1\0"` ‖ SHA-256(canonical) ‖ runtime SHA-256).
+//! - **Measurement** = SHA-256(`"ward measurement v1\0"` ‖ SHA-256(canonical) ‖ runtime digest).
 //!   Covering the runtime binary means a modified ward measures differently, as Gramine's
 //!   MRENCLAVE covers the LibOS.
 //! - The **signature** is ECDSA P-256 / SHA-256 over `"ward sigstruct v1\0"` ‖ measurement ‖
@@ -33,11 +33,11 @@ pub fn canonical(m: &Manifest) -> Vec<u8> {
 }
 
 /// The workload's measurement: manifest content and runtime binary.
-pub fn measurement(m: &Manifest, runtime_sha256: &Sha256) -> Sha256 {
+pub fn measurement(m: &Manifest, runtime_digest: &Sha256) -> Sha256 {
     let mut h = sha2::Sha256::new();
     h.update(MEASUREMENT_TAG);
     h.update(sha2::Sha256::digest(canonical(m)));
-    h.update(runtime_sha256.0);
+    h.update(runtime_digest.0);
     Sha256(h.finalize().into())
 }
 
@@ -132,16 +132,16 @@ impl SignerKey {
     pub fn sign(
         &self,
         manifest: Manifest,
-        runtime_sha256: Sha256,
+        runtime_digest: Sha256,
     ) -> Result<SignedManifest, Error> {
         require_hashed(&manifest)?;
-        let measurement = measurement(&manifest, &runtime_sha256);
+        let measurement = measurement(&manifest, &runtime_digest);
         let sig: EcdsaSignature = self.key.sign(&sigstruct(&measurement, &manifest));
         let public = self.public();
         Ok(SignedManifest {
             manifest,
             signature: Signature {
-                runtime_sha256,
+                runtime_digest,
                 measurement,
                 mr_signer: public.mr_signer(),
                 signer_public_key: public.to_hex(),
@@ -194,8 +194,8 @@ impl fmt::Debug for SignerPublicKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signature {
-    /// SHA-256 of the ward runtime binary this was signed for.
-    pub runtime_sha256: Sha256,
+    /// Digest of the ward runtime binary this was signed for (`ward_runtime::bootstrap::file_digest`).
+    pub runtime_digest: Sha256,
     /// The measurement (MRENCLAVE).
     pub measurement: Sha256,
     /// SHA-256 of the signer's public key (MRSIGNER).
@@ -249,9 +249,9 @@ impl SignedManifest {
         )
     }
 
-    /// Checks the signature and that the content and `runtime_sha256` give the signed
+    /// Checks the signature and that the content and `runtime_digest` give the signed
     /// measurement.
-    pub fn verify(&self, runtime_sha256: &Sha256) -> Result<VerifiedManifest, Error> {
+    pub fn verify(&self, runtime_digest: &Sha256) -> Result<VerifiedManifest, Error> {
         require_hashed(&self.manifest)?;
         let s = &self.signature;
         let public = SignerPublicKey::from_hex(&s.signer_public_key)?;
@@ -275,7 +275,7 @@ impl SignedManifest {
                         .into(),
                 )
             })?;
-        let content = measurement(&self.manifest, &s.runtime_sha256);
+        let content = measurement(&self.manifest, &s.runtime_digest);
         if content != s.measurement {
             return Err(Error::Signature(
                 "the manifest's content does not give its signed measurement: it was edited \
@@ -283,10 +283,10 @@ impl SignedManifest {
                     .into(),
             ));
         }
-        if s.runtime_sha256 != *runtime_sha256 {
+        if s.runtime_digest != *runtime_digest {
             return Err(Error::RuntimeMismatch {
-                signed_for: s.runtime_sha256.to_string(),
-                this: runtime_sha256.to_string(),
+                signed_for: s.runtime_digest.to_string(),
+                this: runtime_digest.to_string(),
             });
         }
         Ok(VerifiedManifest {

@@ -15,5 +15,5 @@ pub mod bootstrap;
 pub mod vfs;
 pub mod workload;
 
-pub use bootstrap::{boot, runtime_sha256, AttesterChoice, BootError, BootOptions, Context};
+pub use bootstrap::{boot, runtime_digest, AttesterChoice, BootError, BootOptions, Context};
 pub use workload::{Builtin, Registry, RunError, WorkloadError};

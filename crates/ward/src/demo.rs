@@ -177,7 +177,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
                 &key,
                 &manifest_path,
                 &signed_path,
-                ward_runtime::runtime_sha256()?,
+                ward_runtime::runtime_digest()?,
             )?;
             say!(
                 o,
@@ -223,7 +223,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             let ctx = ward_runtime::boot(
                 &signed_path,
                 BootOptions {
-                    runtime_sha256: ward_runtime::runtime_sha256()?,
+                    runtime_digest: ward_runtime::runtime_digest()?,
                     attester: AttesterChoice::Sim(SimPlatformKey::load(&sim_key)?),
                     host_args: Vec::new(),
                 },

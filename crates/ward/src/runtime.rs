@@ -126,8 +126,8 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     }
     let key = SignerKey::load(&key_path)?;
     let runtime = match &a.runtime {
-        Some(p) => ward_runtime::bootstrap::file_sha256(p)?,
-        None => ward_runtime::runtime_sha256()?,
+        Some(p) => ward_runtime::bootstrap::file_digest(p)?,
+        None => ward_runtime::runtime_digest()?,
     };
     let t = Instant::now();
     let (signed, files, bytes) = sign_file(&key, &manifest_path, &output, runtime)?;
@@ -140,7 +140,7 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     println!("signed manifest: {}", output.display());
     println!("measurement (MRENCLAVE): {}", s.measurement);
     println!("signer      (MRSIGNER):  {}", s.mr_signer);
-    println!("runtime     (ward SHA-256): {}", s.runtime_sha256);
+    println!("runtime     (ward digest): {}", s.runtime_digest);
     println!();
     println!("# Policy for the provisioning server (ward provision serve --policy FILE):");
     println!("# top-level keys (allow_simulated, simulated_platform_keys…) go above this table.");
@@ -231,10 +231,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         bail!("name the signed manifest to run");
     };
     let t = Instant::now();
-    let runtime_sha256 = ward_runtime::runtime_sha256()?;
+    let runtime_digest = ward_runtime::runtime_digest()?;
     let self_measure = t.elapsed();
     let options = BootOptions {
-        runtime_sha256,
+        runtime_digest,
         attester: attester_choice(a.attester, &a.sim_key)?,
         host_args: a.args,
     };

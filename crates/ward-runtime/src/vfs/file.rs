@@ -19,6 +19,9 @@
 //! `ProtectedFile` handle before `open` returns.
 
 use super::{Counters, FileKind, VfsError};
+
+/// Protected files at least this large are decrypted across all cores by `Vfs::read`.
+const PARALLEL_DECRYPT_MIN: u64 = 4 << 20;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -289,7 +292,16 @@ impl ProtectedOpen<'_> {
             self.key,
             Some(self.bound),
             &mut sink,
-            ward_pf::Options::default(),
+            ward_pf::Options {
+                // Small files decrypt on the calling thread: spreading a few nodes across the
+                // pool costs more than it saves, and callers may already run one file per core.
+                threads: if physical_len < PARALLEL_DECRYPT_MIN {
+                    1
+                } else {
+                    0
+                },
+                ..ward_pf::Options::default()
+            },
         )
         .map_err(|e| names.pf(self.key_name, e))?;
         if let (Some(pin), Some(h)) = (self.pin, sink.hasher.take()) {
