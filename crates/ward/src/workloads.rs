@@ -112,12 +112,12 @@ fn classify(ctx: &Context) -> Result<(), WorkloadError> {
         let labels = ctx.vfs.read_to_string(&labels_path)?;
         ward_infer::Classifier::load(&model, &labels, &spec).map_err(failed(&model_path))?
     };
-    if a.threads > 0 {
+    // 0 (the default) means one thread per core, as in `ward classify`.
+    if a.threads != 1 {
         classifier
             .set_threads(a.threads)
             .map_err(failed("--threads"))?;
     }
-    // Every image is classified before the output is created: a failure leaves no output.
     let outcomes = classifier.classify_many(
         &images,
         |path| ctx.vfs.read(path).map_err(|e| ImageError::Read(e.into())),
