@@ -48,7 +48,7 @@ echo "== Run Privacy-Preserving Inference"
   sed -n '/^\[\[identity\]\]/,$p' sign.out; } > policy.toml
 ward provision serve --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
   --cert provision/server.pem --key provision/server-key.pem \
-  --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT" 2> server.log &
+  --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT" > server.log 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do grep -q "listening on" server.log 2>/dev/null && break; sleep 0.1; done
 ward run classify.signed.toml --sim-key provision/sim-platform.pem
