@@ -131,7 +131,8 @@ fn classify(ctx: &Context) -> Result<(), WorkloadError> {
         })?;
         results.push((image.clone(), top));
     }
-    let text = ward_infer::format_results(&results, a.json);
+    // The result is the data owner's secret too: wiped from memory once written.
+    let text = zeroize::Zeroizing::new(ward_infer::format_results(&results, a.json));
     let mut out = ctx.vfs.create(&output)?;
     out.write_all(text.as_bytes())
         .map_err(|e| WorkloadError::Failed(format!("writing {output}: {e}")))?;
