@@ -296,3 +296,30 @@ fn signer_key_files() {
     fs::write(dir.path().join("junk.pem"), b"junk").unwrap();
     assert!(SignerKey::load(&dir.path().join("junk.pem")).is_err());
 }
+
+/// The manifests the documentation shows are valid, so the docs cannot drift from the schema.
+#[test]
+fn documented_manifests_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = fs::read_to_string(root.join("docs/MANIFEST.md")).unwrap();
+    let block = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let m = Manifest::from_toml(block).unwrap_or_else(|e| panic!("docs/MANIFEST.md: {e}"));
+    assert_eq!(m.fs.mounts.len(), 3);
+    let example = fs::read_to_string(root.join("examples/ppml/classify.toml")).unwrap();
+    let m = Manifest::from_toml(&example).unwrap_or_else(|e| panic!("classify.toml: {e}"));
+    assert_eq!(m.loader.entrypoint.builtin(), "classify");
+    let lib = fs::read_to_string(root.join("crates/ward-manifest/src/lib.rs")).unwrap();
+    let block: String = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! "))
+        .skip_while(|l| *l != "```toml")
+        .skip(1)
+        .take_while(|l| *l != "```")
+        .collect::<Vec<_>>()
+        .join("\n");
+    Manifest::from_toml(&block).unwrap_or_else(|e| panic!("lib.rs example: {e}"));
+}
