@@ -333,13 +333,33 @@ pub fn boot(path: &Path, options: BootOptions) -> Result<Context, BootError> {
     })
 }
 
+/// The largest provisioning CA chain read.
+const MAX_CA_CHAIN: u64 = 1 << 20;
+
 fn read_pinned(base_dir: &Path, file: &TrustedFile) -> Result<Vec<u8>, BootError> {
     let uri = file.uri();
     let path = resolve(base_dir, uri);
-    let bytes = std::fs::read(&path).map_err(|source| BootError::Io {
-        context: format!("reading provisioning CA chain {uri} ({})", path.display()),
-        source,
-    })?;
+    // Bounded: the file is on the untrusted host's disk, and a CA chain is a few KiB.
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(MAX_CA_CHAIN + 1).read_to_end(&mut bytes)
+        })
+        .map_err(|source| BootError::Io {
+            context: format!("reading provisioning CA chain {uri} ({})", path.display()),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_CA_CHAIN {
+        return Err(BootError::Io {
+            context: format!(
+                "provisioning CA chain {uri} ({}) is larger than {} KiB: not a CA chain",
+                path.display(),
+                MAX_CA_CHAIN >> 10
+            ),
+            source: std::io::ErrorKind::InvalidData.into(),
+        });
+    }
     if let TrustedFile::Hashed(h) = file {
         let found: [u8; 32] = sha2::Sha256::digest(&bytes).into();
         if found != h.sha256.0 {
