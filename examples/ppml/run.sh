@@ -11,11 +11,15 @@ if [[ -z "${WARD:-}" ]]; then
   WARD="$repo/target/release/ward"
 fi
 WARD="$(realpath "$WARD")"
-ward() { "$WARD" "$@"; }
 PORT="${PORT:-4433}"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
 cd "$work"
+# `ward` on PATH rather than a shell function: a function run with `&` is a subshell, and `$!`
+# would name that subshell instead of the server it starts (killing it left the server running).
+mkdir -p .bin
+ln -sf "$WARD" .bin/ward
+export PATH="$work/.bin:$PATH"
 echo "working in $work"
 server_pid=""
 cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true; }
