@@ -7,7 +7,7 @@
 //! Gramine ≥ 1.9 (format 2.0; 1.0 files are read too).
 //!
 //! What this crate offers:
-//! - whole-file [`encrypt`], [`decrypt`] and [`verify`], streaming with bounded memory and data
+//! - whole-file [`encrypt`], [`decrypt`] (or [`decrypt_to_vec`] into memory) and [`verify`], streaming with bounded memory and data
 //!   nodes processed across threads;
 //! - [`ProtectedFile`], a random-access handle with a node cache, for a virtual file system;
 //! - [`rewrap`] / [`rewrap_in_place`]: key rotation by re-encrypting the metadata node only;
@@ -42,5 +42,6 @@ pub use path::normalize;
 pub use rewrap::{journal_path, rewrap, rewrap_in_place};
 pub use storage::{Source, Storage};
 pub use stream::{
-    decrypt, encrypt, header_info, info, verify, FileInfo, HeaderInfo, Options, Progress,
+    decrypt, decrypt_to_vec, encrypt, header_info, info, verify, FileInfo, HeaderInfo, Options,
+    Progress,
 };

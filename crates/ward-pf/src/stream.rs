@@ -248,6 +248,123 @@ pub fn verify<S: Source + Sync + ?Sized>(
     Ok(opened.info())
 }
 
+/// Decrypts a whole protected file into memory.
+///
+/// Unlike [`decrypt`] into a `Vec`, every data node is read from `src` straight into its place
+/// in the result and authenticated there, the groups of 96 nodes spread across `opts.threads`:
+/// one copy of the data instead of three and no writer thread. Memory is the whole plaintext
+/// (plus 32 bytes per data node while it runs), so callers bound it by the file's length first.
+///
+/// On any error nothing is returned and every byte written so far is wiped.
+pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
+    src: &S,
+    key: &WrapKey,
+    expected_path: Option<&str>,
+    opts: Options<'_>,
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, FileInfo)> {
+    let opened = open_metadata(src, key, expected_path)?;
+    let shape = opened.shape;
+    let size = opened.meta.size;
+    let inline_len = size.min(INLINE_DATA_SIZE as u64) as usize;
+    let full = INLINE_DATA_SIZE as u64 + shape.data_nodes * NODE_SIZE as u64;
+    let full = usize::try_from(full).map_err(|_| Error::TooLarge { size })?;
+    let mut out = zeroize::Zeroizing::new(Vec::new());
+    out.try_reserve_exact(full.max(inline_len))
+        .map_err(|_| Error::Io {
+            context: "allocating memory for the plaintext",
+            source: std::io::ErrorKind::OutOfMemory.into(),
+        })?;
+    out.extend_from_slice(&opened.meta.inline[..inline_len]);
+    if shape.data_nodes > 0 {
+        out.resize(full, 0);
+        let groups = open_mht_nodes(src, &opened)?;
+        let body = &mut out[INLINE_DATA_SIZE..];
+        let mut jobs: Vec<GroupJob<'_>> = body
+            .chunks_mut(DATA_PER_MHT as usize * NODE_SIZE)
+            .zip(groups)
+            .enumerate()
+            .map(|(m, (buf, nodes))| GroupJob {
+                mht: m as u64,
+                nodes,
+                buf,
+                result: Ok(()),
+            })
+            .collect();
+        with_pool(opts.threads, |pool| {
+            for_each(pool, &mut jobs, |job| job.result = job.run(src))
+        });
+        // The first failure in file order, so the error is the same on any number of threads.
+        if let Some(e) = jobs.into_iter().find_map(|j| j.result.err()) {
+            out.zeroize();
+            return Err(e);
+        }
+        out.truncate(size as usize);
+    }
+    if let Some(p) = opts.progress {
+        p(size);
+    }
+    let info = opened.info();
+    Ok((out, info))
+}
+
+/// Opens every MHT node in order (a child's key comes from its parent) and returns, per MHT
+/// node, the keys and tags of its data nodes.
+fn open_mht_nodes<S: Source + ?Sized>(src: &S, opened: &Opened) -> Result<Vec<Vec<NodeCrypto>>> {
+    let shape = opened.shape;
+    let mut pending: HashMap<u64, NodeCrypto> = HashMap::new();
+    pending.insert(0, opened.meta.root.clone());
+    let mut groups = Vec::with_capacity(shape.mht_nodes as usize);
+    for m in 0..shape.mht_nodes {
+        let crypto = pending
+            .remove(&m)
+            .expect("parents are opened before their children");
+        let mut node = Box::new([0u8; NODE_SIZE]);
+        src.read_exact_at(&mut node[..], mht_physical(m) * NODE_SIZE as u64)
+            .map_err(io("reading the protected file"))?;
+        let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
+            node: NodeId::Mht { index: m },
+        })?;
+        for slot in 0..CHILDREN_PER_MHT {
+            let child = m * CHILDREN_PER_MHT + 1 + slot;
+            if child < shape.mht_nodes {
+                pending.insert(child, mht.child(slot as usize));
+            }
+        }
+        let first = m * DATA_PER_MHT;
+        let count = (shape.data_nodes - first).min(DATA_PER_MHT);
+        groups.push((0..count as usize).map(|slot| mht.data(slot)).collect());
+    }
+    Ok(groups)
+}
+
+/// The data nodes under one MHT node, decrypted in place in the caller's buffer.
+struct GroupJob<'b> {
+    mht: u64,
+    nodes: Vec<NodeCrypto>,
+    buf: &'b mut [u8],
+    result: Result<()>,
+}
+
+impl GroupJob<'_> {
+    fn run<S: Source + ?Sized>(&mut self, src: &S) -> Result<()> {
+        let first = self.mht * DATA_PER_MHT;
+        // The group's data nodes follow its MHT node on disk, as they follow each other in the
+        // plaintext: one read.
+        src.read_exact_at(self.buf, data_physical(first) * NODE_SIZE as u64)
+            .map_err(io("reading the protected file"))?;
+        for (slot, (node, crypto)) in self.buf.chunks_mut(NODE_SIZE).zip(&self.nodes).enumerate() {
+            if !crypto::open(&crypto.key, &crypto.tag, node) {
+                return Err(Error::NodeAuthentication {
+                    node: NodeId::Data {
+                        index: first + slot as u64,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 struct DataJob<'b> {
     index: u64,
     crypto: NodeCrypto,

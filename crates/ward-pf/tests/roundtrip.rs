@@ -10,8 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 use ward_pf::layout::{self, Shape, NODE_SIZE};
 use ward_pf::{
-    decrypt, encrypt, header_info, info, journal_path, rewrap, rewrap_in_place, verify, Error,
-    FileInfo, Mode, Options, ProtectedFile, Storage, Version, WrapKey,
+    decrypt, decrypt_to_vec, encrypt, header_info, info, journal_path, rewrap, rewrap_in_place,
+    verify, Error, FileInfo, Mode, Options, ProtectedFile, Storage, Version, WrapKey,
 };
 
 const INLINE: usize = 3072;
@@ -103,6 +103,12 @@ fn stream_encrypt_then_stream_decrypt_every_size_and_thread_count() {
                     &data,
                     &format!("{what}, decrypted with {dec_threads}"),
                 );
+                let (in_memory, got) =
+                    decrypt_to_vec(&cipher[..], &key(), Some("file.pf"), opts(dec_threads))
+                        .unwrap();
+                let how = format!("{what}, decrypt_to_vec with {dec_threads}");
+                assert_same(&in_memory, &data, &how);
+                assert_eq!(got, info, "{how}");
             }
             let v = verify(&cipher, &key(), Some("file.pf"), opts(0)).unwrap();
             assert_eq!(v, info, "{what}: verify reports what encrypt reported");

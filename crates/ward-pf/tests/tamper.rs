@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use ward_pf::layout::{data_physical, mht_physical, NodeId, Shape, NODE_SIZE};
 use ward_pf::{
-    decrypt, encrypt, header_info, info, rewrap, verify, Error, Mode, ProtectedFile, WrapKey,
+    decrypt, decrypt_to_vec, encrypt, header_info, info, rewrap, verify, Error, Mode,
+    ProtectedFile, WrapKey,
 };
 
 const INLINE: usize = 3072;
@@ -67,13 +68,20 @@ fn data_start(d: u64) -> usize {
     INLINE + NODE * d as usize
 }
 
-/// Decrypts with `threads`; returns the error and whatever was written before it.
+/// Decrypts with `threads`; returns the error and whatever was written before it. The
+/// in-memory `decrypt_to_vec` must refuse the file with the same error.
+#[track_caller]
 fn decrypt_err(cipher: &[u8], threads: usize) -> (Error, Vec<u8>) {
     let mut out = Vec::new();
-    match decrypt(cipher, &key(), None, &mut out, opts(threads)) {
+    let err = match decrypt(cipher, &key(), None, &mut out, opts(threads)) {
         Ok(_) => panic!("tampered file decrypted without error"),
-        Err(e) => (e, out),
+        Err(e) => e,
+    };
+    match decrypt_to_vec(cipher, &key(), None, opts(threads)) {
+        Ok(_) => panic!("tampered file decrypted into memory without error (after: {err})"),
+        Err(e) => assert_eq!(e.to_string(), err.to_string(), "decrypt_to_vec vs decrypt"),
     }
+    (err, out)
 }
 
 #[track_caller]

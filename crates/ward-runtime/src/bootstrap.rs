@@ -192,11 +192,19 @@ pub fn runtime_digest() -> Result<Sha256, BootError> {
     if let Some(h) = CACHE.get() {
         return Ok(*h);
     }
-    let exe = std::env::current_exe().map_err(|source| BootError::SelfMeasure {
-        path: PathBuf::from("/proc/self/exe"),
-        source,
-    })?;
-    let h = file_digest(&exe)?;
+    // /proc/self/exe opens the very file this process runs, even if the path it was started
+    // from has since been replaced; `current_exe` is only a path name and could be raced.
+    let proc_exe = Path::new("/proc/self/exe");
+    let h = match std::fs::File::open(proc_exe) {
+        Ok(file) => digest_open_file(&file, proc_exe)?,
+        Err(_) => {
+            let exe = std::env::current_exe().map_err(|source| BootError::SelfMeasure {
+                path: proc_exe.to_owned(),
+                source,
+            })?;
+            file_digest(&exe)?
+        }
+    };
     Ok(*CACHE.get_or_init(|| h))
 }
 
@@ -207,27 +215,47 @@ pub const DIGEST_CHUNK: u64 = 4 << 20;
 /// `"ward runtime digest v1\0"`, the file length (u64 LE) and the SHA-256 of each 4 MiB chunk.
 ///
 /// A tree of SHA-256 rather than one plain SHA-256 so the chunks hash on all cores: every run
-/// measures its own binary before it may attest, and a plain hash of the ~47 MB binary costs
-/// ~32 ms on one core.
+/// measures its own binary before it may attest, and a plain hash of the ~38 MB binary costs
+/// ~19 ms on one core.
 pub fn file_digest(path: &Path) -> Result<Sha256, BootError> {
+    let file = std::fs::File::open(path).map_err(|source| BootError::SelfMeasure {
+        path: path.to_owned(),
+        source,
+    })?;
+    digest_open_file(&file, path)
+}
+
+fn digest_open_file(file: &std::fs::File, path: &Path) -> Result<Sha256, BootError> {
     use rayon::prelude::*;
     use std::os::unix::fs::FileExt;
+    // Each worker streams its chunks through one small reused buffer that stays in cache: a
+    // fresh 4 MiB buffer per chunk cost more in page faults and memory traffic than the hashing
+    // saved (~12-20 ms against ~10 ms for a 38 MB binary on 2 cores).
+    const STEP: usize = 256 << 10;
     let err = |source| BootError::SelfMeasure {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
     let chunks = len.div_ceil(DIGEST_CHUNK);
     let hashes: Vec<[u8; 32]> = (0..chunks)
         .into_par_iter()
-        .map(|i| {
-            let start = i * DIGEST_CHUNK;
-            let size = DIGEST_CHUNK.min(len - start) as usize;
-            let mut buf = vec![0u8; size];
-            file.read_exact_at(&mut buf, start)?;
-            Ok(sha2::Sha256::digest(&buf).into())
-        })
+        .map_init(
+            || vec![0u8; STEP],
+            |buf, i| {
+                let start = i * DIGEST_CHUNK;
+                let end = (start + DIGEST_CHUNK).min(len);
+                let mut h = sha2::Sha256::new();
+                let mut at = start;
+                while at < end {
+                    let n = (end - at).min(STEP as u64) as usize;
+                    file.read_exact_at(&mut buf[..n], at)?;
+                    h.update(&buf[..n]);
+                    at += n as u64;
+                }
+                Ok(h.finalize().into())
+            },
+        )
         .collect::<Result<_, std::io::Error>>()
         .map_err(err)?;
     let mut h = sha2::Sha256::new();
@@ -421,4 +449,45 @@ fn build_vfs(
         b = b.key(&name, key);
     }
     Ok(b.build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    /// The digest is exactly the documented tree, whatever the read step: lengths around the
+    /// chunk and step boundaries, and the empty file.
+    #[test]
+    fn file_digest_is_the_documented_tree() {
+        let chunk = DIGEST_CHUNK as usize;
+        for len in [
+            0,
+            1,
+            256 << 10,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            2 * chunk + 12345,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4093) as u8).collect();
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &data).unwrap();
+
+            let mut want = sha2::Sha256::new();
+            want.update(b"ward runtime digest v1\0");
+            want.update((len as u64).to_le_bytes());
+            for c in data.chunks(chunk) {
+                want.update(sha2::Sha256::digest(c));
+            }
+            let got = file_digest(file.path()).unwrap();
+            assert_eq!(got.0, <[u8; 32]>::from(want.finalize()), "length {len}");
+        }
+    }
+
+    #[test]
+    fn runtime_digest_measures_the_running_binary() {
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(runtime_digest().unwrap().0, file_digest(&exe).unwrap().0);
+    }
 }

@@ -24,7 +24,7 @@ use super::{Counters, FileKind, VfsError};
 const PARALLEL_DECRYPT_MIN: u64 = 4 << 20;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -223,26 +223,6 @@ fn reserve_zeroizing(v: &mut Zeroizing<Vec<u8>>, extra: usize) -> io::Result<()>
     Ok(())
 }
 
-/// A `Write` into zeroizing memory that optionally hashes what passes through.
-pub(crate) struct SecretSink<'a> {
-    pub(crate) data: &'a mut Zeroizing<Vec<u8>>,
-    pub(crate) hasher: Option<Sha256>,
-}
-
-impl Write for SecretSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        reserve_zeroizing(self.data, buf.len())?;
-        self.data.extend_from_slice(buf);
-        if let Some(h) = &mut self.hasher {
-            h.update(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Appends to a zeroizing buffer (tmpfs writers).
 pub(crate) fn append_zeroizing(v: &mut Zeroizing<Vec<u8>>, buf: &[u8]) -> io::Result<()> {
     reserve_zeroizing(v, buf.len())?;
@@ -277,24 +257,14 @@ impl ProtectedOpen<'_> {
         physical_len: u64,
     ) -> Result<Zeroizing<Vec<u8>>, VfsError> {
         let names = self.names;
-        let mut data = Zeroizing::new(Vec::new());
-        // The plaintext is shorter than the file, so this is enough: no reallocation, no stray
-        // copy of plaintext left in freed memory.
-        let want = usize::try_from(physical_len).unwrap_or(usize::MAX);
-        data.try_reserve_exact(want)
-            .map_err(|_| out_of_memory(names, physical_len))?;
-        let mut sink = SecretSink {
-            data: &mut data,
-            hasher: self.pin.map(|_| Sha256::new()),
-        };
-        ward_pf::decrypt(
+        // Nodes are read straight into the result and authenticated in place, across cores for
+        // all but small files: spreading a few nodes across the pool costs more than it saves,
+        // and callers may already run one file per core.
+        let (data, _) = ward_pf::decrypt_to_vec(
             file,
             self.key,
             Some(self.bound),
-            &mut sink,
             ward_pf::Options {
-                // Small files decrypt on the calling thread: spreading a few nodes across the
-                // pool costs more than it saves, and callers may already run one file per core.
                 threads: if physical_len < PARALLEL_DECRYPT_MIN {
                     1
                 } else {
@@ -304,8 +274,8 @@ impl ProtectedOpen<'_> {
             },
         )
         .map_err(|e| names.pf(self.key_name, e))?;
-        if let (Some(pin), Some(h)) = (self.pin, sink.hasher.take()) {
-            if !digest_eq(&h.finalize(), pin) {
+        if let Some(pin) = self.pin {
+            if !digest_eq(&Sha256::digest(&data[..]), pin) {
                 return Err(pin_mismatch(names, pin));
             }
         }
