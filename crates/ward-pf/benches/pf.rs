@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
-use ward_pf::{decrypt, encrypt, verify, Mode, Options, ProtectedFile, WrapKey};
+use ward_pf::{decrypt, decrypt_to_vec, encrypt, verify, Mode, Options, ProtectedFile, WrapKey};
 
 const SIZE: usize = 64 << 20;
 const READ: usize = 4096;
@@ -71,6 +71,29 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     out.clear();
                     decrypt(&cipher, &key, Some("bench.bin"), &mut out, opts(t)).expect("decrypt")
+                })
+            },
+        );
+        // What the runtime's whole-file read did before `decrypt_to_vec`: a fresh buffer each time.
+        g.bench_with_input(
+            BenchmarkId::new("decrypt_fresh_vec_64MiB/threads", threads),
+            &threads,
+            |b, &t| {
+                b.iter(|| {
+                    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(cipher.len()));
+                    decrypt(&cipher, &key, Some("bench.bin"), &mut *out, opts(t)).expect("decrypt");
+                    out
+                })
+            },
+        );
+        // The runtime's whole-file read: straight into a fresh buffer, authenticated in place.
+        g.bench_with_input(
+            BenchmarkId::new("decrypt_to_vec_64MiB/threads", threads),
+            &threads,
+            |b, &t| {
+                b.iter(|| {
+                    decrypt_to_vec(&cipher[..], &key, Some("bench.bin"), opts(t))
+                        .expect("decrypt_to_vec")
                 })
             },
         );

@@ -266,17 +266,18 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
     let shape = opened.shape;
     let size = opened.meta.size;
     let inline_len = size.min(INLINE_DATA_SIZE as u64) as usize;
-    let full = INLINE_DATA_SIZE as u64 + shape.data_nodes * NODE_SIZE as u64;
+    let full = if shape.data_nodes > 0 {
+        INLINE_DATA_SIZE as u64 + shape.data_nodes * NODE_SIZE as u64
+    } else {
+        inline_len as u64
+    };
+    // Not more than the file itself (its length was checked against the shape on opening).
     let full = usize::try_from(full).map_err(|_| Error::TooLarge { size })?;
-    let mut out = zeroize::Zeroizing::new(Vec::new());
-    out.try_reserve_exact(full.max(inline_len))
-        .map_err(|_| Error::Io {
-            context: "allocating memory for the plaintext",
-            source: std::io::ErrorKind::OutOfMemory.into(),
-        })?;
-    out.extend_from_slice(&opened.meta.inline[..inline_len]);
+    // Zeroed by the allocator (fresh pages from the kernel for large sizes), not by a pass over
+    // the buffer: the workers' reads are the first to touch its pages.
+    let mut out = zeroize::Zeroizing::new(vec![0u8; full]);
+    out[..inline_len].copy_from_slice(&opened.meta.inline[..inline_len]);
     if shape.data_nodes > 0 {
-        out.resize(full, 0);
         let groups = open_mht_nodes(src, &opened)?;
         let body = &mut out[INLINE_DATA_SIZE..];
         let mut jobs: Vec<GroupJob<'_>> = body
