@@ -2,7 +2,7 @@
 # Trusted-file verification through the VFS, measured in one run against `sha256sum` on the same
 # file (the cost of hashing it at all): open + read the whole file through the VFS in memory
 # (hashed once at open) and chunked (hashed at open, each chunk hashed again as it is read back),
-# and `Vfs::read`; then the same file as a protected file (streamed by `open`, decrypted whole by
+# and `Vfs::read`; then the same file as a protected file (streamed by `open`, decrypted whole into memory by
 # `Vfs::read`). Prints a markdown table.
 #
 #   scripts/bench-vfs.sh [SIZE_MIB]     (default 1024; files live in $BENCH_DIR, /dev/shm, or target/)
@@ -61,4 +61,4 @@ row "VFS trusted file, open + read, in memory (hashed once at open)" "$(best_vfs
 row "VFS trusted file, open + read, chunked (hashed at open, each 1 MiB chunk re-hashed as read)" "$(best_vfs --chunked)"
 row "VFS trusted file, Vfs::read (whole file into memory)" "$(best_vfs --whole)"
 row "VFS protected file, open + read (ProtectedFile, node by node, 1 thread)" "$(best_vfs --protected)"
-row "VFS protected file, Vfs::read (ward_pf::decrypt, all cores)" "$(best_vfs --protected --whole)"
+row "VFS protected file, Vfs::read (ward_pf::decrypt_to_vec, all cores)" "$(best_vfs --protected --whole)"
