@@ -322,8 +322,10 @@ async fn read_request<R: AsyncRead + Unpin>(
     Ok(Request::Ward(names))
 }
 
-fn refusal_text(name: &str, e: &ward_attest::Refusal) -> String {
-    format!("secret {name:?}: {e}")
+/// Why a secret was refused, for the audit log and the client. The secret's name travels beside
+/// it (the decision record, the client's error), so it is not repeated here.
+fn refusal_text(e: &ward_attest::Refusal) -> String {
+    e.to_string()
 }
 
 impl Shared {
@@ -452,7 +454,7 @@ impl Shared {
                 Err(r) => rec.decisions.push(SecretDecision {
                     name: s.name.clone(),
                     decision: "refused",
-                    reason: Some(refusal_text(&s.name, &r)),
+                    reason: Some(refusal_text(&r)),
                 }),
             }
         }
@@ -482,7 +484,7 @@ impl Shared {
                 Some(s) => match s.policy.evaluate(claims) {
                     Ok(()) => (Status::Granted, s.bytes.clone(), ("granted", None)),
                     Err(r) => {
-                        let reason = refusal_text(name, &r);
+                        let reason = refusal_text(&r);
                         let body = Zeroizing::new(reason.clone().into_bytes());
                         (Status::Refused, body, ("refused", Some(reason)))
                     }

@@ -280,6 +280,11 @@ fn sign_run_and_every_violation() {
     // Measurement not in the policy: refused by the server, with the rule.
     let e = fails(run("other"));
     assert!(e.contains("mr_enclave") || e.contains("isv_svn"), "{e}");
+    assert_eq!(
+        e.matches("\"wrap_key\"").count(),
+        1,
+        "the secret is named once: {e}"
+    );
     no_output("not in policy");
 
     // Tampered signed manifest, and an unsigned one.
