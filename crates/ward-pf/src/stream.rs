@@ -312,30 +312,55 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
 /// node, the keys and tags of its data nodes.
 fn open_mht_nodes<S: Source + ?Sized>(src: &S, opened: &Opened) -> Result<Vec<Vec<NodeCrypto>>> {
     let shape = opened.shape;
-    let mut pending: HashMap<u64, NodeCrypto> = HashMap::new();
-    pending.insert(0, opened.meta.root.clone());
+    let mut walk = MhtWalk::new(opened);
     let mut groups = Vec::with_capacity(shape.mht_nodes as usize);
     for m in 0..shape.mht_nodes {
-        let crypto = pending
-            .remove(&m)
-            .expect("parents are opened before their children");
         let mut node = Box::new([0u8; NODE_SIZE]);
         src.read_exact_at(&mut node[..], mht_physical(m) * NODE_SIZE as u64)
             .map_err(io("reading the protected file"))?;
-        let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
-            node: NodeId::Mht { index: m },
-        })?;
-        for slot in 0..CHILDREN_PER_MHT {
-            let child = m * CHILDREN_PER_MHT + 1 + slot;
-            if child < shape.mht_nodes {
-                pending.insert(child, mht.child(slot as usize));
-            }
-        }
+        let mht = walk.open(m, node)?;
         let first = m * DATA_PER_MHT;
         let count = (shape.data_nodes - first).min(DATA_PER_MHT);
         groups.push((0..count as usize).map(|slot| mht.data(slot)).collect());
     }
     Ok(groups)
+}
+
+/// Opens MHT nodes in file order (breadth-first, so parents come first), each with the key and
+/// tag its parent holds.
+struct MhtWalk {
+    /// Keys and tags of MHT nodes not yet reached, from their already-opened parents.
+    pending: HashMap<u64, NodeCrypto>,
+    mht_nodes: u64,
+}
+
+impl MhtWalk {
+    fn new(opened: &Opened) -> Self {
+        let mut pending = HashMap::new();
+        pending.insert(0, opened.meta.root.clone());
+        MhtWalk {
+            pending,
+            mht_nodes: opened.shape.mht_nodes,
+        }
+    }
+
+    /// Authenticates MHT node `m` from its bytes on disk and remembers its children's keys.
+    fn open(&mut self, m: u64, node: Box<[u8; NODE_SIZE]>) -> Result<MhtNode> {
+        let crypto = self
+            .pending
+            .remove(&m)
+            .expect("parents are opened before their children");
+        let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
+            node: NodeId::Mht { index: m },
+        })?;
+        for slot in 0..CHILDREN_PER_MHT {
+            let child = m * CHILDREN_PER_MHT + 1 + slot;
+            if child < self.mht_nodes {
+                self.pending.insert(child, mht.child(slot as usize));
+            }
+        }
+        Ok(mht)
+    }
 }
 
 /// The data nodes under one MHT node, decrypted in place in the caller's buffer.
@@ -394,9 +419,7 @@ fn decrypt_batches<S: Source + ?Sized>(
     progress: Option<Progress<'_>>,
 ) -> Result<()> {
     let shape = opened.shape;
-    // Keys and tags of MHT nodes not yet reached, from their already-opened parents.
-    let mut pending: HashMap<u64, NodeCrypto> = HashMap::new();
-    pending.insert(0, opened.meta.root.clone());
+    let mut walk = MhtWalk::new(opened);
     let batch_nodes = (GROUPS_PER_BATCH * GROUP_BYTES / NODE_SIZE) as u64;
     let mut buf = vec![0u8; (shape.physical_nodes() - 1).min(batch_nodes) as usize * NODE_SIZE];
     let mut done = INLINE_DATA_SIZE as u64;
@@ -416,21 +439,10 @@ fn decrypt_batches<S: Source + ?Sized>(
             let mut jobs = Vec::with_capacity(n_phys);
             for (g, group) in bytes.chunks_mut(GROUP_BYTES).enumerate() {
                 let mi = m + g as u64;
-                let crypto = pending
-                    .remove(&mi)
-                    .expect("parents are opened before their children");
                 let (mht_bytes, data_bytes) = group.split_at_mut(NODE_SIZE);
                 let mut node = Box::new([0u8; NODE_SIZE]);
                 node.copy_from_slice(mht_bytes);
-                let mht = MhtNode::open(node, &crypto).ok_or(Error::NodeAuthentication {
-                    node: NodeId::Mht { index: mi },
-                })?;
-                for slot in 0..CHILDREN_PER_MHT {
-                    let child = mi * CHILDREN_PER_MHT + 1 + slot;
-                    if child < shape.mht_nodes {
-                        pending.insert(child, mht.child(slot as usize));
-                    }
-                }
+                let mht = walk.open(mi, node)?;
                 for (slot, chunk) in data_bytes.chunks_mut(NODE_SIZE).enumerate() {
                     jobs.push(DataJob {
                         index: mi * DATA_PER_MHT + slot as u64,
