@@ -1,6 +1,6 @@
 //! ONNX image classification in pure Rust, for ward's built-in workload.
 //!
-//! `ward-infer` decodes an image, preprocesses it the way a model expects (resize the shorter side,
+//! `ward-infer` decodes an image (upright, as its EXIF orientation says), preprocesses it the way a model expects (resize the shorter side,
 //! centre crop, normalise, NCHW or NHWC, RGB or BGR — a [`ModelSpec`]), runs the model with
 //! [tract](https://github.com/sonos/tract) and returns the top-k classes with softmax
 //! probabilities. The shipped model is EfficientNet-Lite0 (ImageNet-1k); [`ModelSpec::default`]

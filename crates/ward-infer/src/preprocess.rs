@@ -3,7 +3,8 @@
 use crate::spec::{ChannelOrder, Layout, ModelSpec};
 use crate::Error;
 use image::imageops::FilterType;
-use image::{ImageError, ImageFormat, ImageReader, Limits, RgbImage};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 
 /// Images with a side shorter than this many pixels are refused ([`Error::ImageTooSmall`]):
@@ -24,7 +25,8 @@ pub const MAX_ASPECT_RATIO: u32 = 10;
 /// Bytes of decoded pixels an image may need.
 const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
 
-/// Decode `bytes` into 8-bit RGB (alpha is dropped, 16-bit samples are rounded to 8 bits).
+/// Decode `bytes` into 8-bit RGB, upright as its EXIF orientation says (alpha is dropped, 16-bit
+/// samples are rounded to 8 bits).
 pub(crate) fn decode(bytes: &[u8]) -> Result<RgbImage, Error> {
     let format = image::guess_format(bytes).map_err(|_| Error::NotAnImage)?;
     if !format.reading_enabled() {
@@ -50,11 +52,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<RgbImage, Error> {
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
+    let decode_error = |e| match e {
         ImageError::Limits(e) => Error::ImageTooLarge(e.to_string()),
         ImageError::Unsupported(e) => Error::UnsupportedImageFormat(e.to_string()),
         other => Error::ImageDecode(other.to_string()),
-    })?;
+    };
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // Photos from phones and cameras are often stored sideways with an EXIF tag saying how to
+    // show them; the model was trained on upright pictures, so classify the picture as a viewer
+    // shows it. An unreadable tag is ignored, as viewers do.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
     check_size(image.width(), image.height())?;
     Ok(image.into_rgb8())
 }
@@ -270,6 +279,69 @@ mod tests {
             assert!(!jpeg_is_complete(&out[..cut]), "cut at {cut}");
         }
         assert!(!jpeg_is_complete(b"\xff\xd8\xff\xda\x00\x00"));
+    }
+
+    /// `jpeg` with an EXIF APP1 segment carrying `orientation`, right after SOI.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian, IFD at offset 8
+        tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // value padding, no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xff, 0xe1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // 64 x 32, white with a red 16 x 16 block in the top-left corner.
+        let stored = RgbImage::from_fn(64, 32, |x, y| {
+            if x < 16 && y < 16 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(&stored)
+            .unwrap();
+        let red = |img: &RgbImage, x: u32, y: u32| {
+            let p = img.get_pixel(x, y);
+            p[0] > 200 && p[1] < 60 && p[2] < 60
+        };
+
+        let plain = decode(&jpeg).unwrap();
+        assert_eq!(plain.dimensions(), (64, 32));
+        assert!(red(&plain, 4, 4));
+
+        let upright = decode(&with_exif_orientation(&jpeg, 1)).unwrap();
+        assert_eq!(upright.dimensions(), (64, 32));
+        assert!(red(&upright, 4, 4));
+
+        // 6: shown rotated 90° clockwise, so the top-left corner goes to the top right.
+        let turned = decode(&with_exif_orientation(&jpeg, 6)).unwrap();
+        assert_eq!(turned.dimensions(), (32, 64));
+        assert!(red(&turned, 27, 4), "the red block is top right");
+        assert!(!red(&turned, 4, 4));
+
+        // 3: rotated 180°: bottom right.
+        let flipped = decode(&with_exif_orientation(&jpeg, 3)).unwrap();
+        assert_eq!(flipped.dimensions(), (64, 32));
+        assert!(red(&flipped, 59, 27));
+        assert!(!red(&flipped, 4, 4));
+
+        // A nonsense orientation value is ignored, not an error.
+        let odd = decode(&with_exif_orientation(&jpeg, 99)).unwrap();
+        assert_eq!(odd.dimensions(), (64, 32));
     }
 
     #[test]
