@@ -273,12 +273,26 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
     };
     // Not more than the file itself (its length was checked against the shape on opening).
     let full = usize::try_from(full).map_err(|_| Error::TooLarge { size })?;
-    // Zeroed by the allocator (fresh pages from the kernel for large sizes), not by a pass over
-    // the buffer: the workers' reads are the first to touch its pages.
-    let mut out = zeroize::Zeroizing::new(vec![0u8; full]);
-    out[..inline_len].copy_from_slice(&opened.meta.inline[..inline_len]);
+    let mut out = zeroize::Zeroizing::new(Vec::new());
+    out.try_reserve_exact(full).map_err(|_| Error::Io {
+        context: "allocating memory for the plaintext",
+        source: std::io::ErrorKind::OutOfMemory.into(),
+    })?;
+    out.extend_from_slice(&opened.meta.inline[..inline_len]);
     if shape.data_nodes > 0 {
         let groups = open_mht_nodes(src, &opened)?;
+        // Zero-filled across the workers: touching fresh pages (the page faults) costs more
+        // than the zeroing, and in parallel it is no longer serial in front of the decryption.
+        let extra = full - out.len();
+        with_pool(opts.threads, |pool| {
+            use rayon::prelude::*;
+            let zeros = rayon::iter::repeat_n(0u8, extra);
+            match pool {
+                Pool::Inline => out.resize(full, 0),
+                Pool::Global => out.par_extend(zeros),
+                Pool::Sized(pool) => pool.install(|| out.par_extend(zeros)),
+            }
+        });
         let body = &mut out[INLINE_DATA_SIZE..];
         let mut jobs: Vec<GroupJob<'_>> = body
             .chunks_mut(DATA_PER_MHT as usize * NODE_SIZE)
