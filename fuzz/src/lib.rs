@@ -11,7 +11,7 @@
 //!    layout, flags, padding), then byte flips, truncations, appends, node copies and zeroed ranges.
 //!
 //! Then every public read entry point runs on the result — `header_info`, `info`, `verify`,
-//! `decrypt` (into a `Vec`) and `ProtectedFile::open(.., Mode::Read)` with `read_at` over several
+//! `decrypt` (into a `Vec`), `decrypt_to_vec` and `ProtectedFile::open(.., Mode::Read)` with `read_at` over several
 //! ranges — and these must hold:
 //! - nothing panics, and every error displays;
 //! - `info`, `verify`, `decrypt` and `open` agree with each other about success, size and nodes;
@@ -230,6 +230,35 @@ fn exercise(
         (Ok(v), Ok(d)) => assert_eq!(v, d),
         (Err(_), Err(_)) => {}
         (v, d) => panic!("verify and decrypt disagree: {v:?} vs {d:?}"),
+    }
+    // The in-memory whole-file read (the runtime's) accepts and refuses exactly what `decrypt`
+    // does, with the same bytes.
+    match (
+        ward_pf::decrypt_to_vec(
+            file,
+            key,
+            expected,
+            Options {
+                threads,
+                progress: None,
+            },
+        ),
+        &decrypted,
+    ) {
+        (Ok((bytes, i)), Ok(d)) => {
+            assert_eq!(&i, d);
+            assert!(
+                *bytes == out,
+                "decrypt_to_vec and decrypt returned different bytes"
+            );
+        }
+        // Both refuse; with several damaged nodes they may name different ones (the in-memory
+        // read opens every MHT node before any data node).
+        (Err(_), Err(_)) => {}
+        (a, d) => panic!(
+            "decrypt_to_vec and decrypt disagree: {:?} vs {d:?}",
+            a.map(|(_, i)| i)
+        ),
     }
     let result = match &decrypted {
         Ok(d) => {

@@ -3,7 +3,9 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use ward_pf::{decrypt, info, verify, Error, Mode, Options, ProtectedFile, Version, WrapKey};
+use ward_pf::{
+    decrypt, decrypt_to_vec, info, verify, Error, Mode, Options, ProtectedFile, Version, WrapKey,
+};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gramine")
@@ -50,6 +52,11 @@ fn every_gramine_vector_decrypts_with_path_check() {
             Version::V2_0
         };
         assert_eq!(info.version, want, "{cipher}");
+        // The runtime's whole-file read (what `ward run` uses for a model) agrees.
+        let (whole, info2) = decrypt_to_vec(&f, &key(), Some(bound), Options::default())
+            .unwrap_or_else(|e| panic!("{cipher}, decrypt_to_vec: {e}"));
+        assert_eq!(*whole, out, "{cipher}, decrypt_to_vec");
+        assert_eq!(info2, info, "{cipher}, decrypt_to_vec");
     }
 }
 
