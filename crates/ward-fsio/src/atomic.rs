@@ -375,7 +375,7 @@ mod tests {
         std::fs::write(&stale, b"left by a killed run").unwrap();
         std::fs::write(&other, b"another output's").unwrap();
         let f = AtomicFile::create(d.path().join("out")).unwrap();
-        assert_eq!(f.stale_removed(), &[stale.clone()]);
+        assert_eq!(f.stale_removed(), std::slice::from_ref(&stale));
         assert!(!stale.exists());
         assert!(other.exists());
         assert!(f.path().exists(), "its own temporary is not stale");
