@@ -54,13 +54,12 @@ impl WrapKey {
         Ok(WrapKey(bytes))
     }
 
-    /// Reads a key file: exactly 16 raw bytes.
+    /// Reads a key file: exactly 16 raw bytes (never more than 17 are read, into zeroized
+    /// memory). A file of another size is [`Error::KeyFile`], naming the size found.
     pub fn load(path: &Path) -> Result<WrapKey> {
-        let mut bytes =
-            std::fs::read(path).map_err(crate::error::io("reading the wrap key file"))?;
-        let key = WrapKey::from_slice(&bytes);
-        bytes.zeroize();
-        key
+        let bytes = ward_fsio::read_secret_exact(path, KEY_LEN)
+            .map_err(|source| Error::KeyFile { source })?;
+        WrapKey::from_slice(&bytes)
     }
 
     /// The raw key bytes. Handle with care: they are the secret.
@@ -153,7 +152,9 @@ fn zero_nonce() -> aead::Nonce {
 
 fn getrandom(buf: &mut [u8]) -> Result<()> {
     let mut rng = rand_core::OsRng;
-    rand_core::TryRngCore::try_fill_bytes(&mut rng, buf).map_err(|e| Error::Random(e.to_string()))
+    rand_core::TryRngCore::try_fill_bytes(&mut rng, buf).map_err(|e| Error::Random {
+        source: Box::new(e),
+    })
 }
 
 /// Source of node keys and metadata nonces: ChaCha20 seeded once from the OS, so drawing a key

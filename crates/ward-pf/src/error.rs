@@ -9,16 +9,22 @@ use std::io;
 #[allow(missing_docs)] // fields are named for what they hold
 pub enum Error {
     /// Reading or writing the underlying storage failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: &'static str,
         #[source]
         source: io::Error,
     },
 
-    /// The file's length is not a whole number of 4096-byte nodes.
-    #[error("not a protected file: length {len} bytes is not a positive multiple of 4096")]
+    /// The file is empty, or its length is not a whole number of 4096-byte nodes and it does
+    /// not start like a protected file either.
+    #[error("not a protected file: {len} bytes, not a positive multiple of 4096")]
     BadLength { len: u64 },
+
+    /// The file starts like a protected file but its last node is cut short: a copy or download
+    /// that stopped early.
+    #[error("truncated protected file ({len} bytes, not a multiple of 4096: its last node is incomplete); copy the whole file again")]
+    PartialNode { len: u64 },
 
     /// The first 8 bytes are not "GRAFS_PF".
     #[error("not a protected file: file id at offset 0 is {found:02x?}, expected \"GRAFS_PF\"")]
@@ -49,7 +55,7 @@ pub enum Error {
     MalformedMetadata { what: &'static str },
 
     /// The file has fewer nodes than its recorded size needs.
-    #[error("file is truncated: its size of {size} bytes needs {expected} nodes ({expected_len} bytes on disk) but it has {found} nodes")]
+    #[error("truncated protected file: its size of {size} bytes needs {expected} nodes ({expected_len} bytes on disk) but it has {found} nodes")]
     Truncated {
         size: u64,
         expected: u64,
@@ -81,13 +87,24 @@ pub enum Error {
     #[error("invalid wrap key: {0}")]
     InvalidKey(&'static str),
 
+    /// A wrap key file could not be read, or is not exactly 16 bytes (the source says which, and
+    /// the size found).
+    #[error("reading the wrap key file (16 raw bytes; `ward pf keygen` makes one)")]
+    KeyFile {
+        #[source]
+        source: ward_fsio::Error,
+    },
+
     /// A size beyond what ward handles.
     #[error("size {size} is beyond the largest supported protected file (2^50 bytes)")]
     TooLarge { size: u64 },
 
     /// The OS random number generator failed.
-    #[error("the operating system's random number generator failed: {0}")]
-    Random(String),
+    #[error("the operating system's random number generator failed")]
+    Random {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     /// The file cannot be used any more after an earlier failure.
     #[error("the protected file is unusable after an earlier error")]
@@ -116,6 +133,7 @@ impl Error {
         matches!(
             self,
             Error::BadLength { .. }
+                | Error::PartialNode { .. }
                 | Error::NotProtectedFile { .. }
                 | Error::MetadataAuthentication
                 | Error::NodeAuthentication { .. }

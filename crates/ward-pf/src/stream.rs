@@ -72,6 +72,15 @@ pub struct HeaderInfo {
 pub fn read_header<S: Source + ?Sized>(src: &S) -> Result<(MetadataNode, u64)> {
     let len = src.byte_len().map_err(io("reading the file length"))?;
     if len == 0 || len % NODE_SIZE as u64 != 0 {
+        // A cut-short protected file and some other file are different mistakes, with different
+        // fixes: tell them apart by the file id.
+        let mut id = [0u8; 8];
+        if len >= id.len() as u64
+            && src.read_exact_at(&mut id, 0).is_ok()
+            && id == crate::node::FILE_ID
+        {
+            return Err(Error::PartialNode { len });
+        }
         return Err(Error::BadLength { len });
     }
     let mut node = Box::new([0u8; NODE_SIZE]);

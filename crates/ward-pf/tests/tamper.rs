@@ -413,18 +413,26 @@ fn truncation_and_appending_are_detected() {
     let e = info(&s.cipher[..NODE], &key(), None).unwrap_err();
     assert!(matches!(e, Error::Truncated { found: 1, .. }), "{e:?}");
 
-    // Partial nodes: not a protected file at all.
+    // Partial nodes: a truncated protected file (it starts like one), said so.
     for cut in [1, 100, NODE - 1, NODE + 1] {
         let c = &s.cipher[..s.cipher.len() - cut];
         let e = decrypt_err(c, 1).0;
         assert!(
-            matches!(e, Error::BadLength { len } if len == c.len() as u64),
+            matches!(e, Error::PartialNode { len } if len == c.len() as u64),
             "cut {cut}: {e:?}"
         );
-        assert!(matches!(header_info(c), Err(Error::BadLength { .. })));
+        assert!(e.is_integrity());
+        assert!(
+            e.to_string().starts_with(&format!(
+                "truncated protected file ({} bytes, not a multiple of 4096",
+                c.len()
+            )),
+            "{e}"
+        );
+        assert!(matches!(header_info(c), Err(Error::PartialNode { .. })));
         assert!(matches!(
             ProtectedFile::open(c.to_vec(), &key(), None, Mode::Read),
-            Err(Error::BadLength { .. })
+            Err(Error::PartialNode { .. })
         ));
     }
 
@@ -449,7 +457,7 @@ fn truncation_and_appending_are_detected() {
     // Appended bytes that are not a whole node.
     let mut c = s.cipher.clone();
     c.push(0);
-    assert!(matches!(decrypt_err(&c, 1).0, Error::BadLength { .. }));
+    assert!(matches!(decrypt_err(&c, 1).0, Error::PartialNode { .. }));
 
     // A small (inline-only) file with a node appended.
     let mut c = encrypt_vec(b"tiny", "t.pf");
@@ -635,12 +643,35 @@ fn key_files_must_be_exactly_16_bytes() {
             assert_eq!(r.unwrap(), WrapKey::from_bytes([0x42; 16]));
         } else {
             let e = r.unwrap_err();
-            assert!(matches!(e, Error::InvalidKey(_)), "{len} bytes: {e:?}");
+            match &e {
+                Error::KeyFile {
+                    source:
+                        ward_fsio::Error::WrongLength {
+                            found,
+                            expected: 16,
+                            ..
+                        },
+                } => assert_eq!(*found, Some(len as u64)),
+                other => panic!("{len} bytes: {other:?}"),
+            }
+            let source = std::error::Error::source(&e).unwrap().to_string();
+            assert!(
+                source.ends_with(&format!(": {len} bytes, expected exactly 16")),
+                "{source}"
+            );
         }
     }
     // A missing key file is an I/O error, not a key.
     let e = WrapKey::load(&dir.path().join("missing")).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::KeyFile {
+                source: ward_fsio::Error::Io { .. }
+            }
+        ),
+        "{e:?}"
+    );
     // Generated keys differ.
     assert_ne!(WrapKey::generate().unwrap(), WrapKey::generate().unwrap());
 }
@@ -733,10 +764,13 @@ fn short_files_are_bad_length() {
             Err(Error::BadLength { .. })
         ));
     }
-    // The first 4095 bytes of a real file.
+    // The first 4095 bytes of a real file: truncated, not foreign.
     let s = sample(SMALL);
     let e = decrypt_err(&s.cipher[..4095], 1).0;
-    assert!(matches!(e, Error::BadLength { len: 4095 }), "{e:?}");
+    assert!(matches!(e, Error::PartialNode { len: 4095 }), "{e:?}");
+    // Seven bytes cannot even hold the file id.
+    let e = decrypt_err(&s.cipher[..7], 1).0;
+    assert!(matches!(e, Error::BadLength { len: 7 }), "{e:?}");
     // A node of zeros is not a protected file either.
     let e = decrypt_err(&[0u8; NODE], 1).0;
     assert!(matches!(e, Error::NotProtectedFile { .. }), "{e:?}");

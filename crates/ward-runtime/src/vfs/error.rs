@@ -248,6 +248,7 @@ fn pf_hint(e: &ward_pf::Error) -> &'static str {
         }
         ward_pf::Error::NodeAuthentication { .. }
         | ward_pf::Error::Truncated { .. }
+        | ward_pf::Error::PartialNode { .. }
         | ward_pf::Error::TrailingNodes { .. } => {
             "; the file was modified or damaged on the host; restore it"
         }
