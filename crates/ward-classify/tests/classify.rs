@@ -37,10 +37,9 @@ fn the_shipped_manifests_pass_the_registry_check() {
 #[test]
 fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
     let r = registry();
-    let m = ward_manifest::Manifest::from_toml(
-        "[loader]\nentrypoint = \"ward:clasify\"\nargv = []\n",
-    )
-    .unwrap();
+    let m =
+        ward_manifest::Manifest::from_toml("[loader]\nentrypoint = \"ward:clasify\"\nargv = []\n")
+            .unwrap();
     let e = r.check(&m.loader.entrypoint, &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -48,12 +47,11 @@ fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
          ward:checksum, ward:classify"
     );
 
-    let classify = ward_manifest::Manifest::from_toml(
-        "[loader]\nentrypoint = \"ward:classify\"\nargv = []\n",
-    )
-    .unwrap()
-    .loader
-    .entrypoint;
+    let classify =
+        ward_manifest::Manifest::from_toml("[loader]\nentrypoint = \"ward:classify\"\nargv = []\n")
+            .unwrap()
+            .loader
+            .entrypoint;
     let base = ["--model", "/m", "--labels", "/l", "--image", "/i"];
     // A misspelt flag: clap's message with its suggestion, then the argument syntax.
     let mut bad = argv(&base);
@@ -61,26 +59,46 @@ fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
     let e = r.check(&classify, &bad).unwrap_err();
     assert_eq!(e.to_string(), "ward:classify");
     let c = cause(&e);
-    assert!(c.starts_with("usage: unexpected argument '--topp' found"), "{c}");
-    assert!(c.contains("'--top'") && c.contains("(arguments: --model PATH"), "{c}");
+    assert!(
+        c.starts_with("usage: unexpected argument '--topp' found"),
+        "{c}"
+    );
+    assert!(
+        c.contains("'--top'") && c.contains("(arguments: --model PATH"),
+        "{c}"
+    );
     // A bad value.
     let mut bad = argv(&base);
     bad.extend(argv(&["--output", "/o", "--top", "0"]));
     let c = cause(&r.check(&classify, &bad).unwrap_err());
-    assert!(c.contains("--top") && c.contains("must be at least 1"), "{c}");
+    assert!(
+        c.contains("--top") && c.contains("must be at least 1"),
+        "{c}"
+    );
     // No output: fine for `ward classify`, not for the workload.
     assert!(ClassifyArgs::from_argv(&base).unwrap().output.is_none());
     let c = cause(&r.check(&classify, &argv(&base)).unwrap_err());
     assert!(c.starts_with("usage: --output is required"), "{c}");
     // No image at all.
     let c = cause(
-        &r.check(&classify, &argv(&["--model", "/m", "--labels", "/l", "-o", "/o"]))
-            .unwrap_err(),
+        &r.check(
+            &classify,
+            &argv(&["--model", "/m", "--labels", "/l", "-o", "/o"]),
+        )
+        .unwrap_err(),
     );
     assert!(c.contains("--image"), "{c}");
     // And a good one.
     let mut good = argv(&base);
-    good.extend(argv(&["-o", "/o", "--top", "3", "--json", "--threads", "2"]));
+    good.extend(argv(&[
+        "-o",
+        "/o",
+        "--top",
+        "3",
+        "--json",
+        "--threads",
+        "2",
+    ]));
     r.check(&classify, &good).unwrap();
     let a = ClassifyArgs::from_argv(&good).unwrap();
     assert_eq!((a.top, a.json, a.threads), (3, true, 2));
@@ -105,9 +123,16 @@ fn plain_files_classify_the_shipped_cat() {
     ])
     .unwrap();
     let results = run(&args, &PlainFiles).unwrap();
-    let names: Vec<_> = results.iter().map(|(p, _)| p.rsplit('/').next().unwrap()).collect();
+    let names: Vec<_> = results
+        .iter()
+        .map(|(p, _)| p.rsplit('/').next().unwrap())
+        .collect();
     assert_eq!(names, ["chelsea.png", "coffee.png"]);
-    assert!((282..=286).contains(&results[0].1[0].index), "{:?}", results[0]);
+    assert!(
+        (282..=286).contains(&results[0].1[0].index),
+        "{:?}",
+        results[0]
+    );
     assert_eq!(results[1].1[0].index, 967);
     assert_eq!(results[0].1.len(), 2);
 

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// A check run on the parsed manifest before anything is hashed or written (the runtime's
 /// built-in registry uses it to refuse an unknown entrypoint or bad arguments at sign time).
-pub type Check<'a> =
-    dyn Fn(&Manifest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
+pub type Check<'a> = dyn Fn(&Manifest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
 
 /// What [`sign_to_file`] may do besides signing.
 #[derive(Default)]
@@ -58,7 +57,11 @@ pub fn sign_to_file(
     options: SignOptions<'_>,
 ) -> Result<(SignedManifest, SignStats), Error> {
     let base = parent_dir(manifest_path);
-    let absolute = |p: &Path| std::path::absolute(p).ok().map(|p| parent_dir(&p).to_owned());
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .ok()
+            .map(|p| parent_dir(&p).to_owned())
+    };
     if absolute(output) != absolute(manifest_path) {
         return Err(Error::OutputElsewhere {
             output: output.to_owned(),
@@ -119,7 +122,10 @@ fn write_atomically(output: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(Error::io(context()))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(Error::io(format!("syncing the directory {}", dir.display())))?;
+        .map_err(Error::io(format!(
+            "syncing the directory {}",
+            dir.display()
+        )))?;
     Ok(())
 }
 

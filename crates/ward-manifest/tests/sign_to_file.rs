@@ -85,9 +85,8 @@ fn a_refused_or_failed_signing_leaves_the_output_untouched() {
     let out = signed_name(&m);
     fs::write(&out, "old").unwrap();
     let key = SignerKey::generate();
-    let refuse: &Check<'_> = &|m: &Manifest| {
-        Err(format!("no built-in {}", m.loader.entrypoint.as_str()).into())
-    };
+    let refuse: &Check<'_> =
+        &|m: &Manifest| Err(format!("no built-in {}", m.loader.entrypoint.as_str()).into());
     let e = sign_to_file(
         &key,
         &m,

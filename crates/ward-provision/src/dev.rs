@@ -88,11 +88,7 @@ fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), DevError> {
 /// Fills `dir` (created; must be empty or absent) with a development setup whose policy accepts
 /// the workload with measurement `mr_enclave` (64 hex characters) on the simulated platform, or
 /// any workload on it when `mr_enclave` is `None`; the server will listen on `listen`.
-pub fn init_dir(
-    dir: &Path,
-    mr_enclave: Option<&str>,
-    listen: &str,
-) -> Result<DevSetup, DevError> {
+pub fn init_dir(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<DevSetup, DevError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     if let Some(m) = mr_enclave {
         if m.len() != 64 || !m.bytes().all(|b| b.is_ascii_hexdigit()) {

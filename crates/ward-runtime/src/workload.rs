@@ -6,10 +6,10 @@
 
 use crate::bootstrap::Context;
 use crate::vfs::VfsError;
-use ward_manifest::Entrypoint;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use ward_manifest::Entrypoint;
 
 /// Why a workload failed.
 #[derive(Debug, thiserror::Error)]
@@ -193,12 +193,10 @@ fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
         let mut file = ctx.vfs.open(input)?;
         let mut hasher = sha2::Sha256::new();
         loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|source| WorkloadError::Io {
-                    context: format!("reading {input}"),
-                    source,
-                })?;
+            let n = file.read(&mut buf).map_err(|source| WorkloadError::Io {
+                context: format!("reading {input}"),
+                source,
+            })?;
             if n == 0 {
                 break;
             }
