@@ -112,7 +112,7 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     let check = |m: &ward_manifest::Manifest| {
         registry
             .check(&m.loader.entrypoint, &m.loader.argv)
-            .map_err(Into::into)
+            .map_err(ward_classify::BoxError::from)
     };
     let mut on_file = |uri: &ward_manifest::FileUri, _: &Path, size: u64| {
         if size > 64 << 20 {
