@@ -95,7 +95,7 @@ pub enum DemoError {
     /// No model directory holds the model.
     #[error(
         "the model (model.onnx, labels.txt, model.toml) was not found; looked in: {}; give \
-         --model-dir DIR or set {MODEL_DIR_ENV}=DIR",
+         --model-dir DIR or set WARD_MODEL_DIR=DIR",
         looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     ModelNotFound {
