@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong reading, checking, hashing or signing a manifest.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The TOML does not parse, or a key is unknown or has a value of the wrong kind.
     #[error("line {line}, column {column}: {message}")]
@@ -21,15 +22,16 @@ pub enum Error {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
     /// An error in a named file.
-    #[error("{}: {error}", path.display())]
+    #[error("{}", path.display())]
     InFile {
         /// The manifest file.
         path: PathBuf,
         /// What was wrong in it.
+        #[source]
         error: Box<Error>,
     },
     /// Reading or writing a file failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done, naming the file.
         context: String,
@@ -73,6 +75,24 @@ pub enum Error {
     /// A signer key could not be made, read or written.
     #[error("signer key: {0}")]
     Key(String),
+    /// The signed manifest would be written outside the manifest's directory, where its
+    /// relative `file:` URIs would name other files.
+    #[error(
+        "{} must be in the manifest's directory ({}): the manifest's file: URIs are relative \
+         to it",
+        output.display(),
+        manifest_dir.display()
+    )]
+    OutputElsewhere {
+        /// The requested output.
+        output: PathBuf,
+        /// The manifest's directory.
+        manifest_dir: PathBuf,
+    },
+    /// The caller's check refused the manifest before anything was hashed or written (e.g. the
+    /// runtime does not know its built-in entrypoint, or its arguments are wrong).
+    #[error("refused before signing")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {

@@ -5,7 +5,7 @@
 //! `encrypted` protected files with a `key_name`, `tmpfs`), which host files are trusted (pinned
 //! by SHA-256) or allowed (`[sgx]`), which protected files are pinned (`[[fs.pinned]]`), and where
 //! its keys come from (`[provision]`). `ward sign` hashes the trusted files, computes the
-//! measurement and signs it (see [`signing`]); the runtime verifies the result with
+//! measurement, signs it and writes the result atomically ([`sign_to_file`]; see [`signing`]); the runtime verifies the result with
 //! [`SignedManifest::verify`].
 //!
 //! ```toml
@@ -37,12 +37,14 @@
 pub mod error;
 pub mod hashing;
 pub mod schema;
+mod sign_file;
 pub mod signing;
 mod validate;
 
 pub use error::{Error, Problem};
 pub use hashing::{resolve, sha256_file};
 pub use schema::*;
+pub use sign_file::{sign_to_file, signed_name, Check, IdentityPolicy, SignOptions, SignStats};
 pub use signing::{
     canonical, measurement, Signature, SignedManifest, SignerKey, SignerPublicKey, VerifiedManifest,
 };

@@ -9,6 +9,8 @@
 //!   verifies its evidence and key binding only; each secret's own policy is then evaluated on
 //!   the verified claims. Every attempt is written to a JSON-lines audit log, flushed to disk
 //!   before any secret is sent. Secret bytes are never logged.
+//! - [`dev`]: a development setup for a first run (dev CA, server certificate, simulated
+//!   platform key, wrap key, policy, configuration).
 //! - [`client`]: a blocking client ([`client::fetch`] for the ward extension,
 //!   [`client::fetch_gramine`] for Gramine's protocol).
 
@@ -18,6 +20,7 @@
 mod audit;
 pub mod client;
 pub mod config;
+pub mod dev;
 pub mod protocol;
 pub mod server;
 mod verifier;

@@ -7,7 +7,10 @@
 //! through, tmpfs in memory, everything else refused with the rule that would allow it).
 //! [`workload::Registry`] runs the manifest's built-in entrypoint in that context.
 //!
-//! This crate contains no ML code (the classifier is registered by the CLI from `ward-infer`),
+//! [`workload::Registry::check`] checks an entrypoint and its arguments without running them, so
+//! `ward sign` refuses a typo before any key is released.
+//!
+//! This crate contains no ML code (the classifier is `ward-classify`, which registers itself),
 //! and it is not a sandbox for arbitrary binaries: built-in workloads are trusted to use only
 //! their [`bootstrap::Context`].
 
@@ -16,4 +19,4 @@ pub mod vfs;
 pub mod workload;
 
 pub use bootstrap::{boot, runtime_digest, AttesterChoice, BootError, BootOptions, Context};
-pub use workload::{Builtin, Registry, RunError, WorkloadError};
+pub use workload::{Builtin, CheckFn, Registry, RunError, WorkloadError, WorkloadFn};

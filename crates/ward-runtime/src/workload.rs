@@ -9,9 +9,11 @@ use crate::vfs::VfsError;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use ward_manifest::Entrypoint;
 
 /// Why a workload failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkloadError {
     /// Its arguments (from the manifest) are wrong.
     #[error("usage: {0}")]
@@ -19,13 +21,26 @@ pub enum WorkloadError {
     /// A file access was refused or failed.
     #[error(transparent)]
     Vfs(#[from] VfsError),
-    /// Anything else the workload reports.
-    #[error("{0}")]
-    Failed(String),
+    /// Reading or writing an open file failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done, naming the workload path.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The workload's own error (e.g. the classifier's), kept whole.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A workload's entry function.
 pub type WorkloadFn = fn(&Context) -> Result<(), WorkloadError>;
+
+/// Checks a workload's arguments without running it (at sign time: a typo must not wait until
+/// the key has been released to show).
+pub type CheckFn = fn(&[String]) -> Result<(), WorkloadError>;
 
 /// One built-in.
 #[derive(Clone, Copy)]
@@ -36,6 +51,8 @@ pub struct Builtin {
     pub usage: &'static str,
     /// The entry function.
     pub run: WorkloadFn,
+    /// Checks the manifest's arguments; what it accepts, `run` must not refuse as a usage error.
+    pub check: CheckFn,
 }
 
 /// The workloads this runtime can run.
@@ -44,8 +61,9 @@ pub struct Registry {
     builtins: BTreeMap<&'static str, Builtin>,
 }
 
-/// Running a manifest's entrypoint failed.
+/// Running (or checking) a manifest's entrypoint failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The entrypoint names no registered workload.
     #[error("entrypoint ward:{name} is not a built-in workload of this runtime; known: {known}")]
@@ -55,12 +73,13 @@ pub enum RunError {
         /// The registered names.
         known: String,
     },
-    /// The workload failed.
-    #[error("ward:{name}: {error}")]
+    /// The workload failed, or its arguments were refused.
+    #[error("ward:{name}")]
     Workload {
         /// Its name.
         name: String,
         /// Why.
+        #[source]
         error: WorkloadError,
     },
 }
@@ -76,6 +95,7 @@ impl Registry {
                     "SHA-256 of each input file, written sha256sum-style to a protected output",
                 usage: "--output OUT_PATH INPUT_PATH...",
                 run: checksum,
+                check: check_checksum,
             },
         );
         r
@@ -91,30 +111,43 @@ impl Registry {
         self.builtins.iter().map(|(k, v)| (*k, v))
     }
 
+    fn get(&self, name: &str) -> Result<&Builtin, RunError> {
+        self.builtins.get(name).ok_or_else(|| RunError::Unknown {
+            name: name.to_owned(),
+            known: self
+                .builtins
+                .keys()
+                .map(|k| format!("ward:{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Checks that `entrypoint` names a registered built-in and that it accepts `argv`, without
+    /// running anything (`ward sign` calls it before hashing or writing).
+    pub fn check(&self, entrypoint: &Entrypoint, argv: &[String]) -> Result<(), RunError> {
+        let name = entrypoint.builtin();
+        let builtin = self.get(name)?;
+        (builtin.check)(argv).map_err(|error| workload_error(name, builtin, error))
+    }
+
     /// Runs the manifest's entrypoint in `ctx`.
     pub fn run(&self, ctx: &Context) -> Result<(), RunError> {
-        let name = ctx.manifest.manifest.loader.entrypoint.builtin().to_owned();
-        let builtin = self
-            .builtins
-            .get(name.as_str())
-            .ok_or_else(|| RunError::Unknown {
-                name: name.clone(),
-                known: self
-                    .builtins
-                    .keys()
-                    .map(|k| format!("ward:{k}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        (builtin.run)(ctx).map_err(|error| RunError::Workload {
-            name,
-            error: match error {
-                WorkloadError::Usage(m) => {
-                    WorkloadError::Usage(format!("{m} (arguments: {})", builtin.usage))
-                }
-                e => e,
-            },
-        })
+        let name = ctx.manifest.manifest.loader.entrypoint.builtin();
+        let builtin = self.get(name)?;
+        (builtin.run)(ctx).map_err(|error| workload_error(name, builtin, error))
+    }
+}
+
+fn workload_error(name: &str, builtin: &Builtin, error: WorkloadError) -> RunError {
+    RunError::Workload {
+        name: name.to_owned(),
+        error: match error {
+            WorkloadError::Usage(m) => {
+                WorkloadError::Usage(format!("{m} (arguments: {})", builtin.usage))
+            }
+            e => e,
+        },
     }
 }
 
@@ -141,12 +174,18 @@ pub fn output_and_inputs(argv: &[String]) -> Result<(String, Vec<String>), Workl
     Ok((output, inputs))
 }
 
-// `ward:checksum`: proves the VFS contract with the simplest useful workload.
-fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
-    let (output, inputs) = output_and_inputs(&ctx.argv)?;
+fn check_checksum(argv: &[String]) -> Result<(), WorkloadError> {
+    let (_, inputs) = output_and_inputs(argv)?;
     if inputs.is_empty() {
         return Err(WorkloadError::Usage("name at least one input".into()));
     }
+    Ok(())
+}
+
+// `ward:checksum`: proves the VFS contract with the simplest useful workload.
+fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
+    check_checksum(&ctx.argv)?;
+    let (output, inputs) = output_and_inputs(&ctx.argv)?;
     // Every input is read before the output is created: a refused input leaves no output.
     let mut lines = String::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -154,9 +193,10 @@ fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
         let mut file = ctx.vfs.open(input)?;
         let mut hasher = sha2::Sha256::new();
         loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| WorkloadError::Failed(format!("reading {input}: {e}")))?;
+            let n = file.read(&mut buf).map_err(|source| WorkloadError::Io {
+                context: format!("reading {input}"),
+                source,
+            })?;
             if n == 0 {
                 break;
             }
@@ -166,7 +206,59 @@ fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
     }
     let mut out = ctx.vfs.create(&output)?;
     out.write_all(lines.as_bytes())
-        .map_err(|e| WorkloadError::Failed(format!("writing {output}: {e}")))?;
+        .map_err(|source| WorkloadError::Io {
+            context: format!("writing {output}"),
+            source,
+        })?;
     out.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(s: &str) -> Entrypoint {
+        let m = ward_manifest::Manifest::from_toml(&format!(
+            "[loader]\nentrypoint = \"{s}\"\nargv = []\n"
+        ))
+        .unwrap();
+        m.loader.entrypoint
+    }
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn check_refuses_unknown_builtins_and_bad_arguments() {
+        let r = Registry::with_builtins();
+        r.check(&entry("ward:checksum"), &argv(&["--output", "/o", "/i"]))
+            .unwrap();
+        let e = r.check(&entry("ward:chcksum"), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "entrypoint ward:chcksum is not a built-in workload of this runtime; known: \
+             ward:checksum"
+        );
+        let e = r
+            .check(&entry("ward:checksum"), &argv(&["--output", "/o"]))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "ward:checksum");
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(
+            cause,
+            "usage: name at least one input (arguments: --output OUT_PATH INPUT_PATH...)"
+        );
+        let e = r
+            .check(&entry("ward:checksum"), &argv(&["--bogus", "/i"]))
+            .unwrap_err();
+        assert!(
+            std::error::Error::source(&e)
+                .unwrap()
+                .to_string()
+                .contains("unknown option --bogus"),
+            "{e:?}"
+        );
+    }
 }

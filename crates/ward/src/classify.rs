@@ -1,11 +1,13 @@
-//! `ward classify`: the built-in image classifier (ward-infer) on plain files — the "before the
-//! enclave" baseline: no keys, no attestation, no VFS, the same model and the same output.
+//! `ward classify`: the built-in image classifier (ward-classify) on plain files — the "before
+//! the enclave" baseline: no keys, no attestation, no VFS, the same model, arguments and output
+//! as `ward:classify`.
 
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-use ward_infer::{Classifier, ModelSpec};
+use ward_classify::{Inputs, PlainFiles};
+use ward_infer::Classifier;
 
 /// Classify images with an ONNX model, on plain files.
 ///
@@ -16,49 +18,15 @@ use ward_infer::{Classifier, ModelSpec};
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub struct ClassifyArgs {
-    /// The ONNX model: one float32 image input, one output of class scores (logits or
-    /// probabilities). The shipped one is models/efficientnet-lite0/model.onnx.
-    #[arg(long, value_name = "PATH")]
-    pub model: PathBuf,
-
-    /// The class names, one per line in the model's class order (line 1 is class 0); their number
-    /// must equal the model's output size. The shipped ones: models/efficientnet-lite0/labels.txt.
-    #[arg(long, value_name = "PATH")]
-    pub labels: PathBuf,
-
-    /// An image to classify: PNG, JPEG, GIF or WebP, at least 16 pixels a side. Repeat the flag
-    /// for several images; the model is loaded once.
-    #[arg(long = "image", value_name = "PATH", required = true)]
-    pub images: Vec<PathBuf>,
-
-    /// How the model wants its input, as TOML: input size, the side to resize to before the
-    /// centre crop, per-channel mean and std, NCHW or NHWC, RGB or BGR (see
-    /// models/efficientnet-lite0/model.toml). Without it: the shipped EfficientNet-Lite0's
-    /// (256 → 224 crop, (pixel/255 - 0.498) / 0.502, NCHW, RGB).
-    #[arg(long, value_name = "PATH")]
-    pub spec: Option<PathBuf>,
-
-    /// How many classes to print per image, most probable first (more than the model has prints
-    /// them all).
-    #[arg(long, value_name = "K", default_value_t = 5, value_parser = at_least_one)]
-    pub top: usize,
-
-    /// Print JSON instead of text: for one image an array of {"rank", "index", "label",
-    /// "probability"}; for several, an array of {"image", "predictions"}.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Threads for inference: 1 runs on the calling thread, N uses a pool of N, 0 one per core.
-    /// On a 2-core machine 2 threads cut EfficientNet-Lite0's inference by about a third.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub args: ward_classify::ClassifyArgs,
 
     /// Measure: after printing the result, classify each image N more times (after one
     /// warm-up) and print to stderr the model load time and, per image, the latency of a whole
     /// classification (decode, preprocess, inference, top-k) and of inference alone: median, 90th
     /// percentile and minimum.
-    #[arg(long, value_name = "N", value_parser = at_least_one)]
-    pub bench: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub bench: Option<u64>,
 }
 
 const EXAMPLES: &str = "\
@@ -68,66 +36,22 @@ Examples, with the shipped model (text, then JSON for two images, then timings o
   ward classify --model ... --labels ... --image a.jpg --image b.png --top 3 --json
   ward classify --model ... --labels ... --image a.jpg --threads 2 --bench 50";
 
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_string()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
-}
-
-fn read_text(path: &Path, what: &str) -> Result<String> {
-    String::from_utf8(read(path, what)?)
-        .with_context(|| format!("the {what} {} is not UTF-8 text", path.display()))
-}
-
 /// `ward classify`.
-pub fn run(args: &ClassifyArgs) -> Result<()> {
-    let spec = match &args.spec {
-        Some(p) => ModelSpec::from_toml(&read_text(p, "model spec")?)
-            .with_context(|| format!("in the model spec {}", p.display()))?,
-        None => ModelSpec::default(),
-    };
-    let labels = read_text(&args.labels, "labels file")?;
-    let model = read(&args.model, "model")?;
-
+pub fn run(cli: &ClassifyArgs) -> Result<()> {
+    let args = &cli.args;
+    let images = ward_classify::images(args, &PlainFiles)?;
     let started = Instant::now();
-    let mut classifier = Classifier::load(&model, &labels, &spec).with_context(|| {
-        format!(
-            "loading the model {} with the labels {}",
-            args.model.display(),
-            args.labels.display()
-        )
-    })?;
+    let classifier = ward_classify::load(args, &PlainFiles)?;
     let load_ms = ms(started);
-    drop(model);
-    classifier.set_threads(args.threads).context("--threads")?;
-
-    let outcomes = classifier.classify_many(
-        &args.images,
-        |path| -> Result<Vec<u8>> { read(path, "image") },
-        args.top,
-    );
-    let mut results = Vec::with_capacity(args.images.len());
-    for (path, outcome) in args.images.iter().zip(outcomes) {
-        let top = outcome.with_context(|| format!("classifying {}", path.display()))?;
-        results.push((path.display().to_string(), top));
+    let results = ward_classify::classify(&classifier, &images, args.top, &PlainFiles)?;
+    let text = ward_classify::format(&results, args);
+    match &args.output {
+        Some(out) => std::fs::write(out, text.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?,
+        None => print!("{}", text.as_str()),
     }
-    let images = match args.bench {
-        Some(_) => args
-            .images
-            .iter()
-            .map(|p| read(p, "image"))
-            .collect::<Result<Vec<_>>>()?,
-        None => Vec::new(),
-    };
-    print!("{}", ward_infer::format_results(&results, args.json));
 
-    if let Some(runs) = args.bench {
+    if let Some(runs) = cli.bench {
         eprintln!(
             "model load + optimise: {load_ms:.1} ms ({}, {} classes); inference on {} thread{}",
             args.model.display(),
@@ -135,8 +59,12 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             classifier.threads(),
             if classifier.threads() == 1 { "" } else { "s" }
         );
-        for (path, bytes) in args.images.iter().zip(&images) {
-            bench_one(&classifier, path, bytes, runs, args.top)?;
+        for path in &images {
+            let bytes = PlainFiles
+                .read(path)
+                .map_err(anyhow::Error::from_boxed)
+                .with_context(|| format!("reading the image {}", path.display()))?;
+            bench_one(&classifier, path, &bytes, runs as usize, args.top)?;
         }
     }
     Ok(())

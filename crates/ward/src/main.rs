@@ -8,7 +8,6 @@ mod fsutil;
 mod pf;
 mod provision;
 mod runtime;
-mod workloads;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -128,109 +128,18 @@ pub fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
     }
 }
 
-fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
-    if secret {
-        fsutil::create_secret_file(path, bytes)
-    } else {
-        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-    }
-}
-
 /// Creates the first-run directory. Returns the simulated platform's public key.
 pub fn init(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<String> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!(
-            "{} is not empty; give --dir a new or empty directory",
-            dir.display()
-        );
-    }
-    std::fs::create_dir_all(dir.join("secrets"))
-        .with_context(|| format!("creating {}", dir.display()))?;
-    if let Some(m) = mr_enclave {
-        if m.len() != 64 || !m.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("--mr-enclave must be 64 hex characters");
-        }
-    }
-
-    let ca_key = KeyPair::generate().context("generating the CA key")?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "ward development CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, &ca_key);
-    let server_key = KeyPair::generate()?;
-    let mut server =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "ward provisioning server");
-    let server_cert = server.signed_by(&server_key, &issuer)?;
-
-    write_new(&dir.join("ca.pem"), ca_cert.pem().as_bytes(), false)?;
-    write_new(
-        &dir.join("ca-key.pem"),
-        ca_key.serialize_pem().as_bytes(),
-        true,
-    )?;
-    write_new(&dir.join("server.pem"), server_cert.pem().as_bytes(), false)?;
-    write_new(
-        &dir.join("server-key.pem"),
-        server_key.serialize_pem().as_bytes(),
-        true,
-    )?;
-
-    let sim = SimPlatformKey::generate();
-    sim.save(&dir.join("sim-platform.pem"))?;
-    let sim_public = sim.public().to_hex();
-    let wrap = ward_pf::WrapKey::generate()?;
-    write_new(&dir.join("secrets/wrap_key"), wrap.expose_bytes(), true)?;
-
-    let identity = match mr_enclave {
-        Some(m) => format!(
-            "[[identity]]\nname = \"the workload\"\nmr_enclave = \"{}\"\n",
-            m.to_ascii_lowercase()
-        ),
-        None => {
-            "# No workload measurement was given to `ward provision init`, so any workload on the\n\
-                 # simulated platform below is accepted. Replace this with the [[identity]] that\n\
-                 # `ward sign` prints before you provision anything that matters.\n\
-                 accept_any_identity = true\n"
-                .to_string()
-        }
-    };
-    let policy = format!(
-        "# Who may receive the wrap key. See `ward attest verify --help` and\n\
-         # crates/ward-attest/src/policy.rs for every rule.\n\
-         # DEVELOPMENT ONLY: evidence from ward's simulated TEE proves nothing about hardware.\n\
-         allow_simulated = true\n\
-         simulated_platform_keys = [\"{sim_public}\"]\n\
-         {identity}"
-    );
-    write_new(&dir.join("policy.toml"), policy.as_bytes(), false)?;
-    let config = format!(
-        "# ward provisioning server. Relative paths are relative to this file.\n\
-         listen = \"{listen}\"\n\
-         cert_chain = \"server.pem\"\n\
-         key = \"server-key.pem\"\n\
-         audit_log = \"audit.jsonl\"\n\n\
-         [[secret]]\n\
-         name = \"wrap_key\"\n\
-         file = \"secrets/wrap_key\"\n\
-         kind = \"key\"\n\
-         policy = \"policy.toml\"\n"
-    );
-    write_new(&dir.join("server.toml"), config.as_bytes(), false)?;
+    let setup = ward_provision::dev::init_dir(dir, mr_enclave, listen)?;
     eprintln!(
         "created in {}: ca.pem (clients trust it), server.pem/server-key.pem, sim-platform.pem, secrets/wrap_key, policy.toml, server.toml",
         dir.display()
     );
     eprintln!(
         "start the server:  ward provision serve --config {}",
-        dir.join("server.toml").display()
+        setup.server_config.display()
     );
-    Ok(sim_public)
+    Ok(setup.sim_public)
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {

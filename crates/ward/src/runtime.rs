@@ -1,15 +1,14 @@
 //! `ward sign` and `ward run`: measure and sign a manifest, then run its workload confined.
 
 use crate::attest::AttesterKind;
-use crate::fsutil;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use ward_attest::sim::SimPlatformKey;
-use ward_manifest::{Manifest, SignedManifest, SignerKey};
-use ward_runtime::{AttesterChoice, BootOptions, Registry};
+use ward_manifest::{IdentityPolicy, SignOptions, SignerKey};
+use ward_runtime::{AttesterChoice, BootOptions};
 
 /// Sign a manifest: hash its trusted files, compute the measurement, write the signed manifest.
 ///
@@ -86,13 +85,6 @@ pub struct RunArgs {
     verbose: bool,
 }
 
-/// The workloads `ward run` knows: the runtime's and the classifier.
-pub fn registry() -> Registry {
-    let mut r = Registry::with_builtins();
-    crate::workloads::register(&mut r);
-    r
-}
-
 pub fn sign(a: SignArgs) -> Result<ExitCode> {
     if let Some(SignCommand::Keygen { output }) = a.sub {
         let key = SignerKey::generate();
@@ -108,33 +100,41 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     let (Some(key_path), Some(manifest_path)) = (a.key, a.manifest) else {
         bail!("give --key SIGNER_KEY and MANIFEST (see ward sign --help)");
     };
-    let output = match a.output {
-        Some(o) => o,
-        None => signed_name(&manifest_path),
-    };
-    let dir = |p: &Path| {
-        std::path::absolute(p)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-    };
-    if dir(&output) != dir(&manifest_path) {
-        bail!(
-            "{} must be in the manifest's directory: the manifest's file: URIs are relative \
-             to it",
-            output.display()
-        );
-    }
+    let output = a
+        .output
+        .unwrap_or_else(|| ward_manifest::signed_name(&manifest_path));
     let key = SignerKey::load(&key_path)?;
     let runtime = match &a.runtime {
         Some(p) => ward_runtime::bootstrap::file_digest(p)?,
         None => ward_runtime::runtime_digest()?,
     };
+    let registry = ward_classify::registry();
+    let check = |m: &ward_manifest::Manifest| {
+        registry
+            .check(&m.loader.entrypoint, &m.loader.argv)
+            .map_err(ward_classify::BoxError::from)
+    };
+    let mut on_file = |uri: &ward_manifest::FileUri, _: &Path, size: u64| {
+        if size > 64 << 20 {
+            eprintln!("hashing {uri} ({} MiB)…", size >> 20);
+        }
+    };
     let t = Instant::now();
-    let (signed, files, bytes) = sign_file(&key, &manifest_path, &output, runtime)?;
+    let (signed, stats) = ward_manifest::sign_to_file(
+        &key,
+        &manifest_path,
+        &output,
+        runtime,
+        SignOptions {
+            check: Some(&check),
+            on_file: Some(&mut on_file),
+        },
+    )?;
     let s = &signed.signature;
     eprintln!(
-        "hashed {files} trusted file(s), {:.1} MiB, in {:.0?}",
-        bytes as f64 / (1 << 20) as f64,
+        "hashed {} trusted file(s), {:.1} MiB, in {:.0?}",
+        stats.files,
+        stats.bytes as f64 / (1 << 20) as f64,
         t.elapsed()
     );
     println!("signed manifest: {}", output.display());
@@ -144,61 +144,8 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     println!();
     println!("# Policy for the provisioning server (ward provision serve --policy FILE):");
     println!("# top-level keys (allow_simulated, simulated_platform_keys…) go above this table.");
-    print!("{}", policy_snippet(&signed));
+    print!("{}", IdentityPolicy::of(&signed).to_toml());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Hashes, signs and writes `manifest_path` to `output` (atomically); returns the signed
-/// manifest, and the number and total size of the trusted files hashed.
-pub fn sign_file(
-    key: &SignerKey,
-    manifest_path: &Path,
-    output: &Path,
-    runtime: ward_manifest::Sha256,
-) -> Result<(SignedManifest, u64, u64)> {
-    let manifest = Manifest::load(manifest_path)?;
-    let base = manifest_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let (mut files, mut bytes) = (0u64, 0u64);
-    let hashed = manifest.hash_trusted_files(base, &mut |uri, _, size| {
-        files += 1;
-        bytes += size;
-        if size > 64 << 20 {
-            eprintln!("hashing {uri} ({} MiB)…", size >> 20);
-        }
-    })?;
-    let signed = key.sign(hashed, runtime)?;
-    let tmp = fsutil::temp_beside(output)?;
-    std::fs::write(tmp.path(), signed.to_toml()).context("writing the signed manifest")?;
-    fsutil::commit(tmp, output, 0o644)?;
-    Ok((signed, files, bytes))
-}
-
-/// The `[[identity]]` policy table that admits exactly this signed workload.
-pub fn policy_snippet(signed: &SignedManifest) -> String {
-    let s = &signed.signature;
-    let sgx = &signed.manifest.sgx;
-    format!(
-        "[[identity]]\nname = {:?}\nmr_enclave = \"{}\"\nmr_signer = \"{}\"\nisv_prod_id = {}\n\
-         min_isv_svn = {}\n",
-        signed.manifest.loader.entrypoint.as_str(),
-        s.measurement,
-        s.mr_signer,
-        sgx.isv_prod_id,
-        sgx.isv_svn
-    )
-}
-
-/// `x.toml` → `x.signed.toml`, beside it.
-pub fn signed_name(manifest: &Path) -> PathBuf {
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".toml").unwrap_or(&name);
-    manifest.with_file_name(format!("{stem}.signed.toml"))
 }
 
 /// The attester for `ward run`, with the simulated TEE's loud notice.
@@ -220,7 +167,7 @@ pub fn attester_choice(kind: AttesterKind, sim_key: &Path) -> Result<AttesterCho
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    let registry = registry();
+    let registry = ward_classify::registry();
     if a.list {
         for (name, b) in registry.builtins() {
             println!("ward:{name:<10} {}\n  arguments: {}", b.summary, b.usage);

@@ -66,3 +66,19 @@ fn demo_keeps_its_files_and_the_result_is_encrypted() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an image"));
     assert!(!d.path().join("bad/encrypted/result.txt").exists());
 }
+
+#[test]
+fn demo_without_its_model_says_where_it_looked() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["demo", "--model-dir"])
+        .arg(d.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("looked in") && err.contains("none") && err.contains("WARD_MODEL_DIR"),
+        "{err}"
+    );
+}

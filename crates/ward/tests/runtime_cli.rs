@@ -353,3 +353,44 @@ fn sign_run_and_every_violation() {
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn sign_refuses_unknown_builtins_and_bad_arguments_before_writing() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(ward(p, &["sign", "keygen", "-o", "signer.pem"]));
+    std::fs::create_dir_all(p.join("app")).unwrap();
+    std::fs::create_dir_all(p.join("srv")).unwrap();
+    std::fs::write(p.join("srv/ca.pem"), "not checked at sign time\n").unwrap();
+    let good = manifest(4433, r#""--output", "/out/d.txt", "/data/in.bin""#, "");
+    let cases = [
+        (
+            "typo",
+            good.replace("ward:checksum", "ward:chcksum"),
+            "entrypoint ward:chcksum is not a built-in workload of this runtime; known: \
+             ward:checksum, ward:classify",
+        ),
+        (
+            "noinput",
+            manifest(4433, r#""--output", "/out/d.txt""#, ""),
+            "ward:checksum: usage: name at least one input",
+        ),
+        (
+            "badflag",
+            good.replace("ward:checksum", "ward:classify").replace(
+                r#""--output", "/out/d.txt", "/data/in.bin""#,
+                r#""--model", "/app/m", "--labels", "/app/l", "--image", "/data/i", "--output", "/out/r", "--topp", "3""#,
+            ),
+            "ward:classify: usage: unexpected argument '--topp' found",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        std::fs::write(p.join(format!("{name}.toml")), text).unwrap();
+        let e = fails(ward(
+            p,
+            &["sign", "--key", "signer.pem", &format!("{name}.toml")],
+        ));
+        assert!(e.contains(expected), "{name}: {e}");
+        assert!(!p.join(format!("{name}.signed.toml")).exists(), "{name}");
+    }
+}

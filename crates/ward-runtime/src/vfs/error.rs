@@ -198,7 +198,7 @@ pub enum VfsError {
     },
 
     /// An operating-system error, with what was being done.
-    #[error("{op} {path} (host {host}): {source}")]
+    #[error("{op} {path} (host {host})")]
     Io {
         /// The workload path.
         path: String,

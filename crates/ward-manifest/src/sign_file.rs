@@ -1,0 +1,172 @@
+//! `ward sign` as a library call: load a manifest, check it, hash its trusted files, sign it and
+//! write the signed manifest atomically; and the policy table that admits the signed workload.
+
+use crate::error::Error;
+use crate::hashing::OnFile;
+use crate::schema::{FileUri, Manifest, Sha256};
+use crate::signing::{SignedManifest, SignerKey};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A check run on the parsed manifest before anything is hashed or written (the runtime's
+/// built-in registry uses it to refuse an unknown entrypoint or bad arguments at sign time).
+pub type Check<'a> = dyn Fn(&Manifest) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a;
+
+/// What [`sign_to_file`] may do besides signing.
+#[derive(Default)]
+pub struct SignOptions<'a> {
+    /// Refuses the manifest before anything is hashed or written.
+    pub check: Option<&'a Check<'a>>,
+    /// Called before each trusted file is hashed: (uri, host path, size).
+    pub on_file: Option<&'a mut OnFile<'a>>,
+}
+
+/// What [`sign_to_file`] hashed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignStats {
+    /// Trusted files hashed (the provisioning CA chain included).
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+/// `x.toml` → `x.signed.toml`, beside it (the default output of [`sign_to_file`]).
+pub fn signed_name(manifest: &Path) -> PathBuf {
+    let name = manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".toml").unwrap_or(&name);
+    manifest.with_file_name(format!("{stem}.signed.toml"))
+}
+
+/// Loads the manifest at `manifest_path`, runs `options.check` on it, hashes its trusted files
+/// (relative to the manifest's directory), signs it with `key` for the runtime whose digest is
+/// `runtime_digest`, and writes it to `output`: a temporary file beside the target, synced, then
+/// renamed into place (an existing output is left untouched on any failure).
+///
+/// `output` must be in the manifest's directory, since the manifest's `file:` URIs are relative
+/// to it.
+pub fn sign_to_file(
+    key: &SignerKey,
+    manifest_path: &Path,
+    output: &Path,
+    runtime_digest: Sha256,
+    options: SignOptions<'_>,
+) -> Result<(SignedManifest, SignStats), Error> {
+    let base = parent_dir(manifest_path);
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .ok()
+            .map(|p| parent_dir(&p).to_owned())
+    };
+    if absolute(output) != absolute(manifest_path) {
+        return Err(Error::OutputElsewhere {
+            output: output.to_owned(),
+            manifest_dir: base.to_owned(),
+        });
+    }
+    let manifest = Manifest::load(manifest_path)?;
+    if let Some(check) = options.check {
+        check(&manifest).map_err(Error::Refused)?;
+    }
+    let mut stats = SignStats::default();
+    let mut on_file = options.on_file;
+    let hashed = manifest.hash_trusted_files(base, &mut |uri: &FileUri, path: &Path, size| {
+        stats.files += 1;
+        stats.bytes += size;
+        if let Some(f) = on_file.as_deref_mut() {
+            f(uri, path, size);
+        }
+    })?;
+    let signed = key.sign(hashed, runtime_digest)?;
+    write_atomically(output, signed.to_toml().as_bytes())?;
+    Ok((signed, stats))
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+// Temp file beside the target, synced, renamed, directory synced: a crash leaves either the old
+// file or the new one, never half of one.
+fn write_atomically(output: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = parent_dir(output);
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let context = || format!("writing the signed manifest {}", output.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".ward-tmp")
+        .tempfile_in(dir)
+        .map_err(Error::io(context()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(Error::io(context()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(Error::io(context()))?;
+    }
+    tmp.persist(output)
+        .map_err(|e| e.error)
+        .map_err(Error::io(context()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(format!(
+            "syncing the directory {}",
+            dir.display()
+        )))?;
+    Ok(())
+}
+
+/// The `[[identity]]` table of a provisioning policy that admits exactly one signed workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IdentityPolicy {
+    /// A name for audit logs and refusals: the entrypoint.
+    pub name: String,
+    /// The measurement (MRENCLAVE).
+    pub mr_enclave: Sha256,
+    /// The signer (MRSIGNER).
+    pub mr_signer: Sha256,
+    /// The manifest's ISV product id.
+    pub isv_prod_id: u16,
+    /// The manifest's ISV SVN, as the minimum accepted.
+    pub min_isv_svn: u16,
+}
+
+#[derive(Serialize)]
+struct Identities<'a> {
+    identity: [&'a IdentityPolicy; 1],
+}
+
+impl IdentityPolicy {
+    /// The identity of `signed`.
+    pub fn of(signed: &SignedManifest) -> Self {
+        let s = &signed.signature;
+        let sgx = &signed.manifest.sgx;
+        IdentityPolicy {
+            name: signed.manifest.loader.entrypoint.as_str().to_owned(),
+            mr_enclave: s.measurement,
+            mr_signer: s.mr_signer,
+            isv_prod_id: sgx.isv_prod_id,
+            min_isv_svn: sgx.isv_svn,
+        }
+    }
+
+    /// The `[[identity]]` table as TOML, to append to a policy file (after its top-level keys).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&Identities { identity: [self] })
+            .expect("an identity table always serialises to TOML")
+    }
+}
