@@ -1,12 +1,12 @@
 //! Untrusted bytes as a protected file: no public entry point of ward-pf may panic, and whatever
-//! authenticates must be exactly the plaintext that was encrypted. See `ward_pf_fuzz::run`.
+//! authenticates must be exactly the plaintext that was encrypted. See `ward_fuzz::open_untrusted`.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    ward_pf_fuzz::run(data);
+    ward_fuzz::open_untrusted::run(data);
 });
 
 /// ward-pf builds a rayon pool per call when `threads != 1`; its worker threads exit after the

@@ -14,9 +14,14 @@
 //! byte, so one server speaks both.
 //!
 //! Anything else: the server logs it and closes the connection.
+//!
+//! [`read_request`] is the server's parser, [`read_answer`] and [`read_gramine_answer`] the
+//! client's: all three read attacker-controlled bytes (fuzzed by `fuzz/`'s
+//! `provision_protocol` target).
 
 use crate::{Error, Result};
 use std::io::Read;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use zeroize::Zeroizing;
 
 /// Gramine's request (35 bytes, NUL included).
@@ -167,6 +172,98 @@ pub fn read_gramine_answer(r: &mut impl Read, peer: &str) -> Result<Zeroizing<Ve
     Ok(body)
 }
 
+/// A request the server read, as [`read_request`] parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Gramine's request: the client's default secret.
+    Gramine,
+    /// The ward extension: these named secrets, in order (each 1 to 65535 bytes of UTF-8).
+    Ward(Vec<String>),
+}
+
+/// Why [`read_request`] did not return a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadRequest {
+    /// Not this protocol, or the connection failed: close without answering.
+    Close(String),
+    /// A ward request that cannot be served: answer [`Status::RequestRejected`], then close.
+    Reject(String),
+}
+
+/// The server side: reads one request from `r`, reading no more than `max` bytes of it.
+///
+/// The reader is the client's TLS stream, before any policy was applied: every byte is the
+/// attacker's. Bytes after a complete request are left unread.
+pub async fn read_request<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::result::Result<Request, BadRequest> {
+    let io = |e: std::io::Error| {
+        BadRequest::Close(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "the connection closed mid-request".into(),
+            _ => format!("reading the request: {e}"),
+        })
+    };
+    let mut first = [0u8; 1];
+    r.read_exact(&mut first).await.map_err(io)?;
+    if first[0] == GRAMINE_REQUEST[0] {
+        let mut rest = [0u8; GRAMINE_REQUEST.len() - 1];
+        r.read_exact(&mut rest).await.map_err(io)?;
+        if rest[..] != GRAMINE_REQUEST[1..] {
+            return Err(BadRequest::Close("not a provisioning request".into()));
+        }
+        return Ok(Request::Gramine);
+    }
+    if first[0] != WARD_REQUEST[0] {
+        return Err(BadRequest::Close(format!(
+            "not a provisioning request (first byte 0x{:02x})",
+            first[0]
+        )));
+    }
+    let mut rest = [0u8; WARD_REQUEST.len() - 1];
+    r.read_exact(&mut rest).await.map_err(io)?;
+    if rest[..] != WARD_REQUEST[1..] {
+        return Err(BadRequest::Close("not a provisioning request".into()));
+    }
+    let mut count = [0u8; 4];
+    r.read_exact(&mut count).await.map_err(io)?;
+    let count = u32::from_be_bytes(count) as usize;
+    if count == 0 {
+        return Err(BadRequest::Reject("the request names no secret".into()));
+    }
+    let mut total = WARD_REQUEST.len() + 4;
+    let too_large = |at_least: usize| {
+        BadRequest::Reject(format!(
+            "the request is larger than the server's limit of {max} bytes (at least {at_least})"
+        ))
+    };
+    let minimum = count.saturating_mul(3).saturating_add(total);
+    if minimum > max {
+        return Err(too_large(minimum));
+    }
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut len = [0u8; 2];
+        r.read_exact(&mut len).await.map_err(io)?;
+        let len = u16::from_be_bytes(len) as usize;
+        total += 2 + len;
+        if total > max {
+            return Err(too_large(total));
+        }
+        if len == 0 {
+            return Err(BadRequest::Reject(
+                "the request has an empty secret name".into(),
+            ));
+        }
+        let mut name = vec![0u8; len];
+        r.read_exact(&mut name).await.map_err(io)?;
+        let name = String::from_utf8(name)
+            .map_err(|_| BadRequest::Reject("a secret name is not UTF-8".into()))?;
+        names.push(name);
+    }
+    Ok(Request::Ward(names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +281,21 @@ mod tests {
         assert_eq!(&r[18..], &[0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c']);
         assert!(encode_ward_request(&[]).is_err());
         assert!(encode_ward_request(&[""]).is_err());
+    }
+
+    #[tokio::test]
+    async fn requests_round_trip() {
+        let r = encode_ward_request(&["wrap_key", "b"]).unwrap();
+        let mut rest = &r[..];
+        let got = read_request(&mut rest, 4096).await.unwrap();
+        assert_eq!(got, Request::Ward(vec!["wrap_key".into(), "b".into()]));
+        assert!(rest.is_empty());
+        let mut g = &GRAMINE_REQUEST[..];
+        assert_eq!(read_request(&mut g, 4096).await.unwrap(), Request::Gramine);
+        assert!(matches!(
+            read_request(&mut &r[..], 20).await,
+            Err(BadRequest::Reject(_))
+        ));
     }
 
     #[test]

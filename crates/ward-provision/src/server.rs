@@ -11,7 +11,7 @@
 use crate::audit::{AuditLog, Record, SecretDecision};
 use crate::config::{LoadedSecret, ServerConfig};
 use crate::protocol::{
-    encode_answer, encode_gramine_answer, Status, GRAMINE_REQUEST, WARD_REQUEST,
+    encode_answer, encode_gramine_answer, read_request, BadRequest, Request, Status,
 };
 use crate::verifier::EvidenceOnlyVerifier;
 use crate::{Error, Limits, Result};
@@ -22,7 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -238,88 +238,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     Server::bind(config, evidence).await?.run(shutdown).await
-}
-
-enum Request {
-    Gramine,
-    Ward(Vec<String>),
-}
-
-enum BadRequest {
-    /// Not this protocol, or the connection failed: close without answering.
-    Close(String),
-    /// A ward request that cannot be served: answer [`Status::RequestRejected`], then close.
-    Reject(String),
-}
-
-async fn read_request<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> std::result::Result<Request, BadRequest> {
-    let io = |e: std::io::Error| {
-        BadRequest::Close(match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => "the connection closed mid-request".into(),
-            _ => format!("reading the request: {e}"),
-        })
-    };
-    let mut first = [0u8; 1];
-    r.read_exact(&mut first).await.map_err(io)?;
-    if first[0] == GRAMINE_REQUEST[0] {
-        let mut rest = [0u8; GRAMINE_REQUEST.len() - 1];
-        r.read_exact(&mut rest).await.map_err(io)?;
-        if rest[..] != GRAMINE_REQUEST[1..] {
-            return Err(BadRequest::Close("not a provisioning request".into()));
-        }
-        return Ok(Request::Gramine);
-    }
-    if first[0] != WARD_REQUEST[0] {
-        return Err(BadRequest::Close(format!(
-            "not a provisioning request (first byte 0x{:02x})",
-            first[0]
-        )));
-    }
-    let mut rest = [0u8; WARD_REQUEST.len() - 1];
-    r.read_exact(&mut rest).await.map_err(io)?;
-    if rest[..] != WARD_REQUEST[1..] {
-        return Err(BadRequest::Close("not a provisioning request".into()));
-    }
-    let mut count = [0u8; 4];
-    r.read_exact(&mut count).await.map_err(io)?;
-    let count = u32::from_be_bytes(count) as usize;
-    if count == 0 {
-        return Err(BadRequest::Reject("the request names no secret".into()));
-    }
-    let mut total = WARD_REQUEST.len() + 4;
-    let too_large = |at_least: usize| {
-        BadRequest::Reject(format!(
-            "the request is larger than the server's limit of {max} bytes (at least {at_least})"
-        ))
-    };
-    let minimum = count.saturating_mul(3).saturating_add(total);
-    if minimum > max {
-        return Err(too_large(minimum));
-    }
-    let mut names = Vec::with_capacity(count);
-    for _ in 0..count {
-        let mut len = [0u8; 2];
-        r.read_exact(&mut len).await.map_err(io)?;
-        let len = u16::from_be_bytes(len) as usize;
-        total += 2 + len;
-        if total > max {
-            return Err(too_large(total));
-        }
-        if len == 0 {
-            return Err(BadRequest::Reject(
-                "the request has an empty secret name".into(),
-            ));
-        }
-        let mut name = vec![0u8; len];
-        r.read_exact(&mut name).await.map_err(io)?;
-        let name = String::from_utf8(name)
-            .map_err(|_| BadRequest::Reject("a secret name is not UTF-8".into()))?;
-        names.push(name);
-    }
-    Ok(Request::Ward(names))
 }
 
 /// Why a secret was refused, for the audit log and the client. The secret's name travels beside

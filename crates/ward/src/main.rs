@@ -5,19 +5,28 @@ mod attest;
 mod classify;
 mod demo;
 mod fsutil;
+mod meta;
 mod pf;
 mod provision;
 mod runtime;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
+
+/// The version and the git commit it was built from (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WARD_GIT_COMMIT"),
+    ")"
+);
 
 /// ward — privacy-preserving machine learning on confidential computing.
 ///
 /// Encrypt models and inputs as Gramine-compatible protected files, run a measured workload that
 /// gets its keys only after attestation, and read back a result only you can decrypt.
 #[derive(Parser)]
-#[command(name = "ward", version, max_term_width = 100)]
+#[command(name = "ward", version = VERSION, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +53,8 @@ enum Command {
     Run(runtime::RunArgs),
     Classify(classify::ClassifyArgs),
     Demo(demo::DemoArgs),
+    Completions(meta::CompletionsArgs),
+    Man(meta::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,21 +76,115 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime::run(args),
         Command::Classify(args) => classify::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args),
+        Command::Completions(args) => {
+            meta::completions(&args, Cli::command()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man(args) => meta::man(&args, Cli::command()).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprint!("{}", render_error(e.chain().map(|c| c.to_string())));
             ExitCode::FAILURE
         }
     }
 }
 
+/// Renders an error and its causes (outermost first) for stderr: `error: <top>`, then each cause
+/// on its own line as `  caused by: <cause>`, then the hints, last.
+///
+/// A cause whose text an earlier line already contains is skipped: some library errors still
+/// repeat their source in their own text, and the user should read each cause once. A hint is a
+/// line starting with `hint:`, or the text after " — " in a message (how the libraries phrase
+/// "what to do"); it is moved to the end so the last line says what to do.
+fn render_error<S: AsRef<str>>(chain: impl IntoIterator<Item = S>) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
+    for message in chain {
+        let mut body = Vec::new();
+        for line in message.as_ref().lines() {
+            match line.trim_start().strip_prefix("hint:") {
+                Some(h) => hints.push(h.trim().to_string()),
+                None => body.push(line),
+            }
+        }
+        let mut body = body.join("\n");
+        if let Some((text, hint)) = body.split_once(" — ") {
+            hints.push(hint.trim().to_string());
+            body = text.to_string();
+        }
+        let body = body.trim();
+        if body.is_empty() || lines.iter().any(|l| l.contains(body)) {
+            continue;
+        }
+        lines.push(body.to_string());
+    }
+    hints.dedup();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(if i == 0 { "error: " } else { "  caused by: " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    if lines.is_empty() {
+        out.push_str("error: (no message)\n");
+    }
+    for h in hints.iter().filter(|h| !h.is_empty()) {
+        out.push_str("hint: ");
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use super::render_error;
+
     #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn each_cause_once_on_its_own_line() {
+        let enoent = "No such file or directory (os error 2)";
+        let got = render_error([
+            "reading wrap key k".to_string(),
+            format!("opening k: {enoent}"),
+            enoent.to_string(),
+        ]);
+        assert_eq!(
+            got,
+            format!("error: reading wrap key k\n  caused by: opening k: {enoent}\n")
+        );
+        assert_eq!(got.matches(enoent).count(), 1);
+    }
+
+    #[test]
+    fn a_cause_repeated_by_the_top_is_skipped() {
+        let got = render_error(["decrypting x: node 3 failed", "node 3 failed"]);
+        assert_eq!(got, "error: decrypting x: node 3 failed\n");
+    }
+
+    #[test]
+    fn hints_come_last() {
+        let got = render_error([
+            "collateral is stale — is the PCCS refreshing from Intel?",
+            "fetching collateral\nhint: run `ward attest verify --help`",
+            "timed out",
+        ]);
+        assert_eq!(
+            got,
+            "error: collateral is stale\n  caused by: fetching collateral\n  caused by: timed out\n\
+             hint: is the PCCS refreshing from Intel?\nhint: run `ward attest verify --help`\n"
+        );
+    }
+
+    #[test]
+    fn a_lone_error_is_one_line() {
+        assert_eq!(render_error(["bad"]), "error: bad\n");
+        assert_eq!(render_error(Vec::<String>::new()), "error: (no message)\n");
     }
 }

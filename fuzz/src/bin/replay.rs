@@ -1,16 +1,18 @@
-//! Stable-toolchain runner for the `open_untrusted` target: no nightly, no libFuzzer, no coverage
-//! feedback, but the same checks (`ward_pf_fuzz::run`).
+//! Stable-toolchain runner for the fuzz targets: no nightly, no libFuzzer, no coverage feedback,
+//! but the same checks (`ward_fuzz::TARGETS`).
 //!
 //! ```text
 //! cargo run --release --manifest-path fuzz/Cargo.toml --bin replay -- \
-//!     [--iters N] [--seconds S] [--seed SEED] [PATH ...]
+//!     [--target NAME] [--iters N] [--seconds S] [--seed SEED] [PATH ...]
 //! ```
 //!
-//! Every file under each PATH (directories recursively) is run as one input, then N random inputs
-//! (default 20000, or 0 when the only argument is one file; `--seconds` stops earlier): half fresh
-//! structured inputs, half mutations of the files given. A panicking input is saved under `fuzz/artifacts/open_untrusted/` as
-//! `crash-replay-<hash>` (replay it with `replay FILE`, or `cargo fuzz run open_untrusted FILE`);
-//! the exit status is 1 if any input panicked.
+//! NAME is one of `ward_fuzz::TARGETS` (default `open_untrusted`). Every file under each PATH
+//! (directories recursively) is run as one input, then N random inputs (default 20000, or 0 when
+//! the only argument is one file; `--seconds` stops earlier): half fresh inputs (for
+//! `open_untrusted` structured like it expects, for the others random bytes or two files spliced),
+//! half mutations of the files given. A panicking input is saved under
+//! `fuzz/artifacts/NAME/` as `crash-replay-<hash>` (replay it with `replay --target NAME FILE`,
+//! or `cargo fuzz run NAME FILE`); the exit status is 1 if any input panicked.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -91,6 +93,24 @@ fn mutated(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A fresh input for targets with no structured generator: random bytes, or the head of one
+/// corpus file joined to the tail of another.
+fn fresh(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
+    if corpus.len() >= 2 && rng.below(2) == 0 {
+        let a = &corpus[rng.below(corpus.len())];
+        let b = &corpus[rng.below(corpus.len())];
+        let mut v = a[..rng.below(a.len() + 1)].to_vec();
+        v.extend_from_slice(&b[rng.below(b.len() + 1)..]);
+        return v;
+    }
+    let len = match rng.below(4) {
+        0 => rng.below(8),
+        1 | 2 => rng.below(128),
+        _ => rng.below(2048),
+    };
+    (0..len).map(|_| rng.byte()).collect()
+}
+
 fn collect(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
         let mut entries: Vec<_> = match std::fs::read_dir(path) {
@@ -122,6 +142,7 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
+    let mut target = "open_untrusted".to_string();
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -134,14 +155,25 @@ fn main() {
             "--iters" => iters = Some(value("--iters") as usize),
             "--seconds" => seconds = Some(value("--seconds")),
             "--seed" => seed = value("--seed"),
+            "--target" => target = args.next().unwrap_or_default(),
             "-h" | "--help" => {
-                eprintln!("usage: replay [--iters N] [--seconds S] [--seed SEED] [PATH ...]");
+                eprintln!(
+                    "usage: replay [--target NAME] [--iters N] [--seconds S] [--seed SEED] [PATH ...]"
+                );
                 return;
             }
             _ => paths.push(PathBuf::from(a)),
         }
     }
 
+    let Some(t) = ward_fuzz::TARGETS.iter().find(|t| t.name == target) else {
+        let names: Vec<_> = ward_fuzz::TARGETS.iter().map(|t| t.name).collect();
+        eprintln!(
+            "replay: no target {target:?}; the targets are {}",
+            names.join(", ")
+        );
+        std::process::exit(2);
+    };
     let mut files = Vec::new();
     for p in &paths {
         collect(p, &mut files);
@@ -156,18 +188,18 @@ fn main() {
         std::panic::set_hook(Box::new(|info| eprintln!("replay: {info}")));
     }
 
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/open_untrusted");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("artifacts")
+        .join(t.name);
     let mut crashes = 0usize;
-    let mut raw_stats: BTreeMap<String, usize> = BTreeMap::new();
-    let mut built_stats: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stats: BTreeMap<String, usize> = BTreeMap::new();
     let mut runs = 0usize;
     let mut exec = |input: &[u8], label: &str| {
         runs += 1;
-        match catch_unwind(AssertUnwindSafe(|| ward_pf_fuzz::run(input))) {
-            Ok(o) => {
-                *raw_stats.entry(o.raw).or_default() += 1;
-                if let Some(b) = o.built {
-                    *built_stats.entry(b).or_default() += 1;
+        match catch_unwind(AssertUnwindSafe(|| (t.run)(input))) {
+            Ok(labels) => {
+                for l in labels {
+                    *stats.entry(l).or_default() += 1;
                 }
             }
             Err(_) => {
@@ -193,19 +225,23 @@ fn main() {
         let input = if !corpus.is_empty() && rng.below(2) == 0 {
             let base = &corpus[rng.below(corpus.len())];
             mutated(&mut rng, base)
-        } else {
+        } else if t.name == "open_untrusted" {
             structured(&mut rng)
+        } else {
+            fresh(&mut rng, &corpus)
         };
         exec(&input, &format!("random input {random}"));
         random += 1;
     }
 
     println!(
-        "replay: {runs} inputs ({from_files} from files, {random} random, seed {seed}) in {:.1}s, {crashes} panicked",
+        "replay {}: {runs} inputs ({from_files} from files, {random} random, seed {seed}) in {:.1}s, {crashes} panicked",
+        t.name,
         start.elapsed().as_secs_f64()
     );
-    println!("  input as a file:  {raw_stats:?}");
-    println!("  built file:       {built_stats:?}");
+    for (label, n) in &stats {
+        println!("  {n:>7}  {label}");
+    }
     if crashes > 0 {
         std::process::exit(1);
     }
