@@ -97,7 +97,8 @@ fn main() -> ExitCode {
 /// repeat their source in their own text, and the user should read each cause once. A hint is a
 /// line starting with `hint:`, or the text after " — " in a message (how the libraries phrase
 /// "what to do"); it is moved to the end so the last line says what to do.
-fn render_error<S: AsRef<str>>(chain: impl IntoIterator<Item = S>) -> String {
+/// Renders an error chain: the top message, each cause once on its own line, hints last.
+pub(crate) fn render_error<S: AsRef<str>>(chain: impl IntoIterator<Item = S>) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut hints: Vec<String> = Vec::new();
     for message in chain {

@@ -204,7 +204,7 @@ pub fn run(cmd: PfCommand) -> Result<ExitCode> {
 
 /// Prints an error chain once, each cause once, and what to do last.
 fn report(e: &anyhow::Error) {
-    eprintln!("error: {e:#}");
+    eprint!("{}", crate::render_error(e.chain().map(|c| c.to_string())));
     if let Some(hint) = hint(e) {
         eprintln!("hint: {hint}");
     }
@@ -448,7 +448,9 @@ fn each_file(
         }
         .and_then(|()| one(&i, o.as_deref()));
         if let Err(e) = done {
-            eprintln!("error: {}: {e:#}", i.display());
+            let mut chain = e.chain().map(|c| c.to_string());
+            let top = format!("{}: {}", i.display(), chain.next().unwrap_or_default());
+            eprint!("{}", crate::render_error(std::iter::once(top).chain(chain)));
             if let Some(hint) = hint(&e) {
                 eprintln!("hint: {hint}");
             }
