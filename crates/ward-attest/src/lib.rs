@@ -24,4 +24,4 @@ pub mod sim;
 
 pub use claims::{TcbStatus, TeeKind, VerifiedClaims};
 pub use error::{Error, Result};
-pub use policy::{Policy, PolicyError, Refusal};
+pub use policy::{Identity, Policy, PolicyError, Refusal};
