@@ -37,10 +37,13 @@ pub enum Error {
         file: String,
         /// What was wrong, naming the key when there is one.
         problem: String,
+        /// The underlying cause (a TOML, PEM, I/O or policy error), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// An I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -50,7 +53,7 @@ pub enum Error {
     },
 
     /// TLS setup or the TLS session failed.
-    #[error("TLS with {peer}: {source}")]
+    #[error("TLS with {peer}")]
     Tls {
         /// The server or client at the other end (or "config").
         peer: String,
@@ -118,6 +121,18 @@ fn list_errors(errors: &[(String, Error)]) -> String {
 }
 
 impl Error {
+    pub(crate) fn config(
+        file: impl Into<String>,
+        problem: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Config {
+            file: file.into(),
+            problem: problem.into(),
+            source,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

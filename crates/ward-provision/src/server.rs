@@ -93,11 +93,12 @@ impl ServerHandle {
     }
 }
 
-fn config_err(file: &std::path::Path, problem: String) -> Error {
-    Error::Config {
-        file: file.display().to_string(),
-        problem,
-    }
+fn config_err(
+    file: &std::path::Path,
+    problem: &str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::config(file.display().to_string(), problem, Some(Box::new(source)))
 }
 
 fn tls_config(
@@ -106,22 +107,23 @@ fn tls_config(
 ) -> Result<rustls::ServerConfig> {
     let chain_path = config.resolve(&config.cert_chain);
     let chain_pem = std::fs::read(&chain_path)
-        .map_err(|e| config_err(&chain_path, format!("`cert_chain`: {e}")))?;
+        .map_err(|e| config_err(&chain_path, "`cert_chain` cannot be read", e))?;
     let chain = CertificateDer::pem_slice_iter(&chain_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| config_err(&chain_path, format!("`cert_chain`: {e}")))?;
+        .map_err(|e| config_err(&chain_path, "`cert_chain` is not valid PEM", e))?;
     if chain.is_empty() {
-        return Err(config_err(
-            &chain_path,
-            "`cert_chain`: no PEM CERTIFICATE in the file".into(),
+        return Err(Error::config(
+            chain_path.display().to_string(),
+            "`cert_chain`: no PEM CERTIFICATE in the file",
+            None,
         ));
     }
     let key_path = config.resolve(&config.key);
     let key_pem = Zeroizing::new(
-        std::fs::read(&key_path).map_err(|e| config_err(&key_path, format!("`key`: {e}")))?,
+        std::fs::read(&key_path).map_err(|e| config_err(&key_path, "`key` cannot be read", e))?,
     );
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| config_err(&key_path, format!("`key`: {e}")))?;
+        .map_err(|e| config_err(&key_path, "`key` is not a PEM private key", e))?;
     let tls_err = |source| Error::Tls {
         peer: "config".into(),
         source,

@@ -275,30 +275,23 @@ fn one_key_config(a: &ServeArgs) -> Result<ServerConfig> {
     let (name, file) = spec
         .split_once('=')
         .context("--secret takes NAME=FILE (e.g. --secret default=wrap_key)")?;
+    // clap's `requires_all` guarantees these with --secret.
     let need = |o: &Option<PathBuf>, flag: &str| -> Result<PathBuf> {
         o.clone().with_context(|| format!("--secret needs {flag}"))
     };
-    let path = |p: PathBuf| {
-        p.display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-    };
-    let text = format!(
-        "listen = \"{}\"\ncert_chain = \"{}\"\nkey = \"{}\"\naudit_log = \"{}\"\n\n[[secret]]\nname = \"{}\"\nfile = \"{}\"\nkind = \"key\"\npolicy = \"{}\"\n",
-        a.listen.map(|l| l.to_string()).unwrap_or_else(|| "127.0.0.1:4433".into()),
-        path(need(&a.cert, "--cert")?),
-        path(need(&a.key, "--key")?),
-        path(a.audit_log.clone()),
-        name.replace('"', "\\\""),
-        path(PathBuf::from(file)),
-        path(need(&a.policy, "--policy")?),
+    let mut config = ServerConfig::one_key(
+        a.listen.unwrap_or_else(|| ([127, 0, 0, 1], 4433).into()),
+        need(&a.cert, "--cert")?,
+        need(&a.key, "--key")?,
+        a.audit_log.clone(),
+        name,
+        file,
+        need(&a.policy, "--policy")?,
+        std::env::current_dir()?,
     );
-    Ok(ServerConfig::from_toml(
-        &text,
-        "the command line",
-        &std::env::current_dir()?,
-    )?)
+    config.source_name = "the command line".into();
+    config.validate()?;
+    Ok(config)
 }
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
