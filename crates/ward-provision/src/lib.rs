@@ -20,7 +20,6 @@ pub mod client;
 pub mod config;
 pub mod protocol;
 pub mod server;
-mod verifier;
 
 pub use client::{fetch, fetch_gramine, Secrets};
 pub use config::{Limits, SecretEntry, SecretKind, ServerConfig};

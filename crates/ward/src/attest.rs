@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use ward_attest::attester::{Attester, GramineAttester, SimAttester, TsmAttester};
 use ward_attest::claims::VerifiedClaims;
-use ward_attest::dcap::{rfc3339, Collateral, DcapVerifier};
-use ward_attest::sim::{self, SimIdentity, SimPlatformKey, SimQuote};
-use ward_attest::{Policy, TeeKind};
+use ward_attest::dcap::{rfc3339, Collateral};
+use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_attest::verify::evidence_kind;
+use ward_attest::{
+    AnyVerifier, DcapEvidenceVerifier, EvidenceVerifier, Policy, SimVerifier, TeeKind,
+};
 
 #[derive(Subcommand)]
 pub enum AttestCommand {
@@ -218,25 +221,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let policy = a.policy.as_deref().map(Policy::load).transpose()?;
     let bytes =
         std::fs::read(&a.quote).with_context(|| format!("reading {}", a.quote.display()))?;
-    let verified: Result<VerifiedClaims> = if sim::is_sim_quote(&bytes) {
-        SimQuote::parse(&bytes)
-            .and_then(|q| q.verify())
-            .map_err(anyhow::Error::from)
-    } else {
-        let collateral: Result<Collateral> = match (&a.collateral, &a.pccs) {
-            (Some(path), _) => Collateral::load(path).map_err(anyhow::Error::from),
-            (None, Some(url)) => fetch_collateral(&bytes, url, a.cache_dir.clone(), now),
-            (None, None) => Err(anyhow::anyhow!(
-                "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
-                a.quote.display()
-            )),
-        };
-        collateral.and_then(|c| {
-            DcapVerifier::intel()
-                .verify(&bytes, &c, now)
-                .map_err(anyhow::Error::from)
-        })
-    };
+    let verified = evidence_verifier(&a, &bytes, now).and_then(|v| Ok(v.verify(&bytes)?));
     let claims = match verified {
         Ok(c) => c,
         Err(e) => {
@@ -269,27 +254,39 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     }
 }
 
-fn fetch_collateral(
-    quote: &[u8],
-    url: &str,
-    cache_dir: Option<PathBuf>,
-    now: u64,
-) -> Result<Collateral> {
-    let parsed = ward_attest::quote::Quote::parse(quote)?;
-    let dir = match cache_dir {
-        Some(d) => d,
-        None => {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
-            base.join("ward/collateral")
+/// The library's routing (sim or DCAP, by the quote's form), with DCAP collateral from the
+/// file or the PCCS given, as of `now`.
+fn evidence_verifier(a: &VerifyArgs, quote: &[u8], now: u64) -> Result<AnyVerifier> {
+    let clock = move || now;
+    let dcap = match (&a.collateral, &a.pccs) {
+        (Some(path), _) => Some(DcapEvidenceVerifier::with_collateral(
+            Collateral::load(path)?,
+            clock,
+        )),
+        (None, Some(url)) => {
+            let dir = match &a.cache_dir {
+                Some(d) => d.clone(),
+                None => default_cache_dir()?,
+            };
+            let source =
+                ward_pccs::CachingSource::new(ward_pccs::Pccs::new(url)?, ward_pccs::Cache::new(dir));
+            Some(DcapEvidenceVerifier::new(source, clock))
         }
+        (None, None) if evidence_kind(quote) != TeeKind::Sim => bail!(
+            "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
+            a.quote.display()
+        ),
+        (None, None) => None,
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let source =
-        ward_pccs::CachingSource::new(ward_pccs::Pccs::new(url)?, ward_pccs::Cache::new(dir));
-    Ok(source.collateral_for(&parsed, now)?)
+    Ok(AnyVerifier::new(Some(SimVerifier), dcap))
+}
+
+fn default_cache_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(base.join("ward/collateral"))
 }
 
 fn to_json(

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ward_attest::attester::SimAttester;
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_attest::AnyVerifier;
 use ward_provision::config::ServerConfig;
-use ward_ratls::{AnyVerifier, DcapEvidenceVerifier, EvidenceForm, RaTlsIdentity, SimVerifier};
+use ward_ratls::{EvidenceForm, RaTlsIdentity};
 
 #[derive(Subcommand)]
 pub enum ProvisionCommand {
@@ -241,33 +242,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) fn evidence_verifier(pccs: Option<&str>, cache_dir: &Path) -> Result<Arc<AnyVerifier>> {
-    let dcap = match pccs {
-        None => None,
-        Some(url) => {
-            std::fs::create_dir_all(cache_dir)
-                .with_context(|| format!("creating {}", cache_dir.display()))?;
-            let source = ward_pccs::CachingSource::new(
-                ward_pccs::Pccs::new(url)?,
-                ward_pccs::Cache::new(cache_dir),
-            );
-            Some(DcapEvidenceVerifier::new(
-                move |quote| {
-                    source
-                        .collateral_for(quote, unix_now())
-                        .map_err(|e| ward_attest::Error::Collateral(e.to_string()))
-                },
-                unix_now,
-            ))
-        }
-    };
-    Ok(Arc::new(AnyVerifier::new(Some(SimVerifier::new()), dcap)))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    Ok(Arc::new(ward_pccs::sim_and_dcap_verifier(pccs, cache_dir)?))
 }
 
 fn one_key_config(a: &ServeArgs) -> Result<ServerConfig> {
