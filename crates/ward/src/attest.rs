@@ -3,12 +3,12 @@
 
 use crate::fsutil;
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use ward_attest::attester::{Attester, GramineAttester, SimAttester, TsmAttester};
-use ward_attest::claims::VerifiedClaims;
+use ward_attest::attester::{AttesterKind, SimAttester};
+use ward_attest::claims::{VerificationReport, VerifiedClaims};
 use ward_attest::dcap::{rfc3339, Collateral};
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
 use ward_attest::verify::evidence_kind;
@@ -76,16 +76,6 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum AttesterKind {
-    /// ward's simulated TEE (no hardware protection).
-    Sim,
-    /// Gramine's /dev/attestation inside an SGX enclave.
-    Gramine,
-    /// Linux configfs-tsm (/sys/kernel/config/tsm/report) inside a TDX guest.
-    Tsm,
-}
-
 /// The identity a simulated-TEE workload claims, and the platform key that signs it.
 #[derive(Args)]
 pub struct SimClientArgs {
@@ -135,8 +125,10 @@ impl SimClientArgs {
 
 #[derive(Args)]
 pub struct QuoteArgs {
-    /// Which attester produces the evidence.
-    #[arg(long, value_enum, default_value_t = AttesterKind::Sim)]
+    /// Which attester produces the evidence: sim (ward's simulated TEE, no hardware
+    /// protection), gramine (/dev/attestation inside an SGX enclave) or tsm (configfs-tsm
+    /// inside a TDX guest).
+    #[arg(long, value_name = "ATTESTER", default_value_t = AttesterKind::Sim)]
     attester: AttesterKind,
     /// Report data to bind: up to 64 bytes as hex (zero-padded).
     #[arg(long, value_name = "HEX", default_value = "")]
@@ -191,11 +183,11 @@ fn quote(a: QuoteArgs) -> Result<ExitCode> {
     }
     let mut report_data = [0u8; 64];
     report_data[..rd.len()].copy_from_slice(&rd);
-    let attester: Box<dyn Attester> = match a.attester {
-        AttesterKind::Sim => Box::new(a.sim.sim_attester()?),
-        AttesterKind::Gramine => Box::new(GramineAttester::new()),
-        AttesterKind::Tsm => Box::new(TsmAttester::new()),
+    let sim = match a.attester {
+        AttesterKind::Sim => Some(a.sim.sim_attester()?),
+        _ => None,
     };
+    let attester = a.attester.attester(sim)?;
     let evidence = attester.attest(&report_data)?;
     let tmp = fsutil::temp_beside(&a.output)?;
     std::fs::write(tmp.path(), &evidence.quote).context("writing the quote")?;
@@ -238,7 +230,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(&claims, now, verdict.as_ref()))?
+            serde_json::to_string_pretty(&VerificationReport::new(&claims, now, verdict.as_ref()))?
         );
     } else {
         explain(&claims, now);
@@ -287,66 +279,6 @@ fn default_cache_dir() -> Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
     Ok(base.join("ward/collateral"))
-}
-
-fn to_json(
-    c: &VerifiedClaims,
-    now: u64,
-    verdict: Option<&Result<(), ward_attest::Refusal>>,
-) -> serde_json::Value {
-    let mut v = json!({
-        "valid": true,
-        "verified_at": now,
-        "tee": c.tee.to_string(),
-        "tcb_status": c.tcb_status.map(|s| s.as_str()),
-        "advisory_ids": c.advisory_ids,
-        "report_data": hex::encode(c.report_data),
-        "fmspc": c.fmspc.map(hex::encode),
-        "collateral_expires": c.collateral_expires,
-        "collateral_expires_utc": c.collateral_expires.map(rfc3339),
-    });
-    let o = v.as_object_mut().expect("an object");
-    if let Some(s) = &c.sgx {
-        o.insert("mr_enclave".into(), json!(hex::encode(s.mr_enclave)));
-        o.insert("mr_signer".into(), json!(hex::encode(s.mr_signer)));
-        o.insert("isv_prod_id".into(), json!(s.isv_prod_id));
-        o.insert("isv_svn".into(), json!(s.isv_svn));
-        o.insert("attributes".into(), json!(hex::encode(s.attributes)));
-        o.insert("debug".into(), json!(s.debug));
-    }
-    if let Some(t) = &c.tdx {
-        o.insert("mr_td".into(), json!(hex::encode(t.mr_td)));
-        for (i, r) in t.rtmr.iter().enumerate() {
-            o.insert(format!("rtmr{i}"), json!(hex::encode(r)));
-        }
-        o.insert("mr_config_id".into(), json!(hex::encode(t.mr_config_id)));
-        o.insert("mr_owner".into(), json!(hex::encode(t.mr_owner)));
-        o.insert(
-            "mr_owner_config".into(),
-            json!(hex::encode(t.mr_owner_config)),
-        );
-        o.insert("mr_seam".into(), json!(hex::encode(t.mr_seam)));
-        o.insert(
-            "mr_servicetd".into(),
-            json!(t.mr_servicetd.map(hex::encode)),
-        );
-        o.insert("td_attributes".into(), json!(hex::encode(t.td_attributes)));
-        o.insert("debug".into(), json!(t.debug));
-    }
-    if let Some(k) = &c.sim_platform_key {
-        o.insert("sim_platform_key".into(), json!(k));
-    }
-    match verdict {
-        None => {}
-        Some(Ok(())) => {
-            o.insert("accepted".into(), json!(true));
-        }
-        Some(Err(r)) => {
-            o.insert("accepted".into(), json!(false));
-            o.insert("refusal".into(), json!(r.to_string()));
-        }
-    }
-    v
 }
 
 fn explain(c: &VerifiedClaims, now: u64) {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use ward_attest::sim::SimPlatformKey;
 use ward_manifest::SignerKey;
-use ward_runtime::{AttesterChoice, BootOptions};
+use ward_runtime::{AttesterKind, BootOptions};
 
 /// Run the tutorial end to end: encrypt a model, labels and a photo, provision the key only to
 /// the measured workload, classify inside the (simulated) TEE, decrypt the result.
@@ -224,7 +224,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
                 &signed_path,
                 BootOptions {
                     runtime_digest: ward_runtime::runtime_digest()?,
-                    attester: AttesterChoice::Sim(SimPlatformKey::load(&sim_key)?),
+                    attester: AttesterKind::Sim,
+                    sim_key: Some(SimPlatformKey::load(&sim_key)?),
                     host_args: Vec::new(),
                 },
             )?;
