@@ -9,6 +9,7 @@
 //!   verifies its evidence and key binding only; each secret's own policy is then evaluated on
 //!   the verified claims. Every attempt is written to a JSON-lines audit log, flushed to disk
 //!   before any secret is sent. Secret bytes are never logged.
+//! - [`bench`]: a load generator of simulated RA-TLS clients, summarised.
 //! - [`client`]: a blocking client ([`client::fetch`] for the ward extension,
 //!   [`client::fetch_gramine`] for Gramine's protocol).
 
@@ -16,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod protocol;

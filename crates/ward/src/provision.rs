@@ -8,9 +8,7 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use ward_attest::attester::SimAttester;
-use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_attest::sim::SimPlatformKey;
 use ward_attest::AnyVerifier;
 use ward_provision::config::ServerConfig;
 use ward_ratls::{EvidenceForm, RaTlsIdentity};
@@ -364,93 +362,21 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             addr.to_string()
         }
     };
-    let ca = Arc::new(std::fs::read(dir.join("ca.pem")).context("reading ca.pem")?);
-    let sim = SimClientArgs {
+    let ca_path = dir.join("ca.pem");
+    let summary = ward_provision::bench::run(&ward_provision::bench::BenchOptions {
+        server,
+        ca_pem: std::fs::read(&ca_path)
+            .with_context(|| format!("reading {}", ca_path.display()))?,
         sim_key: dir.join("sim-platform.pem"),
-        mr_enclave: None,
-        mr_signer: None,
-        isv_prod_id: 0,
-        isv_svn: 0,
-        debug: false,
-    };
-    // Each client has its own RA-TLS identity (as a workload would); evidence generation is not
-    // part of the timed requests.
-    let identities: Vec<RaTlsIdentity> = (0..a.clients)
-        .map(|_| {
-            let key = SimPlatformKey::load(&sim.sim_key)?;
-            let id = SimIdentity {
-                mr_enclave: [0; 32],
-                mr_signer: [0; 32],
-                isv_prod_id: 0,
-                isv_svn: 0,
-                debug: false,
-            };
-            Ok(RaTlsIdentity::generate(
-                &SimAttester::new(key, id),
-                EvidenceForm::Dice,
-            )?)
-        })
-        .collect::<Result<_>>()?;
-    let start = Instant::now();
-    let results: Vec<(Vec<Duration>, usize, Option<String>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = identities
-            .iter()
-            .map(|identity| {
-                let ca = Arc::clone(&ca);
-                let server = vec![server.clone()];
-                s.spawn(move || {
-                    let mut lat = Vec::with_capacity(a.requests);
-                    let mut errors = 0;
-                    let mut first_error = None;
-                    for _ in 0..a.requests {
-                        let t = Instant::now();
-                        match ward_provision::client::fetch(&server, &ca, identity, &["wrap_key"]) {
-                            Ok(_) => lat.push(t.elapsed()),
-                            Err(e) => {
-                                errors += 1;
-                                first_error.get_or_insert_with(|| e.to_string());
-                            }
-                        }
-                    }
-                    (lat, errors, first_error)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    (
-                        Vec::new(),
-                        a.requests,
-                        Some("client thread panicked".into()),
-                    )
-                })
-            })
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    let mut all: Vec<Duration> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
-    let errors: usize = results.iter().map(|r| r.1).sum();
-    all.sort();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        all[i].as_secs_f64() * 1e3
-    };
-    if let Some(e) = results.iter().find_map(|r| r.2.clone()) {
+        secret: "wrap_key".into(),
+        clients: a.clients,
+        requests: a.requests,
+    })?;
+    if let Some(e) = &summary.first_error {
         eprintln!("first error: {e}");
     }
-    println!(
-        "{} provisions, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
-        all.len(),
-        errors,
-        all.len() as f64 / elapsed.as_secs_f64(),
-        pct(0.50),
-        pct(0.99)
-    );
+    println!("{summary}");
+    let errors = summary.errors;
     if let Some(h) = handle {
         rt.block_on(h.shutdown())?;
     }
