@@ -19,8 +19,88 @@ use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Which attester produces evidence: the names a user types (`sim`, `gramine`, `tsm`).
+///
+/// Parsed with [`FromStr`] and shown with [`Display`](fmt::Display) in the same spelling, so a
+/// command line can take it as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttesterKind {
+    /// ward's simulated TEE ([`SimAttester`]): no hardware protection.
+    Sim,
+    /// Gramine's `/dev/attestation` inside an SGX enclave ([`GramineAttester`]).
+    Gramine,
+    /// Linux configfs-tsm inside a confidential VM, TDX today ([`TsmAttester`]).
+    Tsm,
+}
+
+impl AttesterKind {
+    /// Every kind, in the order they are documented.
+    pub const ALL: [AttesterKind; 3] =
+        [AttesterKind::Sim, AttesterKind::Gramine, AttesterKind::Tsm];
+
+    /// The name used on command lines and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttesterKind::Sim => "sim",
+            AttesterKind::Gramine => "gramine",
+            AttesterKind::Tsm => "tsm",
+        }
+    }
+
+    /// One line on what this attester is, for help texts.
+    pub fn description(self) -> &'static str {
+        match self {
+            AttesterKind::Sim => "ward's simulated TEE (no hardware protection)",
+            AttesterKind::Gramine => "Gramine's /dev/attestation inside an SGX enclave",
+            AttesterKind::Tsm => {
+                "Linux configfs-tsm (/sys/kernel/config/tsm/report) inside a TDX guest"
+            }
+        }
+    }
+
+    /// The attester of this kind. `sim` is the simulated attester to use for
+    /// [`AttesterKind::Sim`] (it needs a platform key and the identity to claim) and is ignored
+    /// otherwise.
+    pub fn attester(self, sim: Option<SimAttester>) -> Result<Box<dyn Attester>> {
+        Ok(match self {
+            AttesterKind::Sim => Box::new(sim.ok_or_else(|| {
+                Error::Key(
+                    "the simulated attester needs a simulated platform key (`ward sim init` makes one)"
+                        .into(),
+                )
+            })?),
+            AttesterKind::Gramine => Box::new(GramineAttester::new()),
+            AttesterKind::Tsm => Box::new(TsmAttester::new()),
+        })
+    }
+}
+
+impl fmt::Display for AttesterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An attester name that is not one of [`AttesterKind::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown attester {0:?}; expected sim, gramine or tsm")]
+pub struct UnknownAttester(pub String);
+
+impl FromStr for AttesterKind {
+    type Err = UnknownAttester;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        AttesterKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownAttester(s.to_owned()))
+    }
+}
 
 /// Evidence produced on this machine: a quote and the kind of TEE that produced it.
 #[derive(Clone, PartialEq, Eq)]

@@ -126,35 +126,50 @@ pub struct SgxIdentity {
     pub debug: bool,
 }
 
-/// Identity of a TDX trust domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Identity of a TDX trust domain. Serialised flat, with the RTMRs as `rtmr0`..`rtmr3` (the
+/// names policies use).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdxIdentity {
     /// MRTD: hash of the TD's initial contents (firmware).
-    #[serde(with = "hex_bytes")]
     pub mr_td: [u8; 48],
     /// RTMR0..3: runtime-extended measurements (firmware config, kernel, command line, app).
-    #[serde(with = "hex_rtmrs")]
     pub rtmr: [[u8; 48]; 4],
     /// MRCONFIGID, MROWNER, MROWNERCONFIG: software-defined identities set at TD creation.
-    #[serde(with = "hex_bytes")]
     pub mr_config_id: [u8; 48],
     /// See `mr_config_id`.
-    #[serde(with = "hex_bytes")]
     pub mr_owner: [u8; 48],
     /// See `mr_config_id`.
-    #[serde(with = "hex_bytes")]
     pub mr_owner_config: [u8; 48],
     /// MRSEAM: hash of the TDX module.
-    #[serde(with = "hex_bytes")]
     pub mr_seam: [u8; 48],
     /// MR_SERVICETD (TDX 1.5 quotes): hash of bound service TDs; zero when none.
-    #[serde(with = "hex_opt")]
     pub mr_servicetd: Option<[u8; 48]>,
     /// TD attributes.
-    #[serde(with = "hex_bytes")]
     pub td_attributes: [u8; 8],
     /// TD attribute DEBUG: the host can read and change the TD's state.
     pub debug: bool,
+}
+
+impl Serialize for TdxIdentity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("TdxIdentity", 12)?;
+        st.serialize_field("mr_td", &hex::encode(self.mr_td))?;
+        for (name, r) in ["rtmr0", "rtmr1", "rtmr2", "rtmr3"]
+            .into_iter()
+            .zip(&self.rtmr)
+        {
+            st.serialize_field(name, &hex::encode(r))?;
+        }
+        st.serialize_field("mr_config_id", &hex::encode(self.mr_config_id))?;
+        st.serialize_field("mr_owner", &hex::encode(self.mr_owner))?;
+        st.serialize_field("mr_owner_config", &hex::encode(self.mr_owner_config))?;
+        st.serialize_field("mr_seam", &hex::encode(self.mr_seam))?;
+        st.serialize_field("mr_servicetd", &self.mr_servicetd.map(hex::encode))?;
+        st.serialize_field("td_attributes", &hex::encode(self.td_attributes))?;
+        st.serialize_field("debug", &self.debug)?;
+        st.end()
+    }
 }
 
 /// What verification proved. Produced only by a verifier; a [`crate::Policy`] decides whether
@@ -163,9 +178,11 @@ pub struct TdxIdentity {
 pub struct VerifiedClaims {
     /// The TEE kind.
     pub tee: TeeKind,
-    /// Enclave identity (SGX and the simulated TEE).
+    /// Enclave identity (SGX and the simulated TEE); serialised flat, beside the other fields.
+    #[serde(flatten)]
     pub sgx: Option<SgxIdentity>,
-    /// Trust-domain identity (TDX).
+    /// Trust-domain identity (TDX); serialised flat, beside the other fields.
+    #[serde(flatten)]
     pub tdx: Option<TdxIdentity>,
     /// The 64 bytes of report data the workload bound into its evidence.
     #[serde(with = "hex_bytes")]
@@ -180,7 +197,48 @@ pub struct VerifiedClaims {
     /// Earliest time (unix seconds) at which any piece of the collateral stops being valid.
     pub collateral_expires: Option<u64>,
     /// Public key (SEC1 hex) of the simulated platform that signed the evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sim_platform_key: Option<String>,
+}
+
+/// The outcome of verifying evidence at a time and, optionally, judging it by a policy, as one
+/// serialisable object (what `ward attest verify --json` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationReport<'a> {
+    /// Always true: the evidence verified.
+    pub valid: bool,
+    /// The verification time (unix seconds).
+    pub verified_at: u64,
+    /// What the evidence proved.
+    #[serde(flatten)]
+    pub claims: &'a VerifiedClaims,
+    /// `collateral_expires` as RFC 3339 UTC.
+    pub collateral_expires_utc: Option<String>,
+    /// The policy's decision, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
+    /// The policy's refusal, when it refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+impl<'a> VerificationReport<'a> {
+    /// The report for `claims` verified at `verified_at`, judged by a policy when `verdict` is
+    /// given.
+    pub fn new(
+        claims: &'a VerifiedClaims,
+        verified_at: u64,
+        verdict: Option<&Result<(), crate::Refusal>>,
+    ) -> Self {
+        VerificationReport {
+            valid: true,
+            verified_at,
+            claims,
+            collateral_expires_utc: claims.collateral_expires.map(crate::dcap::rfc3339),
+            accepted: verdict.map(|v| v.is_ok()),
+            refusal: verdict.and_then(|v| v.as_ref().err().map(|r| r.to_string())),
+        }
+    }
 }
 
 mod hex_bytes {
@@ -201,16 +259,5 @@ mod hex_opt {
             Some(v) => s.serialize_str(&hex::encode(v)),
             None => s.serialize_none(),
         }
-    }
-}
-
-mod hex_rtmrs {
-    use serde::ser::SerializeSeq;
-    pub fn serialize<S: serde::Serializer>(v: &[[u8; 48]; 4], s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(4))?;
-        for r in v {
-            seq.serialize_element(&hex::encode(r))?;
-        }
-        seq.end()
     }
 }

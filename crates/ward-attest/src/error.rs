@@ -36,8 +36,23 @@ pub enum Error {
     #[error("collateral: {0}")]
     Collateral(String),
 
+    /// The collateral source (a PCCS, a cache) could not provide collateral for the quote.
+    #[error(
+        "no collateral for the quote's platform; check that the PCCS is reachable and serves \
+         current collateral for it"
+    )]
+    CollateralSource {
+        /// The source's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// No verifier is configured for this kind of evidence.
+    #[error("no verifier is configured for {0}")]
+    NoVerifier(&'static str),
+
     /// Reading or writing a file or device failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,

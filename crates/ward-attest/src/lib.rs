@@ -5,6 +5,9 @@
 //! - [`dcap`]: complete offline DCAP verification against Intel's collateral with a clock the
 //!   caller supplies (the `dcap-qvl` crate is the engine).
 //! - [`sim`]: a simulated TEE for development, honest about being one.
+//! - [`verify`]: the [`EvidenceVerifier`] trait, a verifier per TEE kind, and [`AnyVerifier`],
+//!   which routes a quote to the one for its kind; DCAP collateral comes from a
+//!   [`verify::CollateralSource`] the caller supplies (`ward-pccs` implements one).
 //! - [`claims`] and [`policy`]: what verification proved, and a readable policy that accepts or
 //!   refuses it with a reason a person can act on.
 //! - [`attester`]: producing evidence on this machine (simulated, Gramine's `/dev/attestation`,
@@ -21,7 +24,11 @@ mod error;
 pub mod policy;
 pub mod quote;
 pub mod sim;
+pub mod verify;
 
 pub use claims::{TcbStatus, TeeKind, VerifiedClaims};
 pub use error::{Error, Result};
-pub use policy::{Policy, PolicyError, Refusal};
+pub use policy::{Identity, Policy, PolicyError, Refusal};
+pub use verify::{
+    AnyVerifier, CollateralSource, DcapEvidenceVerifier, EvidenceVerifier, SimVerifier,
+};

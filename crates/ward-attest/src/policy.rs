@@ -26,7 +26,8 @@
 //! Top-level keys must come before the first `[[identity]]` table in a TOML file.
 
 use crate::claims::{TcbStatus, TeeKind, VerifiedClaims};
-use serde::Deserialize;
+use crate::sim::SimPlatformPublicKey;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 
@@ -36,6 +37,9 @@ use std::path::Path;
 pub struct PolicyError {
     source_name: String,
     problem: String,
+    /// The underlying cause (a TOML syntax error, an I/O error), when there is one.
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Why a policy refused evidence.
@@ -64,7 +68,7 @@ impl fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 /// One or several accepted values.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 enum OneOrMany {
     One(String),
@@ -80,43 +84,64 @@ impl OneOrMany {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+// The TOML form. Serialising writes only what differs from the defaults, with the top-level keys
+// before the `[[identity]]` tables (TOML needs them first).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct IdentityToml {
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tee: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mr_enclave: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mr_signer: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     isv_prod_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     min_isv_svn: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mr_td: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rtmr0: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rtmr1: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rtmr2: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rtmr3: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mr_config_id: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mr_owner: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mr_owner_config: Option<OneOrMany>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyToml {
-    #[serde(default)]
-    identity: Vec<IdentityToml>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     accept_any_identity: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     allowed_tcb_statuses: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allowed_advisories: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     allow_debug: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     allow_service_td: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     allow_simulated: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     simulated_platform_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    identity: Vec<IdentityToml>,
 }
 
 /// A measurement field of an identity and the values it accepts (lowercase hex).
@@ -127,7 +152,8 @@ struct Accepted {
     values: Vec<String>,
 }
 
-/// One accepted workload identity.
+/// One accepted workload identity: every field it names must match. Built from a policy file,
+/// or in code with [`Identity::sgx`] and its builder methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     name: Option<String>,
@@ -137,7 +163,9 @@ pub struct Identity {
     min_isv_svn: Option<u16>,
 }
 
-/// A key holder's acceptance rules.
+/// A key holder's acceptance rules. Read from TOML with [`Policy::from_toml`] or [`Policy::load`],
+/// built in code with [`Policy::for_workload`] or [`Policy::dev_sim`], and written back with
+/// [`Policy::to_toml`] (or any serde format: it is `Serialize`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     identities: Vec<Identity>,
@@ -196,14 +224,167 @@ fn measurement(
     }))
 }
 
+impl Identity {
+    /// An SGX identity (also matched by simulated evidence, which carries SGX fields) that
+    /// accepts exactly this MRENCLAVE.
+    pub fn sgx(mr_enclave: [u8; 32]) -> Identity {
+        Identity {
+            name: None,
+            tee: None,
+            measurements: vec![Accepted {
+                field: "mr_enclave",
+                label: "MRENCLAVE",
+                values: vec![hex::encode(mr_enclave)],
+            }],
+            isv_prod_id: None,
+            min_isv_svn: None,
+        }
+    }
+
+    /// Names the identity in refusals.
+    pub fn named(mut self, name: impl Into<String>) -> Identity {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Also requires this MRSIGNER.
+    pub fn mr_signer(mut self, mr_signer: [u8; 32]) -> Identity {
+        self.measurements.retain(|m| m.field != "mr_signer");
+        self.measurements.push(Accepted {
+            field: "mr_signer",
+            label: "MRSIGNER",
+            values: vec![hex::encode(mr_signer)],
+        });
+        self
+    }
+
+    /// Also requires this ISV_PROD_ID.
+    pub fn isv_prod_id(mut self, id: u16) -> Identity {
+        self.isv_prod_id = Some(id);
+        self
+    }
+
+    /// Also requires an ISV_SVN of at least `svn`.
+    pub fn min_isv_svn(mut self, svn: u16) -> Identity {
+        self.min_isv_svn = Some(svn);
+        self
+    }
+
+    fn to_raw(&self) -> IdentityToml {
+        let mut raw = IdentityToml {
+            name: self.name.clone(),
+            tee: self.tee.map(|t| t.to_string()),
+            isv_prod_id: self.isv_prod_id,
+            min_isv_svn: self.min_isv_svn,
+            ..IdentityToml::default()
+        };
+        for m in &self.measurements {
+            let v = Some(if m.values.len() == 1 {
+                OneOrMany::One(m.values[0].clone())
+            } else {
+                OneOrMany::Many(m.values.clone())
+            });
+            let slot = match m.field {
+                "mr_enclave" => &mut raw.mr_enclave,
+                "mr_signer" => &mut raw.mr_signer,
+                "mr_td" => &mut raw.mr_td,
+                "rtmr0" => &mut raw.rtmr0,
+                "rtmr1" => &mut raw.rtmr1,
+                "rtmr2" => &mut raw.rtmr2,
+                "rtmr3" => &mut raw.rtmr3,
+                "mr_config_id" => &mut raw.mr_config_id,
+                "mr_owner" => &mut raw.mr_owner,
+                _ => &mut raw.mr_owner_config,
+            };
+            *slot = v;
+        }
+        raw
+    }
+}
+
+impl Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_raw().serialize(s)
+    }
+}
+
 impl Policy {
+    /// The strict policy (UpToDate hardware only, no debug) that accepts one workload identity.
+    pub fn for_workload(identity: Identity) -> Policy {
+        Policy {
+            identities: vec![identity],
+            ..Policy::default()
+        }
+    }
+
+    /// A development policy: evidence from the simulated platform with this public key is
+    /// accepted, for the workload with `mr_enclave`, or for any workload on it when `None`.
+    /// It proves nothing about hardware; never use it for secrets that matter.
+    pub fn dev_sim(platform_key: &SimPlatformPublicKey, mr_enclave: Option<[u8; 32]>) -> Policy {
+        let policy = match mr_enclave {
+            Some(m) => Policy::for_workload(Identity::sgx(m).named("the workload")),
+            None => Policy {
+                accept_any_identity: true,
+                ..Policy::default()
+            },
+        };
+        policy.trust_simulated_platform(platform_key)
+    }
+
+    /// The same policy, also accepting simulated evidence from this platform (development only).
+    pub fn trust_simulated_platform(mut self, platform_key: &SimPlatformPublicKey) -> Policy {
+        self.allow_simulated = true;
+        let key = platform_key.to_hex();
+        if !self.simulated_platform_keys.contains(&key) {
+            self.simulated_platform_keys.push(key);
+        }
+        self
+    }
+
+    /// The policy as TOML that [`Policy::from_toml`] reads back to the same value. A policy that
+    /// trusts simulated evidence starts with a comment saying it is for development only.
+    pub fn to_toml(&self) -> String {
+        // The TOML form has only strings, integers, booleans and tables: serialising cannot fail.
+        let body = toml::to_string(&self.to_raw()).unwrap_or_default();
+        if self.allow_simulated {
+            format!(
+                "# DEVELOPMENT ONLY: evidence from ward's simulated TEE proves nothing about hardware.\n{body}"
+            )
+        } else {
+            body
+        }
+    }
+
+    fn to_raw(&self) -> PolicyToml {
+        let statuses: Vec<String> = self
+            .allowed_tcb_statuses
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        PolicyToml {
+            identity: self.identities.iter().map(Identity::to_raw).collect(),
+            accept_any_identity: self.accept_any_identity,
+            allowed_tcb_statuses: (statuses != ["UpToDate"]).then_some(statuses),
+            allowed_advisories: self.allowed_advisories.clone(),
+            allow_debug: self.allow_debug,
+            allow_service_td: self.allow_service_td,
+            allow_simulated: self.allow_simulated,
+            simulated_platform_keys: self.simulated_platform_keys.clone(),
+        }
+    }
+
     /// Parses a policy from TOML text; `source_name` names it in errors.
     pub fn from_toml(text: &str, source_name: &str) -> Result<Policy, PolicyError> {
         let err = |problem: String| PolicyError {
             source_name: source_name.to_owned(),
             problem,
+            source: None,
         };
-        let raw: PolicyToml = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let raw: PolicyToml = toml::from_str(text).map_err(|e| PolicyError {
+            source_name: source_name.to_owned(),
+            problem: "is not a valid policy".into(),
+            source: Some(Box::new(e)),
+        })?;
         let mut identities = Vec::new();
         for (i, id) in raw.identity.iter().enumerate() {
             let at = |p: String| err(format!("[[identity]] #{}: {p}", i + 1));
@@ -315,7 +496,8 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
             source_name: path.display().to_string(),
-            problem: e.to_string(),
+            problem: "cannot be read".into(),
+            source: Some(Box::new(e)),
         })?;
         Policy::from_toml(&text, &path.display().to_string())
     }

@@ -385,3 +385,20 @@ fn attesters_are_send_and_sync_trait_objects() {
     let names: Vec<_> = all.iter().map(|a| a.name()).collect();
     assert_eq!(names, ["gramine", "tsm"]);
 }
+
+#[test]
+fn attester_kinds_parse_and_display_the_same_names() {
+    use ward_attest::attester::AttesterKind;
+    for k in AttesterKind::ALL {
+        assert_eq!(k.to_string().parse::<AttesterKind>().unwrap(), k);
+    }
+    assert_eq!("tsm".parse::<AttesterKind>().unwrap(), AttesterKind::Tsm);
+    let err = "sgx".parse::<AttesterKind>().unwrap_err().to_string();
+    assert!(err.contains("\"sgx\"") && err.contains("gramine"), "{err}");
+    // The simulated attester needs its key; the hardware ones are built as is.
+    assert!(AttesterKind::Sim.attester(None).is_err());
+    assert_eq!(
+        AttesterKind::Gramine.attester(None).unwrap().name(),
+        "gramine"
+    );
+}

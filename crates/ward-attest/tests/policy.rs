@@ -2,7 +2,7 @@
 //! value and the expected one.
 
 use ward_attest::claims::{SgxIdentity, TdxIdentity};
-use ward_attest::{Policy, TcbStatus, TeeKind, VerifiedClaims};
+use ward_attest::{Identity, Policy, TcbStatus, TeeKind, VerifiedClaims};
 
 const MRE: &str = "8f173e4613ff05c52aaf04162d234edae8c9977eae47eb2299ae16a553011c68";
 const MRS: &str = "83d719e77deaca1470f6baf62a4d774303c899db69020f9c70ee1dfc08c7ce9e";
@@ -241,7 +241,120 @@ fn bad_policies_are_refused_with_the_reason() {
             "mixes SGX fields",
         ),
     ] {
-        let e = Policy::from_toml(text, "p.toml").unwrap_err().to_string();
+        let e = chain(&Policy::from_toml(text, "p.toml").unwrap_err());
         assert!(e.contains(needle) && e.contains("p.toml"), "{text:?}: {e}");
     }
+}
+
+/// An error and its causes, as the CLI prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[test]
+fn a_syntax_error_is_the_cause_not_repeated_in_the_message() {
+    let e = Policy::from_toml("colour = 1\n", "p.toml").unwrap_err();
+    let top = e.to_string();
+    let cause = std::error::Error::source(&e)
+        .expect("the TOML error is kept")
+        .to_string();
+    assert!(
+        cause.contains("unknown field") && !top.contains("unknown field"),
+        "{top} / {cause}"
+    );
+}
+
+#[test]
+fn policies_built_in_code_serialise_and_parse_back_to_the_same_value() {
+    use ward_attest::sim::SimPlatformKey;
+    let key = SimPlatformKey::generate().public();
+    let mre: [u8; 32] = hex::decode(MRE).unwrap().try_into().unwrap();
+    let built = [
+        Policy::dev_sim(&key, None),
+        Policy::dev_sim(&key, Some(mre)),
+        Policy::for_workload(
+            Identity::sgx(mre)
+                .named("classifier")
+                .mr_signer([7; 32])
+                .isv_prod_id(3)
+                .min_isv_svn(2),
+        ),
+        Policy::for_workload(Identity::sgx(mre)).trust_simulated_platform(&key),
+    ];
+    for p in built {
+        let text = p.to_toml();
+        let back = Policy::from_toml(&text, "generated")
+            .unwrap_or_else(|e| panic!("{text}\n{}", chain(&e)));
+        assert_eq!(back, p, "{text}");
+        assert_eq!(back.to_toml(), text);
+        assert_eq!(
+            p.allows_simulated(),
+            text.starts_with("# DEVELOPMENT ONLY"),
+            "{text}"
+        );
+    }
+    // Parsed files serialise too, lists and all, and read back the same.
+    let text = format!(
+        "allowed_tcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\nallowed_advisories = [\"*\"]\nallow_debug = true\n\
+         [[identity]]\nmr_enclave = [\"{MRE}\", \"{}\"]\n[[identity]]\ntee = \"tdx\"\nmr_td = \"{}\"\nrtmr3 = \"{}\"\n",
+        "11".repeat(32),
+        "22".repeat(48),
+        "33".repeat(48)
+    );
+    let p = Policy::from_toml(&text, "file").unwrap();
+    assert_eq!(
+        Policy::from_toml(&p.to_toml(), "again").unwrap(),
+        p,
+        "{}",
+        p.to_toml()
+    );
+}
+
+#[test]
+fn a_dev_sim_policy_accepts_its_platform_and_workload_only() {
+    use ward_attest::sim::{SimIdentity, SimPlatformKey, SimQuote};
+    let key = SimPlatformKey::generate();
+    let id = SimIdentity {
+        mr_enclave: [5; 32],
+        mr_signer: [0; 32],
+        isv_prod_id: 0,
+        isv_svn: 0,
+        debug: false,
+    };
+    let claims = SimQuote::sign(&key, &id, &[0; 64]).verify().unwrap();
+    assert!(Policy::dev_sim(&key.public(), Some([5; 32]))
+        .evaluate(&claims)
+        .is_ok());
+    assert!(Policy::dev_sim(&key.public(), None)
+        .evaluate(&claims)
+        .is_ok());
+    assert_eq!(
+        Policy::dev_sim(&key.public(), Some([6; 32]))
+            .evaluate(&claims)
+            .unwrap_err()
+            .rule,
+        "mr_enclave"
+    );
+    let other = SimPlatformKey::generate().public();
+    assert_eq!(
+        Policy::dev_sim(&other, None)
+            .evaluate(&claims)
+            .unwrap_err()
+            .rule,
+        "simulated_platform_keys"
+    );
+    assert_eq!(
+        Policy::for_workload(Identity::sgx([5; 32]))
+            .evaluate(&claims)
+            .unwrap_err()
+            .rule,
+        "allow_simulated"
+    );
 }

@@ -418,3 +418,30 @@ fn parse_never_panics_on_arbitrary_input() {
         }
     }
 }
+
+#[test]
+fn claims_serialise_flat_with_the_policy_field_names() {
+    use ward_attest::claims::VerificationReport;
+    use ward_attest::sim::{SimIdentity, SimPlatformKey, SimQuote};
+    let id = SimIdentity {
+        mr_enclave: [0xab; 32],
+        mr_signer: [0; 32],
+        isv_prod_id: 4,
+        isv_svn: 2,
+        debug: false,
+    };
+    let claims = SimQuote::sign(&SimPlatformKey::generate(), &id, &[0; 64])
+        .verify()
+        .unwrap();
+    let j = serde_json::to_value(VerificationReport::new(&claims, 7, None)).unwrap();
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["verified_at"], 7);
+    assert_eq!(j["tee"], "sim");
+    assert_eq!(j["mr_enclave"], "ab".repeat(32));
+    assert_eq!(j["isv_prod_id"], 4);
+    assert!(j.get("accepted").is_none() && j.get("sgx").is_none());
+    assert_eq!(
+        j["sim_platform_key"],
+        claims.sim_platform_key.clone().unwrap()
+    );
+}

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use ward_attest::sim::SimPlatformKey;
-use ward_manifest::{IdentityPolicy, SignOptions, SignerKey};
-use ward_runtime::{AttesterChoice, BootOptions};
+use ward_manifest::{SignOptions, SignerKey};
+use ward_runtime::{AttesterKind, BootOptions};
 use zeroize::Zeroizing;
 
 /// The files a model directory must hold.
@@ -290,7 +290,7 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
         "data owner",
         "ward provision init --dir provision   (CA, server certificate, wrap key, sim platform key)",
         |_| {
-            ward_provision::dev::init_dir(&owner, None, "127.0.0.1:0")
+            ward_provision::dev::init_dir(&owner, None, ([127, 0, 0, 1], 0).into())
                 .map_err(step("making the provisioning setup"))
         },
     )?;
@@ -366,22 +366,18 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
         "policy.toml names the measurement; ward provision serve on loopback",
         |n| {
             n.say(&format!("    listening on 127.0.0.1:{port}"));
-            // To become `Policy` data once it is `Serialize`.
-            let policy = format!(
-                "# DEVELOPMENT ONLY: the simulated TEE proves nothing about hardware.\n\
-                 allow_simulated = true\nsimulated_platform_keys = [\"{}\"]\n\n{}",
-                setup.sim_public,
-                IdentityPolicy::of(&signed).to_toml()
-            );
+            let platform = SimPlatformKey::load(&setup.sim_key)
+                .map_err(step("loading the simulated platform key"))?
+                .public();
+            let policy = ward_attest::Policy::for_workload(ward_manifest::identity(&signed))
+                .trust_simulated_platform(&platform)
+                .to_toml();
             std::fs::write(&setup.policy, policy)
                 .map_err(io(format!("writing {}", setup.policy.display())))?;
             let mut config = ward_provision::ServerConfig::load(&setup.server_config)
                 .map_err(step("loading the server configuration"))?;
             config.listen = ([127, 0, 0, 1], port).into();
-            let evidence = Arc::new(ward_ratls::AnyVerifier::new(
-                Some(ward_ratls::SimVerifier::new()),
-                None,
-            ));
+            let evidence = Arc::new(ward_attest::AnyVerifier::sim());
             rt.block_on(async {
                 ward_provision::Server::bind(&config, evidence)
                     .await?
@@ -403,7 +399,8 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
                 &signed_path,
                 BootOptions {
                     runtime_digest,
-                    attester: AttesterChoice::Sim(key),
+                    attester: AttesterKind::Sim,
+                    sim_key: Some(key),
                     host_args: Vec::new(),
                 },
             )

@@ -89,6 +89,9 @@ pub enum Error {
         /// The manifest's directory.
         manifest_dir: PathBuf,
     },
+    /// Writing the signed manifest failed (the previous one, if any, is untouched).
+    #[error("writing the signed manifest")]
+    Output(#[source] ward_fsio::Error),
     /// The caller's check refused the manifest before anything was hashed or written (e.g. the
     /// runtime does not know its built-in entrypoint, or its arguments are wrong).
     #[error("refused before signing")]

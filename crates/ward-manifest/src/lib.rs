@@ -44,7 +44,7 @@ mod validate;
 pub use error::{Error, Problem};
 pub use hashing::{resolve, sha256_file};
 pub use schema::*;
-pub use sign_file::{sign_to_file, signed_name, Check, IdentityPolicy, SignOptions, SignStats};
+pub use sign_file::{identity, sign_to_file, signed_name, Check, SignOptions, SignStats};
 pub use signing::{
     canonical, measurement, Signature, SignedManifest, SignerKey, SignerPublicKey, VerifiedManifest,
 };

@@ -5,8 +5,6 @@ use crate::error::Error;
 use crate::hashing::OnFile;
 use crate::schema::{FileUri, Manifest, Sha256};
 use crate::signing::{SignedManifest, SignerKey};
-use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A check run on the parsed manifest before anything is hashed or written (the runtime's
@@ -82,7 +80,9 @@ pub fn sign_to_file(
         }
     })?;
     let signed = key.sign(hashed, runtime_digest)?;
-    write_atomically(output, signed.to_toml().as_bytes())?;
+    // Temp file beside the target, synced, renamed, directory synced: a crash leaves either the
+    // old file or the new one, never half of one.
+    ward_fsio::write_atomic(output, signed.to_toml().as_bytes(), 0o644).map_err(Error::Output)?;
     Ok((signed, stats))
 }
 
@@ -93,80 +93,16 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-// Temp file beside the target, synced, renamed, directory synced: a crash leaves either the old
-// file or the new one, never half of one.
-fn write_atomically(output: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = parent_dir(output);
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let context = || format!("writing the signed manifest {}", output.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".ward-tmp")
-        .tempfile_in(dir)
-        .map_err(Error::io(context()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(Error::io(context()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(Error::io(context()))?;
-    }
-    tmp.persist(output)
-        .map_err(|e| e.error)
-        .map_err(Error::io(context()))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(format!(
-            "syncing the directory {}",
-            dir.display()
-        )))?;
-    Ok(())
-}
-
-/// The `[[identity]]` table of a provisioning policy that admits exactly one signed workload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct IdentityPolicy {
-    /// A name for audit logs and refusals: the entrypoint.
-    pub name: String,
-    /// The measurement (MRENCLAVE).
-    pub mr_enclave: Sha256,
-    /// The signer (MRSIGNER).
-    pub mr_signer: Sha256,
-    /// The manifest's ISV product id.
-    pub isv_prod_id: u16,
-    /// The manifest's ISV SVN, as the minimum accepted.
-    pub min_isv_svn: u16,
-}
-
-#[derive(Serialize)]
-struct Identities<'a> {
-    identity: [&'a IdentityPolicy; 1],
-}
-
-impl IdentityPolicy {
-    /// The identity of `signed`.
-    pub fn of(signed: &SignedManifest) -> Self {
-        let s = &signed.signature;
-        let sgx = &signed.manifest.sgx;
-        IdentityPolicy {
-            name: signed.manifest.loader.entrypoint.as_str().to_owned(),
-            mr_enclave: s.measurement,
-            mr_signer: s.mr_signer,
-            isv_prod_id: sgx.isv_prod_id,
-            min_isv_svn: sgx.isv_svn,
-        }
-    }
-
-    /// The `[[identity]]` table as TOML, to append to a policy file (after its top-level keys).
-    pub fn to_toml(&self) -> String {
-        toml::to_string(&Identities { identity: [self] })
-            .expect("an identity table always serialises to TOML")
-    }
+/// The attestation identity that admits exactly one signed workload: its measurement
+/// (MRENCLAVE), signer (MRSIGNER), product id, and its SVN as the minimum. Named after the
+/// entrypoint, for audit logs and refusals. `ward_attest::Policy::for_workload(identity(&s))`
+/// is the policy a data owner gives her provisioning server.
+pub fn identity(signed: &SignedManifest) -> ward_attest::Identity {
+    let s = &signed.signature;
+    let sgx = &signed.manifest.sgx;
+    ward_attest::Identity::sgx(s.measurement.0)
+        .named(signed.manifest.loader.entrypoint.as_str())
+        .mr_signer(s.mr_signer.0)
+        .isv_prod_id(sgx.isv_prod_id)
+        .min_isv_svn(sgx.isv_svn)
 }

@@ -66,7 +66,7 @@ fn writes_a_signed_manifest_that_verifies() {
     assert!(back.verify(&Sha256([8; 32])).is_err());
     no_temp_files(d.path());
 
-    let policy = IdentityPolicy::of(&signed).to_toml();
+    let policy = ward_attest::Policy::for_workload(ward_manifest::identity(&signed)).to_toml();
     let table: toml::Table = toml::from_str(&policy).unwrap();
     let id = &table["identity"].as_array().unwrap()[0];
     assert_eq!(id["name"].as_str(), Some("ward:checksum"));

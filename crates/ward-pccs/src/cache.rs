@@ -254,3 +254,15 @@ impl CachingSource {
         Ok(collateral)
     }
 }
+
+/// A [`ward_attest::DcapEvidenceVerifier`] gets its collateral here: from the cache while it
+/// is current, otherwise from the PCCS/PCS.
+impl ward_attest::CollateralSource for CachingSource {
+    fn collateral_for(
+        &self,
+        quote: &Quote,
+        now: u64,
+    ) -> std::result::Result<Collateral, Box<dyn std::error::Error + Send + Sync>> {
+        CachingSource::collateral_for(self, quote, now).map_err(Into::into)
+    }
+}

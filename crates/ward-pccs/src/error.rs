@@ -86,7 +86,7 @@ pub enum Error {
     },
 
     /// The fetched pieces could not be assembled into collateral.
-    #[error("collateral from {base_url}: {source}")]
+    #[error("collateral from {base_url} is unusable")]
     Collateral {
         /// The PCCS/PCS base URL.
         base_url: String,
@@ -109,7 +109,7 @@ pub enum Error {
     },
 
     /// Reading or writing the cache failed.
-    #[error("{context} {}: {source}", path.display())]
+    #[error("{context} {}", path.display())]
     CacheIo {
         /// What was being done.
         context: &'static str,

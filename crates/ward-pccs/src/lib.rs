@@ -14,7 +14,9 @@
 //! - [`Cache`] and [`CachingSource`]: an on-disk cache, one file per TEE + FMSPC + CA, used
 //!   until the earliest `nextUpdate` of the pieces it holds (see [`next_update`]), then
 //!   refetched and atomically replaced. The caller supplies the time; nothing here reads the
-//!   wall clock.
+//!   wall clock, except the factories below, which verify as of now.
+//! - [`CachingSource`] is a [`ward_attest::CollateralSource`]; [`dcap_verifier`] and
+//!   [`sim_and_dcap_verifier`] build the verifiers that use it in one call.
 //!
 //! What it is not: a verifier. A response is checked only for shape (the right headers, JSON
 //! with the signed object and a 64-byte hex signature, CRLs that parse, the TCB info for the
@@ -46,6 +48,7 @@ mod fetch;
 mod key;
 mod shape;
 mod time;
+mod verifier;
 
 pub use cache::{next_update, Cache, CachedCollateral, CachingSource};
 pub use error::{Error, Result};
@@ -53,3 +56,4 @@ pub use fetch::{
     Pccs, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, INTEL_PCS_URL, INTEL_ROOT_CA_CRL_URL,
 };
 pub use key::{CollateralKey, PckCa, Tee};
+pub use verifier::{dcap_verifier, sim_and_dcap_verifier, system_clock};

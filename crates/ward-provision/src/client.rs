@@ -72,25 +72,24 @@ impl Secrets {
 }
 
 fn tls_config(ca_chain_pem: &[u8], identity: &RaTlsIdentity) -> Result<rustls::ClientConfig> {
-    let config_err = |problem: String| Error::Config {
-        file: "CA chain".into(),
-        problem,
+    let config_err = |problem: &str, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+        Error::config("CA chain", problem, source)
     };
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_chain_pem) {
-        let cert = cert.map_err(|e| config_err(e.to_string()))?;
+        let cert = cert.map_err(|e| config_err("is not valid PEM", Some(Box::new(e))))?;
         roots.add(cert).map_err(|e| Error::Tls {
             peer: "config".into(),
             source: e,
         })?;
     }
     if roots.is_empty() {
-        return Err(config_err("no PEM CERTIFICATE in the CA chain".into()));
+        return Err(config_err("has no PEM CERTIFICATE", None));
     }
     let verifier =
         WebPkiServerVerifier::builder_with_provider(Arc::new(roots), ward_ratls::crypto_provider())
             .build()
-            .map_err(|e| config_err(e.to_string()))?;
+            .map_err(|e| config_err("cannot be used to verify servers", Some(Box::new(e))))?;
     Ok(identity.client_config(verifier)?)
 }
 

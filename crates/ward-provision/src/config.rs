@@ -22,9 +22,12 @@
 //! ```
 //!
 //! Relative paths are relative to the configuration file's directory.
+//!
+//! A configuration is also data: build one with [`ServerConfig::one_key`] (or fill in the
+//! fields), check it with [`ServerConfig::validate`] and write it with [`ServerConfig::to_toml`].
 
 use crate::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +42,7 @@ pub const KEY_LEN: usize = 16;
 pub const MIN_REQUEST_BYTES: usize = 64;
 
 /// The server's configuration, as written in TOML. [`ServerConfig::load`] reads it from a file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on (`host:port`; port 0 picks a free one).
@@ -65,7 +68,7 @@ pub struct ServerConfig {
 }
 
 /// Resource limits that keep one client from stalling the others.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Connections served at once; more wait to be accepted.
@@ -90,7 +93,7 @@ impl Default for Limits {
 }
 
 /// What kind of secret a `[[secret]]` is.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretKind {
     /// A 16-byte key (e.g. Gramine's protected-files key).
@@ -100,7 +103,7 @@ pub enum SecretKind {
 }
 
 /// One `[[secret]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretEntry {
     /// The name clients ask for.
@@ -151,17 +154,65 @@ impl LoadedSecret {
 }
 
 impl ServerConfig {
+    /// A configuration serving one key (`kind = "key"`) named `name`, read from `file` and
+    /// released under the policy in `policy`, with default limits. Relative paths are resolved
+    /// against `base_dir`; `source_name` names the configuration in errors.
+    #[allow(clippy::too_many_arguments)] // each is a distinct, required setting
+    pub fn one_key(
+        listen: SocketAddr,
+        cert_chain: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+        audit_log: impl Into<PathBuf>,
+        name: impl Into<String>,
+        file: impl Into<PathBuf>,
+        policy: impl Into<PathBuf>,
+        base_dir: impl Into<PathBuf>,
+    ) -> ServerConfig {
+        ServerConfig {
+            listen,
+            cert_chain: cert_chain.into(),
+            key: key.into(),
+            audit_log: audit_log.into(),
+            limits: Limits::default(),
+            secrets: vec![SecretEntry {
+                name: name.into(),
+                file: file.into(),
+                kind: SecretKind::Key,
+                policy: policy.into(),
+            }],
+            base_dir: base_dir.into(),
+            source_name: "the configuration".into(),
+        }
+    }
+
+    /// The configuration as TOML that [`ServerConfig::from_toml`] reads back to the same value
+    /// (given the same base directory and name).
+    pub fn to_toml(&self) -> String {
+        // Only strings, integers and tables: serialising cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+
     /// Parses a configuration; relative paths are resolved against `base_dir`, and
     /// `source_name` names it in errors. Checks everything that can be checked without reading
     /// the files it names.
     pub fn from_toml(text: &str, source_name: &str, base_dir: &Path) -> Result<ServerConfig> {
-        let err = |problem: String| Error::Config {
-            file: source_name.to_owned(),
-            problem,
-        };
-        let mut c: ServerConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut c: ServerConfig = toml::from_str(text).map_err(|e| {
+            Error::config(
+                source_name,
+                "is not a valid server configuration",
+                Some(Box::new(e)),
+            )
+        })?;
         c.base_dir = base_dir.to_owned();
         c.source_name = source_name.to_owned();
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks everything that can be checked without reading the files the configuration names.
+    pub fn validate(&self) -> Result<()> {
+        let c = self;
+        let err = |problem: String| Error::config(&c.source_name, problem, None);
         let l = &c.limits;
         if l.max_connections == 0 {
             return Err(err("`limits.max_connections` must be at least 1".into()));
@@ -198,14 +249,17 @@ impl ServerConfig {
                 )));
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<ServerConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            file: path.display().to_string(),
-            problem: format!("cannot read it: {e}"),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                path.display().to_string(),
+                "cannot be read",
+                Some(Box::new(e)),
+            )
         })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
         ServerConfig::from_toml(&text, &path.display().to_string(), &base)
@@ -225,29 +279,42 @@ impl ServerConfig {
         let mut out = Vec::with_capacity(self.secrets.len());
         for s in &self.secrets {
             let file = self.resolve(&s.file);
-            let file_err = |problem: String| Error::Config {
-                file: file.display().to_string(),
-                problem: format!("[[secret]] {:?} `file`: {problem}", s.name),
+            let file_err = |problem: String, source: Option<std::io::Error>| {
+                Error::config(
+                    file.display().to_string(),
+                    format!("[[secret]] {:?} `file`{problem}", s.name),
+                    source.map(|e| Box::new(e) as _),
+                )
             };
-            let meta = std::fs::metadata(&file).map_err(|e| file_err(e.to_string()))?;
+            let meta = std::fs::metadata(&file).map_err(|e| file_err(String::new(), Some(e)))?;
             if meta.len() > MAX_SECRET_BYTES as u64 {
-                return Err(file_err(format!(
-                    "{} bytes is more than the {MAX_SECRET_BYTES}-byte limit",
-                    meta.len()
-                )));
+                return Err(file_err(
+                    format!(
+                        ": {} bytes is more than the {MAX_SECRET_BYTES}-byte limit",
+                        meta.len()
+                    ),
+                    None,
+                ));
             }
-            let bytes = Zeroizing::new(std::fs::read(&file).map_err(|e| file_err(e.to_string()))?);
+            let bytes =
+                Zeroizing::new(std::fs::read(&file).map_err(|e| file_err(String::new(), Some(e)))?);
             if s.kind == SecretKind::Key && bytes.len() != KEY_LEN {
-                return Err(file_err(format!(
-                    "`kind = \"key\"` needs exactly {KEY_LEN} raw bytes, the file has {} (a hex \
-                     text file is not a raw key)",
-                    bytes.len()
-                )));
+                return Err(file_err(
+                    format!(
+                        ": `kind = \"key\"` needs exactly {KEY_LEN} raw bytes, the file has {} (a \
+                         hex text file is not a raw key)",
+                        bytes.len()
+                    ),
+                    None,
+                ));
             }
             let policy_path = self.resolve(&s.policy);
-            let policy = Policy::load(&policy_path).map_err(|e| Error::Config {
-                file: policy_path.display().to_string(),
-                problem: format!("[[secret]] {:?} `policy`: {e}", s.name),
+            let policy = Policy::load(&policy_path).map_err(|e| {
+                Error::config(
+                    policy_path.display().to_string(),
+                    format!("[[secret]] {:?} `policy`", s.name),
+                    Some(Box::new(e)),
+                )
             })?;
             out.push(LoadedSecret {
                 name: s.name.clone(),

@@ -5,8 +5,10 @@
 //! DEVELOPMENT ONLY: the CA key sits beside the certificates and the policy accepts ward's
 //! simulated TEE, which proves nothing about hardware.
 
-use std::io::Write;
+use crate::ServerConfig;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use ward_attest::Policy;
 
 /// What [`init_dir`] created.
 #[derive(Debug, Clone)]
@@ -47,6 +49,9 @@ pub enum DevError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a file failed.
+    #[error("writing the development setup")]
+    File(#[source] ward_fsio::Error),
     /// A key file would overwrite an existing one.
     #[error("{} already exists; refusing to overwrite a key", .0.display())]
     KeyExists(PathBuf),
@@ -66,35 +71,34 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> DevError {
 }
 
 fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), DevError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
-    let mut f = options.open(path).map_err(|e| {
-        if secret && e.kind() == std::io::ErrorKind::AlreadyExists {
-            DevError::KeyExists(path.to_owned())
-        } else {
-            DevError::Io {
-                context: format!("creating {}", path.display()),
-                source: e,
-            }
-        }
-    })?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(format!("writing {}", path.display())))
+    if secret {
+        ward_fsio::create_secret_file(path, bytes).map_err(|e| match e {
+            ward_fsio::Error::AlreadyExists { .. } => DevError::KeyExists(path.to_owned()),
+            e => DevError::File(e),
+        })
+    } else {
+        ward_fsio::write_atomic(path, bytes, 0o644).map_err(DevError::File)
+    }
 }
 
 /// Fills `dir` (created; must be empty or absent) with a development setup whose policy accepts
 /// the workload with measurement `mr_enclave` (64 hex characters) on the simulated platform, or
 /// any workload on it when `mr_enclave` is `None`; the server will listen on `listen`.
-pub fn init_dir(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<DevSetup, DevError> {
+pub fn init_dir(
+    dir: &Path,
+    mr_enclave: Option<&str>,
+    listen: SocketAddr,
+) -> Result<DevSetup, DevError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    if let Some(m) = mr_enclave {
-        if m.len() != 64 || !m.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(DevError::BadMeasurement(m.to_owned()));
+    let mr_enclave = match mr_enclave {
+        None => None,
+        Some(m) => {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(m, &mut bytes)
+                .map_err(|_| DevError::BadMeasurement(m.to_owned()))?;
+            Some(bytes)
         }
-    }
+    };
     if dir.exists()
         && std::fs::read_dir(dir)
             .map_err(io(format!("reading {}", dir.display())))?
@@ -142,42 +146,33 @@ pub fn init_dir(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<De
     let wrap_key = dir.join("secrets/wrap_key");
     write_new(&wrap_key, wrap.expose_bytes(), true)?;
 
-    // Moved as is from the CLI; to become serialised data once `Policy` and `ServerConfig` are
-    // `Serialize`.
-    let identity = match mr_enclave {
-        Some(m) => format!(
-            "[[identity]]\nname = \"the workload\"\nmr_enclave = \"{}\"\n",
-            m.to_ascii_lowercase()
-        ),
-        None => {
-            "# No workload measurement was given to `ward provision init`, so any workload on the\n\
-                 # simulated platform below is accepted. Replace this with the [[identity]] that\n\
-                 # `ward sign` prints before you provision anything that matters.\n\
-                 accept_any_identity = true\n"
-                .to_string()
-        }
+    let platform = sim.public();
+    let policy = Policy::dev_sim(&platform, mr_enclave).to_toml();
+    let policy = if mr_enclave.is_none() {
+        format!(
+            "# No workload measurement was given, so any workload on the simulated platform below\n\
+             # is accepted. Replace accept_any_identity with the [[identity]] that `ward sign`\n\
+             # prints before you provision anything that matters.\n{policy}"
+        )
+    } else {
+        policy
     };
-    let policy = format!(
-        "# Who may receive the wrap key. See `ward attest verify --help` and\n\
-         # crates/ward-attest/src/policy.rs for every rule.\n\
-         # DEVELOPMENT ONLY: evidence from ward's simulated TEE proves nothing about hardware.\n\
-         allow_simulated = true\n\
-         simulated_platform_keys = [\"{sim_public}\"]\n\
-         {identity}"
-    );
     let policy_path = dir.join("policy.toml");
     write_new(&policy_path, policy.as_bytes(), false)?;
+    // Relative paths: the directory can be moved as a whole.
+    let config = ServerConfig::one_key(
+        listen,
+        "server.pem",
+        "server-key.pem",
+        "audit.jsonl",
+        "wrap_key",
+        "secrets/wrap_key",
+        "policy.toml",
+        dir,
+    );
     let config = format!(
-        "# ward provisioning server. Relative paths are relative to this file.\n\
-         listen = \"{listen}\"\n\
-         cert_chain = \"server.pem\"\n\
-         key = \"server-key.pem\"\n\
-         audit_log = \"audit.jsonl\"\n\n\
-         [[secret]]\n\
-         name = \"wrap_key\"\n\
-         file = \"secrets/wrap_key\"\n\
-         kind = \"key\"\n\
-         policy = \"policy.toml\"\n"
+        "# ward provisioning server. Relative paths are relative to this file.\n{}",
+        config.to_toml()
     );
     let server_config = dir.join("server.toml");
     write_new(&server_config, config.as_bytes(), false)?;
@@ -201,7 +196,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("prov");
         let m = "AB".repeat(32);
-        let setup = init_dir(&dir, Some(&m), "127.0.0.1:0").unwrap();
+        let setup = init_dir(&dir, Some(&m), ([127, 0, 0, 1], 0).into()).unwrap();
         let config = crate::ServerConfig::load(&setup.server_config).unwrap();
         assert_eq!(config.secrets.len(), 1);
         assert_eq!(std::fs::read(&setup.wrap_key).unwrap().len(), 16);
@@ -210,10 +205,10 @@ mod tests {
         assert!(policy.contains(&setup.sim_public), "{policy}");
         ward_attest::Policy::from_toml(&policy, "policy.toml").unwrap();
         assert!(matches!(
-            init_dir(&dir, None, "127.0.0.1:0"),
+            init_dir(&dir, None, ([127, 0, 0, 1], 0).into()),
             Err(DevError::NotEmpty(_))
         ));
-        let e = init_dir(&d.path().join("other"), Some("abc"), "127.0.0.1:0").unwrap_err();
+        let e = init_dir(&d.path().join("other"), Some("abc"), ([127, 0, 0, 1], 0).into()).unwrap_err();
         assert!(matches!(e, DevError::BadMeasurement(_)), "{e}");
         assert!(!d.path().join("other").exists());
     }

@@ -11,6 +11,7 @@
 //!   before any secret is sent. Secret bytes are never logged.
 //! - [`dev`]: a development setup for a first run (dev CA, server certificate, simulated
 //!   platform key, wrap key, policy, configuration).
+//! - [`bench`]: a load generator of simulated RA-TLS clients, summarised.
 //! - [`client`]: a blocking client ([`client::fetch`] for the ward extension,
 //!   [`client::fetch_gramine`] for Gramine's protocol).
 
@@ -18,12 +19,12 @@
 #![warn(missing_docs)]
 
 mod audit;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod dev;
 pub mod protocol;
 pub mod server;
-mod verifier;
 
 pub use client::{fetch, fetch_gramine, Secrets};
 pub use config::{Limits, SecretEntry, SecretKind, ServerConfig};
@@ -40,10 +41,13 @@ pub enum Error {
         file: String,
         /// What was wrong, naming the key when there is one.
         problem: String,
+        /// The underlying cause (a TOML, PEM, I/O or policy error), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// An I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -53,7 +57,7 @@ pub enum Error {
     },
 
     /// TLS setup or the TLS session failed.
-    #[error("TLS with {peer}: {source}")]
+    #[error("TLS with {peer}")]
     Tls {
         /// The server or client at the other end (or "config").
         peer: String,
@@ -121,6 +125,18 @@ fn list_errors(errors: &[(String, Error)]) -> String {
 }
 
 impl Error {
+    pub(crate) fn config(
+        file: impl Into<String>,
+        problem: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Config {
+            file: file.into(),
+            problem: problem.into(),
+            source,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

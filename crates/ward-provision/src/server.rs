@@ -13,7 +13,6 @@ use crate::config::{LoadedSecret, ServerConfig};
 use crate::protocol::{
     encode_answer, encode_gramine_answer, read_request, BadRequest, Request, Status,
 };
-use crate::verifier::EvidenceOnlyVerifier;
 use crate::{Error, Limits, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -29,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use ward_attest::VerifiedClaims;
-use ward_ratls::EvidenceVerifier;
+use ward_ratls::{EvidenceVerifier, RaTlsClientCertVerifier, VerificationCache};
 use zeroize::Zeroizing;
 
 /// How much a rejected client may still send before the server stops draining it.
@@ -37,7 +36,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 
 struct Shared {
     acceptor: TlsAcceptor,
-    verifier: Arc<EvidenceOnlyVerifier>,
+    verifier: Arc<RaTlsClientCertVerifier>,
     secrets: Vec<LoadedSecret>,
     audit: AuditLog,
     limits: Limits,
@@ -93,35 +92,49 @@ impl ServerHandle {
     }
 }
 
-fn config_err(file: &std::path::Path, problem: String) -> Error {
-    Error::Config {
-        file: file.display().to_string(),
-        problem,
+/// An error and its causes on one line, for the audit log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
     }
+    text
+}
+
+fn config_err(
+    file: &std::path::Path,
+    problem: &str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::config(file.display().to_string(), problem, Some(Box::new(source)))
 }
 
 fn tls_config(
     config: &ServerConfig,
-    verifier: Arc<EvidenceOnlyVerifier>,
+    verifier: Arc<RaTlsClientCertVerifier>,
 ) -> Result<rustls::ServerConfig> {
     let chain_path = config.resolve(&config.cert_chain);
     let chain_pem = std::fs::read(&chain_path)
-        .map_err(|e| config_err(&chain_path, format!("`cert_chain`: {e}")))?;
+        .map_err(|e| config_err(&chain_path, "`cert_chain` cannot be read", e))?;
     let chain = CertificateDer::pem_slice_iter(&chain_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| config_err(&chain_path, format!("`cert_chain`: {e}")))?;
+        .map_err(|e| config_err(&chain_path, "`cert_chain` is not valid PEM", e))?;
     if chain.is_empty() {
-        return Err(config_err(
-            &chain_path,
-            "`cert_chain`: no PEM CERTIFICATE in the file".into(),
+        return Err(Error::config(
+            chain_path.display().to_string(),
+            "`cert_chain`: no PEM CERTIFICATE in the file",
+            None,
         ));
     }
     let key_path = config.resolve(&config.key);
     let key_pem = Zeroizing::new(
-        std::fs::read(&key_path).map_err(|e| config_err(&key_path, format!("`key`: {e}")))?,
+        std::fs::read(&key_path).map_err(|e| config_err(&key_path, "`key` cannot be read", e))?,
     );
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| config_err(&key_path, format!("`key`: {e}")))?;
+        .map_err(|e| config_err(&key_path, "`key` is not a PEM private key", e))?;
     let tls_err = |source| Error::Tls {
         peer: "config".into(),
         source,
@@ -141,16 +154,19 @@ fn tls_config(
 impl Server {
     /// Loads everything `config` names (TLS certificate and key, secrets, policies, audit log)
     /// and binds its listen address. `evidence` verifies client evidence (typically a
-    /// [`ward_ratls::AnyVerifier`] with the simulated and/or DCAP verifier).
+    /// [`ward_attest::AnyVerifier`] with the simulated and/or DCAP verifier, e.g. from
+    /// `ward_pccs::sim_and_dcap_verifier`).
     pub async fn bind(
         config: &ServerConfig,
         evidence: Arc<dyn EvidenceVerifier>,
     ) -> Result<Server> {
         let secrets = config.load_secrets()?;
-        let verifier = Arc::new(EvidenceOnlyVerifier::new(
-            evidence,
-            config.limits.max_connections.saturating_mul(2).max(64),
-        ));
+        // Each secret has its own policy, applied to the claims after the handshake.
+        let verifier = Arc::new(
+            RaTlsClientCertVerifier::defer_verification(evidence).with_cache(
+                VerificationCache::new(config.limits.max_connections.saturating_mul(2).max(64)),
+            ),
+        );
         let tls = tls_config(config, verifier.clone())?;
         let audit = AuditLog::open(&config.resolve(&config.audit_log))?;
         let listener = TcpListener::bind(config.listen)
@@ -287,7 +303,7 @@ impl Shared {
                 let verifier = self.verifier.clone();
                 match timeout(
                     handshake,
-                    tokio::task::spawn_blocking(move || verifier.claims_for(&c)),
+                    tokio::task::spawn_blocking(move || verifier.verify_deferred(&c)),
                 )
                 .await
                 {
@@ -296,7 +312,7 @@ impl Shared {
                         self.limits.handshake_timeout_ms
                     )),
                     Ok(Err(e)) => Err(format!("evidence verification failed: {e}")),
-                    Ok(Ok(r)) => r.map_err(|e| e.to_string()),
+                    Ok(Ok(r)) => r.map_err(|e| error_chain(&*e)),
                 }
             }
         };

@@ -578,10 +578,16 @@ fn failover_to_the_next_server() {
 #[test]
 fn config_errors_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let err = ServerConfig::from_toml(&config_text("bogus = 1"), "cfg.toml", dir.path())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("cfg.toml") && err.contains("bogus"), "{err}");
+    let err =
+        ServerConfig::from_toml(&config_text("bogus = 1"), "cfg.toml", dir.path()).unwrap_err();
+    let (top, cause) = (
+        err.to_string(),
+        std::error::Error::source(&err).unwrap().to_string(),
+    );
+    assert!(
+        top.contains("cfg.toml") && cause.contains("bogus") && !top.contains("bogus"),
+        "{top}: {cause}"
+    );
 
     let cfg = ServerConfig::from_toml(&config_text(""), "cfg.toml", dir.path()).unwrap();
     assert_eq!(cfg.limits.max_request_bytes, 4096);
@@ -616,4 +622,42 @@ fn config_errors_name_the_key_and_the_file() {
     assert_eq!(defaults.limits.max_connections, 256);
     assert_eq!(defaults.limits.handshake_timeout_ms, 5000);
     assert_eq!(defaults.limits.idle_timeout_ms, 10000);
+}
+
+#[test]
+fn a_config_built_as_data_serialises_and_parses_back_to_the_same_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::one_key(
+        "127.0.0.1:4433".parse().unwrap(),
+        "server.pem",
+        "server-key.pem",
+        "audit \"log\".jsonl",
+        "wrap_key",
+        "secrets/wrap_key",
+        "policy.toml",
+        dir.path(),
+    );
+    config.source_name = "server.toml".into();
+    config.validate().unwrap();
+    let text = config.to_toml();
+    let back = ServerConfig::from_toml(&text, "server.toml", dir.path()).unwrap();
+    assert_eq!(back, config, "{text}");
+
+    config.limits.max_connections = 3;
+    config.secrets.push(ward_provision::SecretEntry {
+        name: "token".into(),
+        file: "t.txt".into(),
+        kind: ward_provision::SecretKind::String,
+        policy: "p2.toml".into(),
+    });
+    let back = ServerConfig::from_toml(&config.to_toml(), "server.toml", dir.path()).unwrap();
+    assert_eq!(back, config);
+
+    // What is built is checked as what is read.
+    config.secrets[1].name = "wrap_key".into();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("used twice") && err.contains("server.toml"),
+        "{err}"
+    );
 }

@@ -33,13 +33,10 @@ pub enum RaTlsError {
     #[error("the evidence is not bound to the certificate's public key: {0}")]
     Binding(String),
 
-    /// The quote itself failed verification (signature, collateral, format).
-    #[error("evidence verification failed: {0}")]
+    /// The quote itself failed verification (signature, collateral, format, or no verifier for
+    /// its kind: [`ward_attest::Error::NoVerifier`]).
+    #[error("evidence verification failed")]
     Evidence(#[source] ward_attest::Error),
-
-    /// No verifier is configured for this kind of evidence.
-    #[error("no verifier is configured for {0}")]
-    NoVerifier(&'static str),
 
     /// Verified evidence that the policy refused.
     #[error("{0}")]
@@ -57,7 +54,7 @@ pub enum RaTlsError {
     NoCertificate,
 
     /// Producing evidence on this machine failed.
-    #[error("producing evidence with the {attester} attester failed: {source}")]
+    #[error("producing evidence with the {attester} attester failed")]
     Attestation {
         /// The attester's name ("sim", "gramine", "tsm").
         attester: &'static str,

@@ -8,9 +8,9 @@
 //!
 //! - [`RaTlsIdentity::generate`] makes such a certificate with any
 //!   [`ward_attest::attester::Attester`]; [`parse_certificate`] reads one back.
-//! - [`EvidenceVerifier`] verifies the quote: [`SimVerifier`] for ward's simulated TEE,
-//!   [`DcapEvidenceVerifier`] for Intel SGX/TDX DCAP quotes with collateral and a clock the
-//!   caller supplies, [`AnyVerifier`] to route between them.
+//! - An [`ward_attest::EvidenceVerifier`] verifies the quote (they live in
+//!   [`ward_attest::verify`] and are re-exported here: [`SimVerifier`], [`DcapEvidenceVerifier`],
+//!   [`AnyVerifier`]).
 //! - [`verify_certificate`] does all of it for one certificate: parse, verify the evidence,
 //!   check the key binding, apply the policy.
 //! - [`RaTlsServerCertVerifier`] and [`RaTlsClientCertVerifier`] plug that into rustls (ring
@@ -80,6 +80,6 @@ pub use tls::{
     client_config_without_identity, crypto_provider, RaTlsClientCertVerifier,
     RaTlsServerCertVerifier, VerificationCache,
 };
-pub use verify::{
-    verify_certificate, AnyVerifier, DcapEvidenceVerifier, EvidenceVerifier, SimVerifier,
-};
+pub use verify::{verify_certificate, verify_evidence};
+// Re-exported so RA-TLS users need not name `ward_attest::verify` for the common case.
+pub use ward_attest::verify::{AnyVerifier, DcapEvidenceVerifier, EvidenceVerifier, SimVerifier};

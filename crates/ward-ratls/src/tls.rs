@@ -1,9 +1,9 @@
 //! rustls integration: certificate verifiers for both sides of an RA-TLS handshake, a cache of
 //! their outcomes for the application, and config helpers.
 
-use crate::cert::RaTlsIdentity;
+use crate::cert::{parse_certificate, RaTlsIdentity};
 use crate::error::{RaTlsError, Result};
-use crate::verify::{verify_certificate, EvidenceVerifier};
+use crate::verify::{verify_certificate, verify_evidence};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientConfig, ResolvesClientCert, Resumption};
 use rustls::crypto::{
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use ward_attest::EvidenceVerifier;
 use ward_attest::{Policy, VerifiedClaims};
 
 /// The rustls crypto provider this crate uses (ring).
@@ -157,13 +158,15 @@ impl VerificationCache {
 #[derive(Debug)]
 struct Core {
     evidence: Arc<dyn EvidenceVerifier>,
-    policy: Policy,
+    /// `None`: verification is deferred to after the handshake (see
+    /// [`RaTlsClientCertVerifier::defer_verification`]).
+    policy: Option<Policy>,
     cache: VerificationCache,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl Core {
-    fn new(evidence: Arc<dyn EvidenceVerifier>, policy: Policy) -> Core {
+    fn new(evidence: Arc<dyn EvidenceVerifier>, policy: Option<Policy>) -> Core {
         Core {
             evidence,
             policy,
@@ -178,23 +181,48 @@ impl Core {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
     ) -> Result<(), rustls::Error> {
-        let result = if intermediates.is_empty() {
-            verify_certificate(end_entity, self.evidence.as_ref(), &self.policy)
-        } else {
-            Err(RaTlsError::UnexpectedChain(intermediates.len()))
+        if !intermediates.is_empty() {
+            let e = Arc::new(RaTlsError::UnexpectedChain(intermediates.len()));
+            self.cache.record(end_entity, Outcome::Rejected(e.clone()));
+            return Err(tls_error(e));
+        }
+        let Some(policy) = &self.policy else {
+            // Deferred: only the form is checked now; the evidence (which may need collateral
+            // from a PCCS) is verified by `verify_deferred`, off the handshake.
+            return match parse_certificate(end_entity) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let e = Arc::new(e);
+                    self.cache.record(end_entity, Outcome::Rejected(e.clone()));
+                    Err(tls_error(e))
+                }
+            };
         };
+        let result = verify_certificate(end_entity, self.evidence.as_ref(), policy);
+        self.record(peer, end_entity, result)
+            .map(drop)
+            .map_err(tls_error)
+    }
+
+    fn record(
+        &self,
+        peer: &'static str,
+        cert_der: &[u8],
+        result: Result<VerifiedClaims>,
+    ) -> Result<Arc<VerifiedClaims>, Arc<RaTlsError>> {
         match result {
             Ok(claims) => {
                 tracing::debug!(peer, tee = %claims.tee, "RA-TLS certificate accepted");
+                let claims = Arc::new(claims);
                 self.cache
-                    .record(end_entity, Outcome::Accepted(Arc::new(claims)));
-                Ok(())
+                    .record(cert_der, Outcome::Accepted(claims.clone()));
+                Ok(claims)
             }
             Err(e) => {
                 tracing::warn!(peer, reason = %e, "RA-TLS certificate refused");
                 let e = Arc::new(e);
-                self.cache.record(end_entity, Outcome::Rejected(e.clone()));
-                Err(tls_error(e))
+                self.cache.record(cert_der, Outcome::Rejected(e.clone()));
+                Err(e)
             }
         }
     }
@@ -260,9 +288,10 @@ macro_rules! common_accessors {
             self.core.cache.last_refusal()
         }
 
-        /// The policy certificates are judged by.
-        pub fn policy(&self) -> &Policy {
-            &self.core.policy
+        /// The policy certificates are judged by in the handshake (`None` when verification
+        /// is deferred).
+        pub fn policy(&self) -> Option<&Policy> {
+            self.core.policy.as_ref()
         }
     };
 }
@@ -281,7 +310,7 @@ impl RaTlsServerCertVerifier {
     /// Verifies evidence with `evidence` and judges it by `policy`.
     pub fn new(evidence: Arc<dyn EvidenceVerifier>, policy: Policy) -> Self {
         RaTlsServerCertVerifier {
-            core: Core::new(evidence, policy),
+            core: Core::new(evidence, Some(policy)),
         }
     }
 
@@ -326,17 +355,49 @@ impl ServerCertVerifier for RaTlsServerCertVerifier {
 
 /// Verifies a TLS client's RA-TLS certificate (for a rustls server). Client authentication is
 /// mandatory and no CA names are hinted.
+///
+/// [`RaTlsClientCertVerifier::new`] verifies the evidence and applies one policy in the
+/// handshake. A server whose policy depends on what the client asks for after the handshake
+/// (one policy per secret, as `ward-provision`) uses the named relaxation
+/// [`RaTlsClientCertVerifier::defer_verification`] instead.
 #[derive(Debug)]
 pub struct RaTlsClientCertVerifier {
     core: Core,
 }
 
 impl RaTlsClientCertVerifier {
-    /// Verifies evidence with `evidence` and judges it by `policy`.
+    /// Verifies evidence with `evidence` and judges it by `policy`, in the handshake.
     pub fn new(evidence: Arc<dyn EvidenceVerifier>, policy: Policy) -> Self {
         RaTlsClientCertVerifier {
-            core: Core::new(evidence, policy),
+            core: Core::new(evidence, Some(policy)),
         }
+    }
+
+    /// A relaxation, as rustls's `allow_unauthenticated`: the handshake accepts any
+    /// well-formed, lone RA-TLS certificate without verifying its evidence or applying any
+    /// policy (so evidence that needs collateral from a PCCS never stalls the handshake). The
+    /// handshake still proves the client holds the certificate's key.
+    ///
+    /// The application must then call [`RaTlsClientCertVerifier::verify_deferred`] with the
+    /// peer's certificate and apply its own policy to the claims before trusting the client
+    /// with anything.
+    pub fn defer_verification(evidence: Arc<dyn EvidenceVerifier>) -> Self {
+        RaTlsClientCertVerifier {
+            core: Core::new(evidence, None),
+        }
+    }
+
+    /// Verifies a certificate's evidence and key binding, without policy, and records the
+    /// outcome in the cache. A certificate the cache holds as accepted is not verified again
+    /// (its evidence and key cannot have changed, since the key is the hash of the DER);
+    /// anything else is verified now. Blocking (it may fetch collateral): call it off the
+    /// async workers.
+    pub fn verify_deferred(&self, cert_der: &[u8]) -> Result<Arc<VerifiedClaims>, Arc<RaTlsError>> {
+        if let Some(Outcome::Accepted(claims)) = self.core.cache.get(cert_der) {
+            return Ok(claims);
+        }
+        let result = verify_evidence(cert_der, self.core.evidence.as_ref());
+        self.core.record("client", cert_der, result)
     }
 
     common_accessors!();

@@ -316,7 +316,10 @@ fn any_verifier_routes_and_refuses_unconfigured_kinds() {
 
     let without = AnyVerifier::default();
     let err = verify_certificate(id.cert_der(), &without, &policy).unwrap_err();
-    assert!(matches!(err, RaTlsError::NoVerifier(_)), "{err}");
+    assert!(
+        matches!(err, RaTlsError::Evidence(ward_attest::Error::NoVerifier(_))),
+        "{err}"
+    );
 
     // A non-simulated quote goes to DCAP, which is not configured here.
     let key = p384();
@@ -328,7 +331,10 @@ fn any_verifier_routes_and_refuses_unconfigured_kinds() {
         )],
     );
     let err = verify_certificate(&der, &with_sim, &policy).unwrap_err();
-    assert!(matches!(err, RaTlsError::NoVerifier(_)), "{err}");
+    assert!(
+        matches!(err, RaTlsError::Evidence(ward_attest::Error::NoVerifier(_))),
+        "{err}"
+    );
 }
 
 #[test]

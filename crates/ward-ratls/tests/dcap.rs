@@ -35,9 +35,10 @@ fn dcap_verifier_uses_the_callers_collateral_and_clock() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
     let verifier = DcapEvidenceVerifier::new(
-        move |q| {
+        move |q: &ward_attest::quote::Quote, now: u64| {
             seen.fetch_add(1, Ordering::SeqCst);
             assert_eq!(q.tee(), TeeKind::Sgx);
+            assert_eq!(now, VERIFY_AT);
             Ok(collateral.clone())
         },
         || VERIFY_AT,
@@ -51,16 +52,23 @@ fn dcap_verifier_uses_the_callers_collateral_and_clock() {
     let (_, collateral) = vector();
     let late = DcapEvidenceVerifier::with_collateral(collateral, || VERIFY_AT + 400 * 86_400);
     let err = late.verify(&quote).unwrap_err();
-    assert!(matches!(err, RaTlsError::Evidence(_)), "{err}");
-    assert!(err.to_string().contains("expired"), "{err}");
+    assert!(matches!(err, ward_attest::Error::Collateral(_)), "{err}");
+    assert!(chain(&err).contains("expired"), "{}", chain(&err));
 
     // A collateral source that fails.
     let failing = DcapEvidenceVerifier::new(
-        |_| Err(ward_attest::Error::Collateral("PCCS unreachable".into())),
+        |_: &ward_attest::quote::Quote, _: u64| Err("PCCS unreachable".into()),
         || VERIFY_AT,
     );
     let err = failing.verify(&quote).unwrap_err();
-    assert!(err.to_string().contains("PCCS unreachable"), "{err}");
+    // The source's error is the cause; the message says what to do.
+    assert!(
+        matches!(err, ward_attest::Error::CollateralSource { .. })
+            && err.to_string().contains("PCCS")
+            && chain(&err).ends_with(": PCCS unreachable"),
+        "{}",
+        chain(&err)
+    );
 }
 
 #[test]
@@ -125,4 +133,16 @@ fn real_quote_in_a_certificate_for_another_key_is_refused() {
         let err = verify_certificate(&der, &verifier, &policy).unwrap_err();
         assert!(matches!(err, RaTlsError::Binding(_)), "{err}");
     }
+}
+
+/// An error and its causes, as the CLI prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

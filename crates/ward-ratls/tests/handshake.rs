@@ -290,3 +290,74 @@ fn cache_is_bounded_and_keeps_the_latest_outcome() {
         .unwrap_err();
     assert!(err.to_string().contains("besides its own"), "{err}");
 }
+
+/// A server that defers verification (one policy per request, as the provisioning server).
+fn deferring_server(attester: &Recording) -> (ServerConfig, Arc<RaTlsClientCertVerifier>) {
+    let identity = RaTlsIdentity::generate(attester, EvidenceForm::Dice).unwrap();
+    let verifier = Arc::new(RaTlsClientCertVerifier::defer_verification(Arc::new(
+        SimVerifier,
+    )));
+    let config = identity
+        .server_config_with_client_auth(verifier.clone())
+        .unwrap();
+    (config, verifier)
+}
+
+#[test]
+fn deferred_verification_accepts_a_valid_certificate_and_records_its_claims() {
+    let attester = Recording::new();
+    let (server_config, verifier) = deferring_server(&attester);
+    assert!(verifier.policy().is_none());
+    let client_id = RaTlsIdentity::generate(&attester, EvidenceForm::Dice).unwrap();
+    let client_config = client_id
+        .client_config(server_verifier(&attester, &MR_ENCLAVE))
+        .unwrap();
+    let (server, client) = handshake(server_config, client_config);
+    let peer = server.unwrap().peer_certificates.unwrap();
+    client.unwrap();
+    // Nothing is verified in the handshake...
+    assert!(verifier.claims_for(&peer[0]).is_none());
+    // ...until the application asks; then the claims are recorded, and the policy is its own.
+    let claims = verifier.verify_deferred(&peer[0]).unwrap();
+    assert_eq!(claims.sgx.as_ref().unwrap().mr_enclave, MR_ENCLAVE);
+    assert_eq!(verifier.claims_for(&peer[0]).as_ref(), Some(&*claims));
+    let policy = policy(&attester.platform_hex(), &OTHER_MR_ENCLAVE);
+    assert_eq!(policy.evaluate(&claims).unwrap_err().rule, "mr_enclave");
+}
+
+#[test]
+fn deferred_verification_records_a_refusal() {
+    // Evidence from a simulated platform, verified by a verifier that has no simulated one.
+    let attester = Recording::new();
+    let identity = RaTlsIdentity::generate(&attester, EvidenceForm::Dice).unwrap();
+    let verifier =
+        RaTlsClientCertVerifier::defer_verification(Arc::new(ward_ratls::AnyVerifier::default()));
+    let err = verifier.verify_deferred(identity.cert_der()).unwrap_err();
+    assert!(
+        matches!(
+            *err,
+            RaTlsError::Evidence(ward_attest::Error::NoVerifier(_))
+        ),
+        "{err}"
+    );
+    let recorded = verifier.last_refusal_for(identity.cert_der()).unwrap();
+    assert!(Arc::ptr_eq(&recorded, &err));
+    assert!(verifier.claims_for(identity.cert_der()).is_none());
+
+    // A certificate that is not RA-TLS is refused in the handshake itself.
+    let (server_config, verifier) = deferring_server(&attester);
+    let (cert, key) = plain_cert();
+    let client_config = ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier(&attester, &MR_ENCLAVE))
+        .with_client_auth_cert(vec![cert.clone()], key)
+        .unwrap();
+    let (server, _) = handshake(server_config, client_config);
+    assert!(server.is_err());
+    assert!(matches!(
+        *verifier.last_refusal_for(&cert).unwrap(),
+        RaTlsError::NotRaTls
+    ));
+}

@@ -14,7 +14,7 @@ use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use ward_attest::attester::{Attester, GramineAttester, SimAttester, TsmAttester};
+use ward_attest::attester::{Attester, AttesterKind, SimAttester};
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
 use ward_manifest::{
     resolve, FileUri, Manifest, MountType, Sha256, SignedManifest, TrustedFile, VerifiedManifest,
@@ -54,7 +54,7 @@ pub enum BootError {
         found: String,
     },
     /// Reading a file the bootstrap needs failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What, naming the file.
         context: String,
@@ -62,8 +62,8 @@ pub enum BootError {
         source: std::io::Error,
     },
     /// Producing evidence failed (no TEE, bad sim key…).
-    #[error("attestation: {0}")]
-    Attest(String),
+    #[error("attestation: producing the workload's evidence failed")]
+    Attest(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The provisioning servers refused or could not be reached.
     #[error("secret provisioning: {0}")]
     Provision(ward_provision::Error),
@@ -107,33 +107,27 @@ impl From<VfsError> for BootError {
     }
 }
 
-/// Which TEE produces the workload's evidence.
-pub enum AttesterChoice {
-    /// ward's simulated TEE, with this platform key: proves nothing about hardware.
-    Sim(SimPlatformKey),
-    /// Gramine's `/dev/attestation` (SGX DCAP), when ward itself runs under Gramine.
-    Gramine,
-    /// Linux configfs-tsm (TDX, SEV-SNP confidential VMs).
-    Tsm,
-}
-
-impl AttesterChoice {
-    fn build(self, m: &VerifiedManifest) -> Box<dyn Attester> {
-        match self {
-            AttesterChoice::Sim(key) => Box::new(SimAttester::new(
-                key,
-                SimIdentity {
-                    mr_enclave: m.measurement.0,
-                    mr_signer: m.mr_signer.0,
-                    isv_prod_id: m.manifest.sgx.isv_prod_id,
-                    isv_svn: m.manifest.sgx.isv_svn,
-                    debug: m.manifest.sgx.debug,
-                },
-            )),
-            AttesterChoice::Gramine => Box::new(GramineAttester::new()),
-            AttesterChoice::Tsm => Box::new(TsmAttester::new()),
-        }
-    }
+/// The attester of `kind` for this workload; the simulated one claims the manifest's identity,
+/// signed with `sim_key`.
+fn build_attester(
+    kind: AttesterKind,
+    sim_key: Option<SimPlatformKey>,
+    m: &VerifiedManifest,
+) -> Result<Box<dyn Attester>, BootError> {
+    let sim = sim_key.map(|key| {
+        SimAttester::new(
+            key,
+            SimIdentity {
+                mr_enclave: m.measurement.0,
+                mr_signer: m.mr_signer.0,
+                isv_prod_id: m.manifest.sgx.isv_prod_id,
+                isv_svn: m.manifest.sgx.isv_svn,
+                debug: m.manifest.sgx.debug,
+            },
+        )
+    });
+    kind.attester(sim)
+        .map_err(|e| BootError::Attest(Box::new(e)))
 }
 
 /// How long each bootstrap step took (for narration and benchmarks).
@@ -177,7 +171,9 @@ pub struct BootOptions {
     /// The runtime's own hash (see [`runtime_digest`]); tests pass a fixed one.
     pub runtime_digest: Sha256,
     /// Evidence source.
-    pub attester: AttesterChoice,
+    pub attester: AttesterKind,
+    /// The simulated platform's key, for [`AttesterKind::Sim`] (ignored otherwise).
+    pub sim_key: Option<SimPlatformKey>,
     /// Arguments from the host command line.
     pub host_args: Vec<String>,
 }
@@ -268,7 +264,7 @@ fn digest_open_file(file: &std::fs::File, path: &Path) -> Result<Sha256, BootErr
 }
 
 /// Verifies the signed manifest at `path`, attests, fetches secrets and builds the VFS.
-pub fn boot(path: &Path, options: BootOptions) -> Result<Context, BootError> {
+pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError> {
     let mut timings = BootTimings::default();
     let t = Instant::now();
     let signed = SignedManifest::load(path)?;
@@ -311,10 +307,10 @@ pub fn boot(path: &Path, options: BootOptions) -> Result<Context, BootError> {
     if let Some(pr) = &m.provision {
         let ca_pem = read_pinned(&base_dir, &pr.ca_chain)?;
         let t = Instant::now();
-        let attester = options.attester.build(&verified);
+        let attester = build_attester(options.attester, options.sim_key.take(), &verified)?;
         let identity =
             ward_ratls::RaTlsIdentity::generate(attester.as_ref(), ward_ratls::EvidenceForm::Dice)
-                .map_err(|e| BootError::Attest(e.to_string()))?;
+                .map_err(|e| BootError::Attest(Box::new(e)))?;
         timings.attest = t.elapsed();
         let t = Instant::now();
         let names: Vec<&str> = pr.secrets.iter().map(|s| s.name.as_str()).collect();

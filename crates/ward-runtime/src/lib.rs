@@ -18,5 +18,7 @@ pub mod bootstrap;
 pub mod vfs;
 pub mod workload;
 
-pub use bootstrap::{boot, runtime_digest, AttesterChoice, BootError, BootOptions, Context};
+pub use bootstrap::{boot, runtime_digest, BootError, BootOptions, Context};
+/// Which attester produces the workload's evidence (defined in `ward-attest`).
+pub use ward_attest::attester::AttesterKind;
 pub use workload::{Builtin, CheckFn, Registry, RunError, WorkloadError, WorkloadFn};

@@ -1,17 +1,19 @@
 //! `ward attest …` and `ward sim …`: verify and explain evidence, produce it, set up the
 //! simulated TEE.
 
-use crate::fsutil;
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use ward_attest::attester::{Attester, GramineAttester, SimAttester, TsmAttester};
-use ward_attest::claims::VerifiedClaims;
-use ward_attest::dcap::{rfc3339, Collateral, DcapVerifier};
-use ward_attest::sim::{self, SimIdentity, SimPlatformKey, SimQuote};
-use ward_attest::{Policy, TeeKind};
+use ward_attest::attester::{AttesterKind, SimAttester};
+use ward_attest::claims::{VerificationReport, VerifiedClaims};
+use ward_attest::dcap::{rfc3339, Collateral};
+use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_attest::verify::evidence_kind;
+use ward_attest::{
+    AnyVerifier, DcapEvidenceVerifier, EvidenceVerifier, Policy, SimVerifier, TeeKind,
+};
 
 #[derive(Subcommand)]
 pub enum AttestCommand {
@@ -73,16 +75,6 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum AttesterKind {
-    /// ward's simulated TEE (no hardware protection).
-    Sim,
-    /// Gramine's /dev/attestation inside an SGX enclave.
-    Gramine,
-    /// Linux configfs-tsm (/sys/kernel/config/tsm/report) inside a TDX guest.
-    Tsm,
-}
-
 /// The identity a simulated-TEE workload claims, and the platform key that signs it.
 #[derive(Args)]
 pub struct SimClientArgs {
@@ -132,8 +124,10 @@ impl SimClientArgs {
 
 #[derive(Args)]
 pub struct QuoteArgs {
-    /// Which attester produces the evidence.
-    #[arg(long, value_enum, default_value_t = AttesterKind::Sim)]
+    /// Which attester produces the evidence: sim (ward's simulated TEE, no hardware
+    /// protection), gramine (/dev/attestation inside an SGX enclave) or tsm (configfs-tsm
+    /// inside a TDX guest).
+    #[arg(long, value_name = "ATTESTER", default_value_t = AttesterKind::Sim)]
     attester: AttesterKind,
     /// Report data to bind: up to 64 bytes as hex (zero-padded).
     #[arg(long, value_name = "HEX", default_value = "")]
@@ -188,15 +182,13 @@ fn quote(a: QuoteArgs) -> Result<ExitCode> {
     }
     let mut report_data = [0u8; 64];
     report_data[..rd.len()].copy_from_slice(&rd);
-    let attester: Box<dyn Attester> = match a.attester {
-        AttesterKind::Sim => Box::new(a.sim.sim_attester()?),
-        AttesterKind::Gramine => Box::new(GramineAttester::new()),
-        AttesterKind::Tsm => Box::new(TsmAttester::new()),
+    let sim = match a.attester {
+        AttesterKind::Sim => Some(a.sim.sim_attester()?),
+        _ => None,
     };
+    let attester = a.attester.attester(sim)?;
     let evidence = attester.attest(&report_data)?;
-    let tmp = fsutil::temp_beside(&a.output)?;
-    std::fs::write(tmp.path(), &evidence.quote).context("writing the quote")?;
-    fsutil::commit(tmp, &a.output, 0o644)?;
+    ward_fsio::write_atomic(&a.output, &evidence.quote, 0o644)?;
     eprintln!(
         "wrote {} evidence ({} bytes) from the {} attester to {}",
         evidence.tee,
@@ -218,25 +210,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let policy = a.policy.as_deref().map(Policy::load).transpose()?;
     let bytes =
         std::fs::read(&a.quote).with_context(|| format!("reading {}", a.quote.display()))?;
-    let verified: Result<VerifiedClaims> = if sim::is_sim_quote(&bytes) {
-        SimQuote::parse(&bytes)
-            .and_then(|q| q.verify())
-            .map_err(anyhow::Error::from)
-    } else {
-        let collateral: Result<Collateral> = match (&a.collateral, &a.pccs) {
-            (Some(path), _) => Collateral::load(path).map_err(anyhow::Error::from),
-            (None, Some(url)) => fetch_collateral(&bytes, url, a.cache_dir.clone(), now),
-            (None, None) => Err(anyhow::anyhow!(
-                "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
-                a.quote.display()
-            )),
-        };
-        collateral.and_then(|c| {
-            DcapVerifier::intel()
-                .verify(&bytes, &c, now)
-                .map_err(anyhow::Error::from)
-        })
-    };
+    let verified = evidence_verifier(&a, &bytes, now).and_then(|v| Ok(v.verify(&bytes)?));
     let claims = match verified {
         Ok(c) => c,
         Err(e) => {
@@ -253,7 +227,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(&claims, now, verdict.as_ref()))?
+            serde_json::to_string_pretty(&VerificationReport::new(&claims, now, verdict.as_ref()))?
         );
     } else {
         explain(&claims, now);
@@ -269,87 +243,39 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     }
 }
 
-fn fetch_collateral(
-    quote: &[u8],
-    url: &str,
-    cache_dir: Option<PathBuf>,
-    now: u64,
-) -> Result<Collateral> {
-    let parsed = ward_attest::quote::Quote::parse(quote)?;
-    let dir = match cache_dir {
-        Some(d) => d,
-        None => {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
-            base.join("ward/collateral")
+/// The library's routing (sim or DCAP, by the quote's form), with DCAP collateral from the
+/// file or the PCCS given, as of `now`.
+fn evidence_verifier(a: &VerifyArgs, quote: &[u8], now: u64) -> Result<AnyVerifier> {
+    let clock = move || now;
+    let dcap = match (&a.collateral, &a.pccs) {
+        (Some(path), _) => Some(DcapEvidenceVerifier::with_collateral(
+            Collateral::load(path)?,
+            clock,
+        )),
+        (None, Some(url)) => {
+            let dir = match &a.cache_dir {
+                Some(d) => d.clone(),
+                None => default_cache_dir()?,
+            };
+            let source =
+                ward_pccs::CachingSource::new(ward_pccs::Pccs::new(url)?, ward_pccs::Cache::new(dir));
+            Some(DcapEvidenceVerifier::new(source, clock))
         }
+        (None, None) if evidence_kind(quote) != TeeKind::Sim => bail!(
+            "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
+            a.quote.display()
+        ),
+        (None, None) => None,
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let source =
-        ward_pccs::CachingSource::new(ward_pccs::Pccs::new(url)?, ward_pccs::Cache::new(dir));
-    Ok(source.collateral_for(&parsed, now)?)
+    Ok(AnyVerifier::new(Some(SimVerifier), dcap))
 }
 
-fn to_json(
-    c: &VerifiedClaims,
-    now: u64,
-    verdict: Option<&Result<(), ward_attest::Refusal>>,
-) -> serde_json::Value {
-    let mut v = json!({
-        "valid": true,
-        "verified_at": now,
-        "tee": c.tee.to_string(),
-        "tcb_status": c.tcb_status.map(|s| s.as_str()),
-        "advisory_ids": c.advisory_ids,
-        "report_data": hex::encode(c.report_data),
-        "fmspc": c.fmspc.map(hex::encode),
-        "collateral_expires": c.collateral_expires,
-        "collateral_expires_utc": c.collateral_expires.map(rfc3339),
-    });
-    let o = v.as_object_mut().expect("an object");
-    if let Some(s) = &c.sgx {
-        o.insert("mr_enclave".into(), json!(hex::encode(s.mr_enclave)));
-        o.insert("mr_signer".into(), json!(hex::encode(s.mr_signer)));
-        o.insert("isv_prod_id".into(), json!(s.isv_prod_id));
-        o.insert("isv_svn".into(), json!(s.isv_svn));
-        o.insert("attributes".into(), json!(hex::encode(s.attributes)));
-        o.insert("debug".into(), json!(s.debug));
-    }
-    if let Some(t) = &c.tdx {
-        o.insert("mr_td".into(), json!(hex::encode(t.mr_td)));
-        for (i, r) in t.rtmr.iter().enumerate() {
-            o.insert(format!("rtmr{i}"), json!(hex::encode(r)));
-        }
-        o.insert("mr_config_id".into(), json!(hex::encode(t.mr_config_id)));
-        o.insert("mr_owner".into(), json!(hex::encode(t.mr_owner)));
-        o.insert(
-            "mr_owner_config".into(),
-            json!(hex::encode(t.mr_owner_config)),
-        );
-        o.insert("mr_seam".into(), json!(hex::encode(t.mr_seam)));
-        o.insert(
-            "mr_servicetd".into(),
-            json!(t.mr_servicetd.map(hex::encode)),
-        );
-        o.insert("td_attributes".into(), json!(hex::encode(t.td_attributes)));
-        o.insert("debug".into(), json!(t.debug));
-    }
-    if let Some(k) = &c.sim_platform_key {
-        o.insert("sim_platform_key".into(), json!(k));
-    }
-    match verdict {
-        None => {}
-        Some(Ok(())) => {
-            o.insert("accepted".into(), json!(true));
-        }
-        Some(Err(r)) => {
-            o.insert("accepted".into(), json!(false));
-            o.insert("refusal".into(), json!(r.to_string()));
-        }
-    }
-    v
+fn default_cache_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(base.join("ward/collateral"))
 }
 
 fn explain(c: &VerifiedClaims, now: u64) {

@@ -4,7 +4,6 @@
 mod attest;
 mod classify;
 mod demo;
-mod fsutil;
 mod meta;
 mod pf;
 mod provision;
@@ -67,6 +66,12 @@ fn main() -> ExitCode {
         .without_time()
         .with_max_level(tracing::Level::WARN)
         .init();
+    // Ctrl-C or SIGTERM while an output is being written removes its temporary, then exits
+    // 130 / 143: nothing half-written is left behind by any command.
+    if let Err(e) = ward_fsio::install_signal_cleanup() {
+        eprint!("{}", render_error(anyhow::Error::new(e).chain().map(|c| c.to_string())));
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Pf(cmd) => pf::run(cmd),
         Command::Attest(cmd) => attest::run(cmd),

@@ -1,7 +1,6 @@
 //! `ward completions` and `ward man`: shell completions and man pages generated from the CLI's
 //! own clap definition, so they never drift from it.
 
-use crate::fsutil;
 use anyhow::{Context, Result};
 use clap::{Args, Command};
 use clap_complete::Shell;
@@ -84,8 +83,5 @@ pub fn man(args: &ManArgs, cmd: Command) -> Result<()> {
 }
 
 fn write_page(target: &Path, roff: &[u8]) -> Result<()> {
-    let mut tmp = fsutil::temp_beside(target)?;
-    tmp.write_all(roff)
-        .with_context(|| format!("writing {}", target.display()))?;
-    fsutil::commit(tmp, target, 0o644)
+    Ok(ward_fsio::write_atomic(target, roff, 0o644)?)
 }

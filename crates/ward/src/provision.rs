@@ -2,17 +2,14 @@
 //! setup and a load generator.
 
 use crate::attest::SimClientArgs;
-use crate::fsutil;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use ward_attest::attester::SimAttester;
-use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_attest::AnyVerifier;
 use ward_provision::config::ServerConfig;
-use ward_ratls::{AnyVerifier, DcapEvidenceVerifier, EvidenceForm, RaTlsIdentity, SimVerifier};
+use ward_ratls::{EvidenceForm, RaTlsIdentity};
 
 #[derive(Subcommand)]
 pub enum ProvisionCommand {
@@ -29,7 +26,7 @@ pub enum ProvisionCommand {
         mr_enclave: Option<String>,
         /// Address the server will listen on.
         #[arg(long, default_value = "127.0.0.1:4433")]
-        listen: String,
+        listen: std::net::SocketAddr,
     },
     /// Run the provisioning server. Clients must present an RA-TLS certificate; each secret is
     /// released only when its own policy accepts the client's verified evidence, and every
@@ -119,7 +116,7 @@ pub fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
             mr_enclave,
             listen,
         } => {
-            init(&dir, mr_enclave.as_deref(), &listen)?;
+            init(&dir, mr_enclave.as_deref(), listen)?;
             Ok(ExitCode::SUCCESS)
         }
         ProvisionCommand::Serve(a) => serve(a),
@@ -129,7 +126,7 @@ pub fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
 }
 
 /// Creates the first-run directory. Returns the simulated platform's public key.
-pub fn init(dir: &Path, mr_enclave: Option<&str>, listen: &str) -> Result<String> {
+fn init(dir: &Path, mr_enclave: Option<&str>, listen: std::net::SocketAddr) -> Result<String> {
     let setup = ward_provision::dev::init_dir(dir, mr_enclave, listen)?;
     eprintln!(
         "created in {}: ca.pem (clients trust it), server.pem/server-key.pem, sim-platform.pem, secrets/wrap_key, policy.toml, server.toml",
@@ -150,33 +147,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) fn evidence_verifier(pccs: Option<&str>, cache_dir: &Path) -> Result<Arc<AnyVerifier>> {
-    let dcap = match pccs {
-        None => None,
-        Some(url) => {
-            std::fs::create_dir_all(cache_dir)
-                .with_context(|| format!("creating {}", cache_dir.display()))?;
-            let source = ward_pccs::CachingSource::new(
-                ward_pccs::Pccs::new(url)?,
-                ward_pccs::Cache::new(cache_dir),
-            );
-            Some(DcapEvidenceVerifier::new(
-                move |quote| {
-                    source
-                        .collateral_for(quote, unix_now())
-                        .map_err(|e| ward_attest::Error::Collateral(e.to_string()))
-                },
-                unix_now,
-            ))
-        }
-    };
-    Ok(Arc::new(AnyVerifier::new(Some(SimVerifier::new()), dcap)))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    Ok(Arc::new(ward_pccs::sim_and_dcap_verifier(pccs, cache_dir)?))
 }
 
 fn one_key_config(a: &ServeArgs) -> Result<ServerConfig> {
@@ -184,30 +155,23 @@ fn one_key_config(a: &ServeArgs) -> Result<ServerConfig> {
     let (name, file) = spec
         .split_once('=')
         .context("--secret takes NAME=FILE (e.g. --secret default=wrap_key)")?;
+    // clap's `requires_all` guarantees these with --secret.
     let need = |o: &Option<PathBuf>, flag: &str| -> Result<PathBuf> {
         o.clone().with_context(|| format!("--secret needs {flag}"))
     };
-    let path = |p: PathBuf| {
-        p.display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-    };
-    let text = format!(
-        "listen = \"{}\"\ncert_chain = \"{}\"\nkey = \"{}\"\naudit_log = \"{}\"\n\n[[secret]]\nname = \"{}\"\nfile = \"{}\"\nkind = \"key\"\npolicy = \"{}\"\n",
-        a.listen.map(|l| l.to_string()).unwrap_or_else(|| "127.0.0.1:4433".into()),
-        path(need(&a.cert, "--cert")?),
-        path(need(&a.key, "--key")?),
-        path(a.audit_log.clone()),
-        name.replace('"', "\\\""),
-        path(PathBuf::from(file)),
-        path(need(&a.policy, "--policy")?),
+    let mut config = ServerConfig::one_key(
+        a.listen.unwrap_or_else(|| ([127, 0, 0, 1], 4433).into()),
+        need(&a.cert, "--cert")?,
+        need(&a.key, "--key")?,
+        a.audit_log.clone(),
+        name,
+        file,
+        need(&a.policy, "--policy")?,
+        std::env::current_dir()?,
     );
-    Ok(ServerConfig::from_toml(
-        &text,
-        "the command line",
-        &std::env::current_dir()?,
-    )?)
+    config.source_name = "the command line".into();
+    config.validate()?;
+    Ok(config)
 }
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
@@ -261,9 +225,7 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
             bail!("secret name {name:?} cannot be used as a file name");
         }
         let path = a.output.join(name);
-        let tmp = fsutil::temp_beside(&path)?;
-        std::fs::write(tmp.path(), &value[..]).context("writing the secret")?;
-        fsutil::commit(tmp, &path, 0o600)?;
+        ward_fsio::write_atomic(&path, &value[..], 0o600)?;
         eprintln!(
             "received {name:?} ({} bytes) -> {}",
             value.len(),
@@ -283,7 +245,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         None => {
             tmp = tempfile::tempdir()?;
             let d = tmp.path().join("provision");
-            init(&d, None, "127.0.0.1:0")?;
+            init(&d, None, ([127, 0, 0, 1], 0).into())?;
             d
         }
     };
@@ -305,93 +267,21 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
             addr.to_string()
         }
     };
-    let ca = Arc::new(std::fs::read(dir.join("ca.pem")).context("reading ca.pem")?);
-    let sim = SimClientArgs {
+    let ca_path = dir.join("ca.pem");
+    let summary = ward_provision::bench::run(&ward_provision::bench::BenchOptions {
+        server,
+        ca_pem: std::fs::read(&ca_path)
+            .with_context(|| format!("reading {}", ca_path.display()))?,
         sim_key: dir.join("sim-platform.pem"),
-        mr_enclave: None,
-        mr_signer: None,
-        isv_prod_id: 0,
-        isv_svn: 0,
-        debug: false,
-    };
-    // Each client has its own RA-TLS identity (as a workload would); evidence generation is not
-    // part of the timed requests.
-    let identities: Vec<RaTlsIdentity> = (0..a.clients)
-        .map(|_| {
-            let key = SimPlatformKey::load(&sim.sim_key)?;
-            let id = SimIdentity {
-                mr_enclave: [0; 32],
-                mr_signer: [0; 32],
-                isv_prod_id: 0,
-                isv_svn: 0,
-                debug: false,
-            };
-            Ok(RaTlsIdentity::generate(
-                &SimAttester::new(key, id),
-                EvidenceForm::Dice,
-            )?)
-        })
-        .collect::<Result<_>>()?;
-    let start = Instant::now();
-    let results: Vec<(Vec<Duration>, usize, Option<String>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = identities
-            .iter()
-            .map(|identity| {
-                let ca = Arc::clone(&ca);
-                let server = vec![server.clone()];
-                s.spawn(move || {
-                    let mut lat = Vec::with_capacity(a.requests);
-                    let mut errors = 0;
-                    let mut first_error = None;
-                    for _ in 0..a.requests {
-                        let t = Instant::now();
-                        match ward_provision::client::fetch(&server, &ca, identity, &["wrap_key"]) {
-                            Ok(_) => lat.push(t.elapsed()),
-                            Err(e) => {
-                                errors += 1;
-                                first_error.get_or_insert_with(|| e.to_string());
-                            }
-                        }
-                    }
-                    (lat, errors, first_error)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    (
-                        Vec::new(),
-                        a.requests,
-                        Some("client thread panicked".into()),
-                    )
-                })
-            })
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    let mut all: Vec<Duration> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
-    let errors: usize = results.iter().map(|r| r.1).sum();
-    all.sort();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        all[i].as_secs_f64() * 1e3
-    };
-    if let Some(e) = results.iter().find_map(|r| r.2.clone()) {
+        secret: "wrap_key".into(),
+        clients: a.clients,
+        requests: a.requests,
+    })?;
+    if let Some(e) = &summary.first_error {
         eprintln!("first error: {e}");
     }
-    println!(
-        "{} provisions, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
-        all.len(),
-        errors,
-        all.len() as f64 / elapsed.as_secs_f64(),
-        pct(0.50),
-        pct(0.99)
-    );
+    println!("{summary}");
+    let errors = summary.errors;
     if let Some(h) = handle {
         rt.block_on(h.shutdown())?;
     }

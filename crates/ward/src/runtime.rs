@@ -1,14 +1,13 @@
 //! `ward sign` and `ward run`: measure and sign a manifest, then run its workload confined.
 
-use crate::attest::AttesterKind;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use ward_attest::sim::SimPlatformKey;
-use ward_manifest::{IdentityPolicy, SignOptions, SignerKey};
-use ward_runtime::{AttesterChoice, BootOptions};
+use ward_manifest::{SignOptions, SignerKey};
+use ward_runtime::{AttesterKind, BootOptions};
 
 /// Sign a manifest: hash its trusted files, compute the measurement, write the signed manifest.
 ///
@@ -71,8 +70,8 @@ pub struct RunArgs {
     /// Extra workload arguments (refused unless the manifest sets loader.insecure_host_args).
     #[arg(value_name = "ARGS", trailing_var_arg = true)]
     args: Vec<String>,
-    /// Which TEE produces the evidence.
-    #[arg(long, value_enum, default_value_t = AttesterKind::Sim)]
+    /// Which TEE produces the evidence: sim, gramine or tsm.
+    #[arg(long, value_name = "ATTESTER", default_value_t = AttesterKind::Sim)]
     attester: AttesterKind,
     /// Simulated platform key (`ward sim init` makes one).
     #[arg(long, value_name = "KEYFILE", default_value = "ward-sim-platform.pem")]
@@ -142,28 +141,28 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     println!("signer      (MRSIGNER):  {}", s.mr_signer);
     println!("runtime     (ward digest): {}", s.runtime_digest);
     println!();
-    println!("# Policy for the provisioning server (ward provision serve --policy FILE):");
-    println!("# top-level keys (allow_simulated, simulated_platform_keys…) go above this table.");
-    print!("{}", IdentityPolicy::of(&signed).to_toml());
+    println!("# Policy for the provisioning server (save it, then ward provision serve --policy FILE).");
+    println!("# On the simulated TEE add allow_simulated = true and simulated_platform_keys.");
+    print!(
+        "{}",
+        ward_attest::Policy::for_workload(ward_manifest::identity(&signed)).to_toml()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// The attester for `ward run`, with the simulated TEE's loud notice.
-pub fn attester_choice(kind: AttesterKind, sim_key: &Path) -> Result<AttesterChoice> {
-    Ok(match kind {
-        AttesterKind::Sim => {
-            eprintln!(
-                "NOTICE: simulated TEE — no hardware protects this workload; its evidence proves \
-                 nothing about the machine (use --attester gramine or tsm on a real TEE)"
-            );
-            let key = SimPlatformKey::load(sim_key).with_context(|| {
-                format!("(create one with `ward sim init -o {}`)", sim_key.display())
-            })?;
-            AttesterChoice::Sim(key)
-        }
-        AttesterKind::Gramine => AttesterChoice::Gramine,
-        AttesterKind::Tsm => AttesterChoice::Tsm,
-    })
+/// The simulated platform key `ward run` needs for `--attester sim` (with the simulated TEE's
+/// loud notice); no key for the hardware attesters.
+pub fn attester_choice(kind: AttesterKind, sim_key: &Path) -> Result<Option<SimPlatformKey>> {
+    if kind != AttesterKind::Sim {
+        return Ok(None);
+    }
+    eprintln!(
+        "NOTICE: simulated TEE — no hardware protects this workload; its evidence proves \
+         nothing about the machine (use --attester gramine or tsm on a real TEE)"
+    );
+    let key = SimPlatformKey::load(sim_key)
+        .with_context(|| format!("(create one with `ward sim init -o {}`)", sim_key.display()))?;
+    Ok(Some(key))
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
@@ -182,7 +181,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let self_measure = t.elapsed();
     let options = BootOptions {
         runtime_digest,
-        attester: attester_choice(a.attester, &a.sim_key)?,
+        attester: a.attester,
+        sim_key: attester_choice(a.attester, &a.sim_key)?,
         host_args: a.args,
     };
     let ctx = ward_runtime::boot(&path, options)?;
