@@ -242,7 +242,7 @@ impl<'a> VerificationReport<'a> {
 }
 
 mod hex_bytes {
-    pub fn serialize<S: serde::Serializer, const N: usize>(
+    pub(super) fn serialize<S: serde::Serializer, const N: usize>(
         v: &[u8; N],
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -251,7 +251,7 @@ mod hex_bytes {
 }
 
 mod hex_opt {
-    pub fn serialize<S: serde::Serializer, const N: usize>(
+    pub(super) fn serialize<S: serde::Serializer, const N: usize>(
         v: &Option<[u8; N]>,
         s: S,
     ) -> Result<S::Ok, S::Error> {

@@ -11,9 +11,6 @@
 //! What it is not: the ML itself (that is `ward-infer`, which opens no files), nor the runtime
 //! (`ward-runtime`, which contains no ML code). This crate is the glue between the two.
 
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-
 use clap::Parser;
 use std::io::Write;
 use std::path::{Path, PathBuf};

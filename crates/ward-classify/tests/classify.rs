@@ -76,7 +76,7 @@ fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
         "{c}"
     );
     // No output: fine for `ward classify`, not for the workload.
-    assert!(ClassifyArgs::from_argv(&base).unwrap().output.is_none());
+    assert!(ClassifyArgs::from_argv(base).unwrap().output.is_none());
     let c = cause(&r.check(&classify, &argv(&base)).unwrap_err());
     assert!(c.starts_with("usage: --output is required"), "{c}");
     // No image at all.

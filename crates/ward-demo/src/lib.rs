@@ -11,9 +11,6 @@
 //! What it is not: a security boundary. The TEE is ward's simulated one: the flow and the checks
 //! are real, the hardware protection is not. It calls only the ward libraries, never the CLI.
 
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;

@@ -18,9 +18,6 @@
 //! What it is not: it knows no file formats and does no cryptography. Errors name the path and
 //! the step that failed, keep the OS error as their source, and never contain file contents.
 
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-
 mod atomic;
 mod cleanup;
 mod error;

@@ -30,9 +30,6 @@
 //! `catch_unwind` so a bug in it surfaces as [`Error::Model`] or [`Error::Run`]. (An allocation
 //! failure still aborts the process, as everywhere in Rust.)
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 mod classifier;
 mod error;
 mod output;

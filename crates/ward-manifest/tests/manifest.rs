@@ -1,3 +1,5 @@
+//! Manifest parsing, validation with line numbers, hashing, measurement and signing.
+
 use std::fs;
 use std::path::Path;
 use ward_manifest::*;

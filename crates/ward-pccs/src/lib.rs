@@ -39,9 +39,6 @@
 //! # let _ = claims; Ok(()) }
 //! ```
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 mod cache;
 mod error;
 mod fetch;

@@ -112,7 +112,7 @@ impl fmt::Debug for NodeKey {
 }
 
 /// A GCM authentication tag.
-pub type Tag = [u8; KEY_LEN];
+pub(crate) type Tag = [u8; KEY_LEN];
 
 /// Encrypts `buf` in place with `key`, zero IV, no AAD; returns the tag.
 pub(crate) fn seal(key: &NodeKey, buf: &mut [u8]) -> Tag {

@@ -7,11 +7,12 @@ use crate::layout::{INLINE_DATA_SIZE, MAX_PLAINTEXT_SIZE, NODE_SIZE};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// "GRAFS_PF" as the little-endian u64 0x46505f5346415247.
-pub const FILE_ID: [u8; 8] = *b"GRAFS_PF";
+pub(crate) const FILE_ID: [u8; 8] = *b"GRAFS_PF";
 /// Bytes reserved for the bound path, NUL terminator included.
-pub const PATH_FIELD_SIZE: usize = 772;
+pub(crate) const PATH_FIELD_SIZE: usize = 772;
 /// Size of the encrypted part of the metadata node.
-pub const ENCRYPTED_PART_SIZE: usize = PATH_FIELD_SIZE + 8 + KEY_LEN + KEY_LEN + INLINE_DATA_SIZE;
+pub(crate) const ENCRYPTED_PART_SIZE: usize =
+    PATH_FIELD_SIZE + 8 + KEY_LEN + KEY_LEN + INLINE_DATA_SIZE;
 const HEADER_V1_SIZE: usize = 8 + 1 + 1 + 32 + KEY_LEN;
 
 /// The protected-file format version.
@@ -242,7 +243,7 @@ impl Metadata {
 
 /// A decrypted MHT node: 96 data-node and 32 child-MHT {key, tag} slots.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct MhtNode(Box<[u8; NODE_SIZE]>);
+pub(crate) struct MhtNode(Box<[u8; NODE_SIZE]>);
 
 const DATA_SLOTS_BYTES: usize = 96 * 2 * KEY_LEN;
 
@@ -254,41 +255,41 @@ impl Default for MhtNode {
 
 impl MhtNode {
     /// Key and tag of the data node in `slot` (0..96).
-    pub fn data(&self, slot: usize) -> NodeCrypto {
+    pub(crate) fn data(&self, slot: usize) -> NodeCrypto {
         let o = slot * 2 * KEY_LEN;
         NodeCrypto::read(&self.0[o..o + 2 * KEY_LEN])
     }
 
     /// Sets the data slot.
-    pub fn set_data(&mut self, slot: usize, c: &NodeCrypto) {
+    pub(crate) fn set_data(&mut self, slot: usize, c: &NodeCrypto) {
         let o = slot * 2 * KEY_LEN;
         c.write(&mut self.0[o..o + 2 * KEY_LEN]);
     }
 
     /// Key and tag of the child MHT in `slot` (0..32).
-    pub fn child(&self, slot: usize) -> NodeCrypto {
+    pub(crate) fn child(&self, slot: usize) -> NodeCrypto {
         let o = DATA_SLOTS_BYTES + slot * 2 * KEY_LEN;
         NodeCrypto::read(&self.0[o..o + 2 * KEY_LEN])
     }
 
     /// Sets the child slot.
-    pub fn set_child(&mut self, slot: usize, c: &NodeCrypto) {
+    pub(crate) fn set_child(&mut self, slot: usize, c: &NodeCrypto) {
         let o = DATA_SLOTS_BYTES + slot * 2 * KEY_LEN;
         c.write(&mut self.0[o..o + 2 * KEY_LEN]);
     }
 
     /// Clears data slots from `slot` on (unused slots are zero, as Gramine leaves them).
-    pub fn clear_data_from(&mut self, slot: usize) {
+    pub(crate) fn clear_data_from(&mut self, slot: usize) {
         self.0[slot * 2 * KEY_LEN..DATA_SLOTS_BYTES].zeroize();
     }
 
     /// Clears child slots from `slot` on.
-    pub fn clear_children_from(&mut self, slot: usize) {
+    pub(crate) fn clear_children_from(&mut self, slot: usize) {
         self.0[DATA_SLOTS_BYTES + slot * 2 * KEY_LEN..].zeroize();
     }
 
     /// Encrypts a copy under a fresh key; returns the ciphertext and its key and tag.
-    pub fn seal(&self, rng: &mut KeyRng) -> (Box<[u8; NODE_SIZE]>, NodeCrypto) {
+    pub(crate) fn seal(&self, rng: &mut KeyRng) -> (Box<[u8; NODE_SIZE]>, NodeCrypto) {
         let mut buf = Box::new(*self.0);
         let key = rng.node_key();
         let tag = crypto::seal(&key, &mut buf[..]);
@@ -296,7 +297,7 @@ impl MhtNode {
     }
 
     /// Decrypts and authenticates `buf` (consumed) with its parent's key and tag.
-    pub fn open(mut buf: Box<[u8; NODE_SIZE]>, c: &NodeCrypto) -> Option<MhtNode> {
+    pub(crate) fn open(mut buf: Box<[u8; NODE_SIZE]>, c: &NodeCrypto) -> Option<MhtNode> {
         if crypto::open(&c.key, &c.tag, &mut buf[..]) {
             Some(MhtNode(buf))
         } else {

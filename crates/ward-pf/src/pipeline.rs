@@ -21,7 +21,7 @@ pub(crate) struct Writer<'f> {
 
 impl Writer<'_> {
     /// A buffer of `len` bytes (contents unspecified), recycled when possible.
-    pub fn buffer(&mut self, len: usize) -> Vec<u8> {
+    pub(crate) fn buffer(&mut self, len: usize) -> Vec<u8> {
         let mut buf = self
             .spare
             .pop()
@@ -33,7 +33,7 @@ impl Writer<'_> {
 
     /// Queues `buf` to be written at `offset`; fails only if the writer has stopped on an
     /// error, which is returned when the pipeline finishes.
-    pub fn send(&mut self, buf: Vec<u8>, offset: u64) -> Result<()> {
+    pub(crate) fn send(&mut self, buf: Vec<u8>, offset: u64) -> Result<()> {
         let stopped = || Error::Io {
             context: "writing the output",
             source: io::Error::other("the writer stopped"),

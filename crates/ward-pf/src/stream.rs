@@ -69,7 +69,7 @@ pub struct HeaderInfo {
 }
 
 /// Reads the plaintext header and checks the file is a whole number of nodes.
-pub fn read_header<S: Source + ?Sized>(src: &S) -> Result<(MetadataNode, u64)> {
+pub(crate) fn read_header<S: Source + ?Sized>(src: &S) -> Result<(MetadataNode, u64)> {
     let len = src.byte_len().map_err(io("reading the file length"))?;
     if len == 0 || len % NODE_SIZE as u64 != 0 {
         // A cut-short protected file and some other file are different mistakes, with different
@@ -108,7 +108,7 @@ pub(crate) struct Opened {
 }
 
 impl Opened {
-    pub fn info(&self) -> FileInfo {
+    pub(crate) fn info(&self) -> FileInfo {
         FileInfo {
             version: self.version,
             size: self.meta.size,

@@ -208,7 +208,12 @@ mod tests {
             init_dir(&dir, None, ([127, 0, 0, 1], 0).into()),
             Err(DevError::NotEmpty(_))
         ));
-        let e = init_dir(&d.path().join("other"), Some("abc"), ([127, 0, 0, 1], 0).into()).unwrap_err();
+        let e = init_dir(
+            &d.path().join("other"),
+            Some("abc"),
+            ([127, 0, 0, 1], 0).into(),
+        )
+        .unwrap_err();
         assert!(matches!(e, DevError::BadMeasurement(_)), "{e}");
         assert!(!d.path().join("other").exists());
     }

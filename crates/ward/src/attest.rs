@@ -16,7 +16,7 @@ use ward_attest::{
 };
 
 #[derive(Subcommand)]
-pub enum AttestCommand {
+pub(crate) enum AttestCommand {
     /// Verify evidence (an SGX/TDX DCAP quote, or a simulated quote), explain it, and judge it
     /// against a policy.
     ///
@@ -30,7 +30,7 @@ pub enum AttestCommand {
 }
 
 #[derive(Subcommand)]
-pub enum SimCommand {
+pub(crate) enum SimCommand {
     /// Create a simulated-TEE platform key (ECDSA P-256, PKCS#8 PEM, mode 0600) and print the
     /// policy lines that trust it.
     ///
@@ -49,7 +49,7 @@ pub enum SimCommand {
 }
 
 #[derive(Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The quote (binary; trailing bytes after the signature data are ignored).
     #[arg(long, value_name = "FILE")]
     quote: PathBuf,
@@ -77,7 +77,7 @@ pub struct VerifyArgs {
 
 /// The identity a simulated-TEE workload claims, and the platform key that signs it.
 #[derive(Args)]
-pub struct SimClientArgs {
+pub(crate) struct SimClientArgs {
     /// Simulated platform key (`ward sim init` makes one).
     #[arg(long, value_name = "KEYFILE", default_value = "ward-sim-platform.pem")]
     pub sim_key: PathBuf,
@@ -100,7 +100,7 @@ pub struct SimClientArgs {
 
 impl SimClientArgs {
     /// The simulated attester these arguments describe (with a loud notice).
-    pub fn sim_attester(&self) -> Result<SimAttester> {
+    pub(crate) fn sim_attester(&self) -> Result<SimAttester> {
         eprintln!("NOTICE: simulated TEE — this evidence proves nothing about hardware");
         let key = SimPlatformKey::load(&self.sim_key).with_context(|| {
             format!(
@@ -123,7 +123,7 @@ impl SimClientArgs {
 }
 
 #[derive(Args)]
-pub struct QuoteArgs {
+pub(crate) struct QuoteArgs {
     /// Which attester produces the evidence: sim (ward's simulated TEE, no hardware
     /// protection), gramine (/dev/attestation inside an SGX enclave) or tsm (configfs-tsm
     /// inside a TDX guest).
@@ -139,14 +139,14 @@ pub struct QuoteArgs {
     output: PathBuf,
 }
 
-pub fn run(cmd: AttestCommand) -> Result<ExitCode> {
+pub(crate) fn run(cmd: AttestCommand) -> Result<ExitCode> {
     match cmd {
         AttestCommand::Verify(a) => verify(a),
         AttestCommand::Quote(a) => quote(a),
     }
 }
 
-pub fn run_sim(cmd: SimCommand) -> Result<ExitCode> {
+pub(crate) fn run_sim(cmd: SimCommand) -> Result<ExitCode> {
     match cmd {
         SimCommand::Init { output } => sim_init(&output),
     }

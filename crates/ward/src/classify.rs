@@ -17,7 +17,7 @@ use ward_infer::Classifier;
 /// and its labels, or to measure the cost of the enclave against it (--bench).
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
-pub struct ClassifyArgs {
+pub(crate) struct ClassifyCommand {
     #[command(flatten)]
     pub args: ward_classify::ClassifyArgs,
 
@@ -37,7 +37,7 @@ Examples, with the shipped model (text, then JSON for two images, then timings o
   ward classify --model ... --labels ... --image a.jpg --threads 2 --bench 50";
 
 /// `ward classify`.
-pub fn run(cli: &ClassifyArgs) -> Result<()> {
+pub(crate) fn run(cli: &ClassifyCommand) -> Result<()> {
     let args = &cli.args;
     let images = ward_classify::images(args, &PlainFiles)?;
     let started = Instant::now();

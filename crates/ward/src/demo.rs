@@ -14,7 +14,7 @@ use ward_demo::{DemoOptions, Narrator};
 /// `ward` command and how long it took. The TEE is ward's simulated one: the flow and the checks
 /// are real, the hardware protection is not.
 #[derive(Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Classify this photo (JPEG, PNG, GIF or WebP) instead of the shipped cat.
     #[arg(long, value_name = "PATH")]
     image: Option<PathBuf>,
@@ -49,7 +49,7 @@ impl Narrator for Print {
     }
 }
 
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut options = DemoOptions::new();
     options.image = args.image;
     options.json = args.json;

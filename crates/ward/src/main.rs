@@ -50,7 +50,7 @@ enum Command {
     Sim(attest::SimCommand),
     Sign(runtime::SignArgs),
     Run(runtime::RunArgs),
-    Classify(classify::ClassifyArgs),
+    Classify(classify::ClassifyCommand),
     Demo(demo::DemoArgs),
     Completions(meta::CompletionsArgs),
     Man(meta::ManArgs),
@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     // Ctrl-C or SIGTERM while an output is being written removes its temporary, then exits
     // 130 / 143: nothing half-written is left behind by any command.
     if let Err(e) = ward_fsio::install_signal_cleanup() {
-        eprint!("{}", render_error(anyhow::Error::new(e).chain().map(|c| c.to_string())));
+        eprint!(
+            "{}",
+            render_error(anyhow::Error::new(e).chain().map(|c| c.to_string()))
+        );
         return ExitCode::FAILURE;
     }
     let result = match cli.command {

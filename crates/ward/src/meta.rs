@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// `ward completions zsh > ~/.zfunc/_ward`, `ward completions fish >
 /// ~/.config/fish/completions/ward.fish`.
 #[derive(Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     shell: Shell,
@@ -23,14 +23,14 @@ pub struct CompletionsArgs {
 ///
 /// Without -o, prints the top page (ward.1) to stdout: `ward man | man -l -`.
 #[derive(Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write every page into this directory (created if missing), each atomically.
     #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
     out_dir: Option<PathBuf>,
 }
 
 /// Prints the completion script for `args.shell` of `cmd`.
-pub fn completions(args: &CompletionsArgs, mut cmd: Command) -> Result<()> {
+pub(crate) fn completions(args: &CompletionsArgs, mut cmd: Command) -> Result<()> {
     let name = cmd.get_name().to_string();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, name, &mut out);
@@ -67,7 +67,7 @@ fn collect(cmd: &Command, name: String, out: &mut Vec<(String, Vec<u8>)>) -> Res
 }
 
 /// Writes the man pages of `cmd` into `args.out_dir`, or prints the top one.
-pub fn man(args: &ManArgs, cmd: Command) -> Result<()> {
+pub(crate) fn man(args: &ManArgs, cmd: Command) -> Result<()> {
     let pages = pages(cmd)?;
     let Some(dir) = &args.out_dir else {
         let (_, top) = &pages[0];

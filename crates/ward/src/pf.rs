@@ -14,7 +14,7 @@ use ward_pf::{Options, WrapKey};
 const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 
 #[derive(Subcommand)]
-pub enum PfCommand {
+pub(crate) enum PfCommand {
     /// Generate a new random 16-byte wrap key (mode 0600; never overwrites).
     ///
     /// The key file is 16 raw bytes, as gramine-sgx-pf-crypt expects. In a manifest the same key
@@ -94,14 +94,14 @@ pub enum PfCommand {
 }
 
 #[derive(Args)]
-pub struct Threads {
+pub(crate) struct Threads {
     /// Worker threads for node encryption/decryption (0 = all cores).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
 }
 
 #[derive(Args)]
-pub struct EncryptArgs {
+pub(crate) struct EncryptArgs {
     /// Wrap key file (16 raw bytes).
     #[arg(short = 'w', long = "wrap-key", value_name = "KEYFILE")]
     key: PathBuf,
@@ -122,7 +122,7 @@ pub struct EncryptArgs {
 }
 
 #[derive(Args)]
-pub struct DecryptArgs {
+pub(crate) struct DecryptArgs {
     /// Wrap key file (16 raw bytes).
     #[arg(short = 'w', long = "wrap-key", value_name = "KEYFILE")]
     key: PathBuf,
@@ -139,7 +139,7 @@ pub struct DecryptArgs {
 }
 
 #[derive(Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Wrap key file (16 raw bytes).
     #[arg(short = 'w', long = "wrap-key", value_name = "KEYFILE")]
     key: PathBuf,
@@ -157,7 +157,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Args)]
-pub struct PathCheck {
+pub(crate) struct PathCheck {
     /// Check that the bound path equals the normalised IN path.
     #[arg(short = 'V', long = "verify-path", conflicts_with = "path")]
     verify_path: bool,
@@ -178,7 +178,7 @@ impl PathCheck {
     }
 }
 
-pub fn run(cmd: PfCommand) -> Result<ExitCode> {
+pub(crate) fn run(cmd: PfCommand) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM mid-output removes the temporary in progress (and with it any partial
     // plaintext), then exits 130 / 143.
     ward_fsio::install_signal_cleanup()?;
@@ -224,7 +224,7 @@ fn hint(e: &anyhow::Error) -> Option<String> {
 }
 
 /// Reads a wrap key file: exactly 16 raw bytes.
-pub fn load_key(path: &Path) -> Result<WrapKey> {
+pub(crate) fn load_key(path: &Path) -> Result<WrapKey> {
     match ward_fsio::read_secret_exact(path, ward_pf::KEY_LEN) {
         Ok(bytes) => Ok(WrapKey::from_slice(&bytes)?),
         Err(ward_fsio::Error::WrongLength { found, .. }) => bail!(
@@ -249,7 +249,7 @@ fn path_str(p: &Path) -> Result<&str> {
     })
 }
 
-pub fn keygen(output: &Path) -> Result<ExitCode> {
+pub(crate) fn keygen(output: &Path) -> Result<ExitCode> {
     let key = WrapKey::generate()?;
     ward_fsio::create_secret_file(output, key.expose_bytes())?;
     eprintln!(
@@ -464,7 +464,7 @@ fn each_file(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn encrypt(args: EncryptArgs) -> Result<ExitCode> {
+pub(crate) fn encrypt(args: EncryptArgs) -> Result<ExitCode> {
     let key = load_key(&args.key)?;
     if args.bound.is_some() && args.input.is_dir() {
         bail!("--path binds one path, so it works with a single input file, not a directory");
@@ -492,7 +492,7 @@ fn create_output(target: &Path) -> Result<AtomicFile> {
 }
 
 /// Encrypts one file to `output` atomically; returns the bound path.
-pub fn encrypt_file(
+pub(crate) fn encrypt_file(
     key: &WrapKey,
     input: &Path,
     output: &Path,
@@ -529,7 +529,7 @@ pub fn encrypt_file(
     Ok(info.bound_path)
 }
 
-pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
+pub(crate) fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let key = load_key(&args.key)?;
     each_file(&args.input, Some(&args.output), |i, o| {
         let o = o.expect("decrypt always has an output");
@@ -539,7 +539,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
 }
 
 /// Decrypts one file to `output` atomically.
-pub fn decrypt_file(
+pub(crate) fn decrypt_file(
     key: &WrapKey,
     input: &Path,
     output: &Path,
@@ -571,7 +571,7 @@ pub fn decrypt_file(
     Ok(())
 }
 
-pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+pub(crate) fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let key = load_key(&args.key)?;
     each_file(&args.input, None, |i, _| {
         let expected = args.check.expected(i)?;
@@ -630,7 +630,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
-pub fn info(key: Option<&Path>, input: &Path, json: bool) -> Result<ExitCode> {
+pub(crate) fn info(key: Option<&Path>, input: &Path, json: bool) -> Result<ExitCode> {
     let src = File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let header =
         ward_pf::header_info(&src).with_context(|| format!("reading {}", input.display()))?;
@@ -675,7 +675,12 @@ pub fn info(key: Option<&Path>, input: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rewrap(old: &Path, new: &Path, input: &Path, output: Option<&Path>) -> Result<ExitCode> {
+pub(crate) fn rewrap(
+    old: &Path,
+    new: &Path,
+    input: &Path,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
     let old_key = load_key(old)?;
     let new_key = load_key(new)?;
     if old_key == new_key {
@@ -715,7 +720,7 @@ pub fn rewrap(old: &Path, new: &Path, input: &Path, output: Option<&Path>) -> Re
 }
 
 /// `ward pf clean DIR`: removes the temporaries killed runs left, printing each one.
-pub fn clean(dir: &Path) -> Result<ExitCode> {
+pub(crate) fn clean(dir: &Path) -> Result<ExitCode> {
     let removed = ward_fsio::clean_tree(dir)?;
     for path in &removed {
         println!("removed {}", path.display());

@@ -12,7 +12,7 @@ use ward_provision::config::ServerConfig;
 use ward_ratls::{EvidenceForm, RaTlsIdentity};
 
 #[derive(Subcommand)]
-pub enum ProvisionCommand {
+pub(crate) enum ProvisionCommand {
     /// Create everything a first run needs in DIR: a development CA and a server certificate
     /// for localhost, a simulated platform key, a random 16-byte wrap key, a policy and a
     /// server configuration.
@@ -40,7 +40,7 @@ pub enum ProvisionCommand {
 }
 
 #[derive(Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Server configuration (TOML; see `ward provision init`).
     #[arg(long, value_name = "FILE", required_unless_present = "secret")]
     config: Option<PathBuf>,
@@ -76,7 +76,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Args)]
-pub struct FetchArgs {
+pub(crate) struct FetchArgs {
     /// Servers to try in order (`host:port`, separated by `,` `;` or spaces).
     #[arg(long, value_name = "LIST", default_value = "localhost:4433")]
     servers: String,
@@ -94,7 +94,7 @@ pub struct FetchArgs {
 }
 
 #[derive(Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 200)]
     clients: usize,
@@ -109,7 +109,7 @@ pub struct BenchArgs {
     dir: Option<PathBuf>,
 }
 
-pub fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
+pub(crate) fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
     match cmd {
         ProvisionCommand::Init {
             dir,

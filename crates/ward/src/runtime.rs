@@ -20,7 +20,7 @@ use ward_runtime::{AttesterKind, BootOptions};
 /// Example:  ward sign keygen -o signer.pem && ward sign --key signer.pem classify.toml
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     #[command(subcommand)]
     sub: Option<SignCommand>,
     /// The signer's private key (PKCS#8 PEM, P-256; `ward sign keygen` makes one).
@@ -63,7 +63,7 @@ enum SignCommand {
 ///
 /// Example:  ward run classify.signed.toml
 #[derive(Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The signed manifest (`ward sign` output).
     #[arg(value_name = "SIGNED_MANIFEST", required_unless_present = "list")]
     manifest: Option<PathBuf>,
@@ -84,7 +84,7 @@ pub struct RunArgs {
     verbose: bool,
 }
 
-pub fn sign(a: SignArgs) -> Result<ExitCode> {
+pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     if let Some(SignCommand::Keygen { output }) = a.sub {
         let key = SignerKey::generate();
         key.save(&output)?;
@@ -141,7 +141,9 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
     println!("signer      (MRSIGNER):  {}", s.mr_signer);
     println!("runtime     (ward digest): {}", s.runtime_digest);
     println!();
-    println!("# Policy for the provisioning server (save it, then ward provision serve --policy FILE).");
+    println!(
+        "# Policy for the provisioning server (save it, then ward provision serve --policy FILE)."
+    );
     println!("# On the simulated TEE add allow_simulated = true and simulated_platform_keys.");
     print!(
         "{}",
@@ -152,7 +154,10 @@ pub fn sign(a: SignArgs) -> Result<ExitCode> {
 
 /// The simulated platform key `ward run` needs for `--attester sim` (with the simulated TEE's
 /// loud notice); no key for the hardware attesters.
-pub fn attester_choice(kind: AttesterKind, sim_key: &Path) -> Result<Option<SimPlatformKey>> {
+pub(crate) fn attester_choice(
+    kind: AttesterKind,
+    sim_key: &Path,
+) -> Result<Option<SimPlatformKey>> {
     if kind != AttesterKind::Sim {
         return Ok(None);
     }
@@ -165,7 +170,7 @@ pub fn attester_choice(kind: AttesterKind, sim_key: &Path) -> Result<Option<SimP
     Ok(Some(key))
 }
 
-pub fn run(a: RunArgs) -> Result<ExitCode> {
+pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let registry = ward_classify::registry();
     if a.list {
         for (name, b) in registry.builtins() {

@@ -624,12 +624,17 @@ fn a_bound_path_mismatch_hints_at_path() {
         ],
     );
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 2, "{err}");
-    assert!(lines[0].contains("bound to \"enc/a.pf\""), "{err}");
+    // The error, its cause on its own line, and what to do last.
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("error: decrypting moved.pf"), "{err}");
     assert!(
-        lines[1].starts_with("hint: ")
-            && lines[1].contains("encrypt --path")
-            && lines[1].contains("`--path \"enc/a.pf\"` instead of -V"),
+        lines[1].starts_with("  caused by: ") && lines[1].contains("bound to \"enc/a.pf\""),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("hint: ")
+            && lines[2].contains("encrypt --path")
+            && lines[2].contains("`--path \"enc/a.pf\"` instead of -V"),
         "{err}"
     );
     assert!(!p.join("out").exists());

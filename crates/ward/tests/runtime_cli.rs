@@ -373,7 +373,7 @@ fn sign_refuses_unknown_builtins_and_bad_arguments_before_writing() {
         (
             "noinput",
             manifest(4433, r#""--output", "/out/d.txt""#, ""),
-            "ward:checksum: usage: name at least one input",
+            "caused by: ward:checksum\n  caused by: usage: name at least one input",
         ),
         (
             "badflag",
@@ -381,7 +381,7 @@ fn sign_refuses_unknown_builtins_and_bad_arguments_before_writing() {
                 r#""--output", "/out/d.txt", "/data/in.bin""#,
                 r#""--model", "/app/m", "--labels", "/app/l", "--image", "/data/i", "--output", "/out/r", "--topp", "3""#,
             ),
-            "ward:classify: usage: unexpected argument '--topp' found",
+            "caused by: ward:classify\n  caused by: usage: unexpected argument '--topp' found",
         ),
     ];
     for (name, text, expected) in cases {

@@ -9,52 +9,52 @@ use std::sync::OnceLock;
 use tract_onnx::pb;
 use ward_infer::{Classifier, ModelSpec};
 
-pub fn models_dir() -> PathBuf {
+pub(crate) fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-pub fn read(relative: &str) -> Vec<u8> {
+pub(crate) fn read(relative: &str) -> Vec<u8> {
     let path = models_dir().join(relative);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-pub fn model_bytes() -> &'static [u8] {
+pub(crate) fn model_bytes() -> &'static [u8] {
     static MODEL: OnceLock<Vec<u8>> = OnceLock::new();
     MODEL.get_or_init(|| read("efficientnet-lite0/model.onnx"))
 }
 
-pub fn labels() -> String {
+pub(crate) fn labels() -> String {
     String::from_utf8(read("efficientnet-lite0/labels.txt")).unwrap()
 }
 
 /// The shipped model, loaded once per test binary.
-pub fn classifier() -> &'static Classifier {
+pub(crate) fn classifier() -> &'static Classifier {
     static CLASSIFIER: OnceLock<Classifier> = OnceLock::new();
     CLASSIFIER.get_or_init(|| {
         Classifier::load(model_bytes(), &labels(), &ModelSpec::default()).expect("shipped model")
     })
 }
 
-pub fn chelsea() -> Vec<u8> {
+pub(crate) fn chelsea() -> Vec<u8> {
     read("images/chelsea.png")
 }
 
-pub fn coffee() -> Vec<u8> {
+pub(crate) fn coffee() -> Vec<u8> {
     read("images/coffee.png")
 }
 
-pub fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+pub(crate) fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
 
-pub fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 128]));
     encode(&img.into(), image::ImageFormat::Png)
 }
 
-pub fn jpeg(image: &image::DynamicImage, quality: u8) -> Vec<u8> {
+pub(crate) fn jpeg(image: &image::DynamicImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
         .encode_image(&image.to_rgb8())
@@ -64,11 +64,11 @@ pub fn jpeg(image: &image::DynamicImage, quality: u8) -> Vec<u8> {
 
 // ---- tiny ONNX models ----
 
-pub const FLOAT: i32 = 1;
-pub const INT64: i32 = 7;
+pub(crate) const FLOAT: i32 = 1;
+pub(crate) const INT64: i32 = 7;
 
 /// A tensor value description; `None` dims are symbolic ("N").
-pub fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+pub(crate) fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
     let dim = dims
         .iter()
@@ -93,7 +93,7 @@ pub fn value(name: &str, elem_type: i32, dims: &[Option<i64>]) -> pb::ValueInfoP
     }
 }
 
-pub fn node(
+pub(crate) fn node(
     op: &str,
     inputs: &[&str],
     outputs: &[&str],
@@ -109,7 +109,7 @@ pub fn node(
     }
 }
 
-pub fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
+pub(crate) fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.to_string(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -118,7 +118,7 @@ pub fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
     }
 }
 
-pub fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
+pub(crate) fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.to_string(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -128,7 +128,7 @@ pub fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
 }
 
 /// An opset-13 model of `nodes` from `inputs` to `outputs`, serialised.
-pub fn model(
+pub(crate) fn model(
     inputs: Vec<pb::ValueInfoProto>,
     nodes: Vec<pb::NodeProto>,
     outputs: Vec<pb::ValueInfoProto>,
@@ -153,7 +153,7 @@ pub fn model(
 
 /// `[N, 3, 224, 224]` → mean over H and W → `[N, 3]`: a three-class "classifier" whose scores are
 /// the mean normalised value of each input channel.
-pub fn channel_mean_model_nchw() -> Vec<u8> {
+pub(crate) fn channel_mean_model_nchw() -> Vec<u8> {
     model(
         vec![value(
             "input",
@@ -171,7 +171,7 @@ pub fn channel_mean_model_nchw() -> Vec<u8> {
 }
 
 /// The same for `[N, 224, 224, 3]`.
-pub fn channel_mean_model_nhwc() -> Vec<u8> {
+pub(crate) fn channel_mean_model_nhwc() -> Vec<u8> {
     model(
         vec![value(
             "input",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// One canned response.
 #[derive(Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -21,7 +21,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn ok(body: impl Into<Vec<u8>>) -> Reply {
+    pub(crate) fn ok(body: impl Into<Vec<u8>>) -> Reply {
         Reply {
             status: 200,
             headers: Vec::new(),
@@ -30,7 +30,7 @@ impl Reply {
         }
     }
 
-    pub fn status(status: u16, body: &str) -> Reply {
+    pub(crate) fn status(status: u16, body: &str) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -39,21 +39,21 @@ impl Reply {
         }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Reply {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 }
 
 /// The server: one thread accepting connections one at a time, one request per connection.
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    pub fn start(routes: HashMap<String, Reply>) -> Server {
+    pub(crate) fn start(routes: HashMap<String, Reply>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let routes = Arc::new(Mutex::new(routes));
@@ -72,20 +72,20 @@ impl Server {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The request targets (path and query) seen so far, in order.
-    pub fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
 
-    pub fn set(&self, path: &str, reply: Reply) {
+    pub(crate) fn set(&self, path: &str, reply: Reply) {
         self.routes.lock().unwrap().insert(path.to_string(), reply);
     }
 
-    pub fn edit(&self, path: &str, f: impl FnOnce(&mut Reply)) {
+    pub(crate) fn edit(&self, path: &str, f: impl FnOnce(&mut Reply)) {
         f(self
             .routes
             .lock()
@@ -138,7 +138,7 @@ fn serve_one(
 }
 
 /// A test vector of ward-attest.
-pub struct Vector {
+pub(crate) struct Vector {
     pub dir: PathBuf,
     pub tee: &'static str,
     pub fmspc: &'static str,
@@ -146,11 +146,11 @@ pub struct Vector {
 }
 
 impl Vector {
-    pub fn sgx() -> Vector {
+    pub(crate) fn sgx() -> Vector {
         Vector::named("sgx-v3-automata-swhardening", "sgx", "00606A000000")
     }
 
-    pub fn tdx() -> Vector {
+    pub(crate) fn tdx() -> Vector {
         Vector::named("tdx-v4-phala-uptodate", "tdx", "B0C06F000000")
     }
 
@@ -165,21 +165,21 @@ impl Vector {
         }
     }
 
-    pub fn quote(&self) -> Vec<u8> {
+    pub(crate) fn quote(&self) -> Vec<u8> {
         std::fs::read(self.dir.join("quote.bin")).unwrap()
     }
 
-    pub fn expected(&self) -> serde_json::Value {
+    pub(crate) fn expected(&self) -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(self.dir.join("expected.json")).unwrap())
             .unwrap()
     }
 
-    pub fn verify_at(&self) -> u64 {
+    pub(crate) fn verify_at(&self) -> u64 {
         self.expected()["verify_at_unix"].as_u64().unwrap()
     }
 
     /// The end of the validity window dcap-qvl found (the earliest expiry of any piece).
-    pub fn valid_until(&self) -> String {
+    pub(crate) fn valid_until(&self) -> String {
         self.expected()["valid_window_utc"][1]
             .as_str()
             .unwrap()
@@ -197,24 +197,24 @@ impl Vector {
             .to_string()
     }
 
-    pub fn path_pck_crl(&self) -> String {
+    pub(crate) fn path_pck_crl(&self) -> String {
         format!("/sgx/certification/v4/pckcrl?ca={}&encoding=der", self.ca)
     }
 
-    pub fn path_tcb(&self) -> String {
+    pub(crate) fn path_tcb(&self) -> String {
         format!("/{}/certification/v4/tcb?fmspc={}", self.tee, self.fmspc)
     }
 
-    pub fn path_qe(&self) -> String {
+    pub(crate) fn path_qe(&self) -> String {
         format!("/{}/certification/v4/qe/identity", self.tee)
     }
 
-    pub fn path_root_crl(&self) -> String {
+    pub(crate) fn path_root_crl(&self) -> String {
         "/sgx/certification/v4/rootcacrl".to_string()
     }
 
     /// The four paths a fetch asks for, in order.
-    pub fn paths(&self) -> Vec<String> {
+    pub(crate) fn paths(&self) -> Vec<String> {
         vec![
             self.path_pck_crl(),
             self.path_tcb(),
@@ -223,7 +223,7 @@ impl Vector {
         ]
     }
 
-    pub fn tcb_body(&self) -> String {
+    pub(crate) fn tcb_body(&self) -> String {
         format!(
             r#"{{"tcbInfo":{},"signature":"{}"}}"#,
             self.text("tcb_info.json"),
@@ -233,7 +233,7 @@ impl Vector {
 
     /// PCCS-shaped routes. `hex_crls`: serve the CRLs as hex text (as some PCCS versions do)
     /// rather than DER.
-    pub fn routes(&self, hex_crls: bool) -> HashMap<String, Reply> {
+    pub(crate) fn routes(&self, hex_crls: bool) -> HashMap<String, Reply> {
         let crl = |name: &str| {
             if hex_crls {
                 hex::encode(self.file(name)).into_bytes()
@@ -276,7 +276,7 @@ impl Vector {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (as Intel PCS does).
-pub fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -289,7 +289,7 @@ pub fn url_encode(s: &str) -> String {
 }
 
 /// The error of a result whose success type has no `Debug` (collateral).
-pub fn err<T>(r: Result<T, ward_pccs::Error>) -> ward_pccs::Error {
+pub(crate) fn err<T>(r: Result<T, ward_pccs::Error>) -> ward_pccs::Error {
     match r {
         Ok(_) => panic!("expected an error, got success"),
         Err(e) => e,

@@ -4,7 +4,7 @@
 use ward_pf::Options;
 
 /// Options with `threads` workers and no progress callback.
-pub fn opts(threads: usize) -> Options<'static> {
+pub(crate) fn opts(threads: usize) -> Options<'static> {
     Options {
         threads,
         progress: None,
@@ -13,7 +13,7 @@ pub fn opts(threads: usize) -> Options<'static> {
 
 /// Deterministic, node-distinguishing content (xorshift64), so a node swapped or misplaced by the
 /// implementation shows up as a mismatch.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {

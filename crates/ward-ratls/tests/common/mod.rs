@@ -16,10 +16,10 @@ use ward_attest::attester::{Attester, Evidence, SimAttester};
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
 use ward_attest::Policy;
 
-pub const MR_ENCLAVE: [u8; 32] = [0x11; 32];
-pub const OTHER_MR_ENCLAVE: [u8; 32] = [0x99; 32];
+pub(crate) const MR_ENCLAVE: [u8; 32] = [0x11; 32];
+pub(crate) const OTHER_MR_ENCLAVE: [u8; 32] = [0x99; 32];
 
-pub fn identity() -> SimIdentity {
+pub(crate) fn identity() -> SimIdentity {
     SimIdentity {
         mr_enclave: MR_ENCLAVE,
         mr_signer: [0x22; 32],
@@ -31,24 +31,24 @@ pub fn identity() -> SimIdentity {
 
 /// A simulated attester that remembers every quote it produced.
 #[derive(Debug)]
-pub struct Recording {
+pub(crate) struct Recording {
     pub inner: SimAttester,
     pub quotes: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Recording {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Recording {
             inner: SimAttester::new(SimPlatformKey::generate(), identity()),
             quotes: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn platform_hex(&self) -> String {
+    pub(crate) fn platform_hex(&self) -> String {
         self.inner.platform_key().to_hex()
     }
 
-    pub fn quotes(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn quotes(&self) -> Vec<Vec<u8>> {
         self.quotes.lock().unwrap().clone()
     }
 }
@@ -66,7 +66,7 @@ impl Attester for Recording {
 }
 
 /// A policy that trusts `platform_hex` (simulated) and accepts `mr_enclave`.
-pub fn policy(platform_hex: &str, mr_enclave: &[u8; 32]) -> Policy {
+pub(crate) fn policy(platform_hex: &str, mr_enclave: &[u8; 32]) -> Policy {
     Policy::from_toml(
         &format!(
             r#"allow_simulated = true
@@ -83,29 +83,29 @@ mr_enclave = "{}"
     .unwrap()
 }
 
-pub fn spki_sha256(key: &KeyPair) -> [u8; 32] {
+pub(crate) fn spki_sha256(key: &KeyPair) -> [u8; 32] {
     Sha256::digest(key.subject_public_key_info()).into()
 }
 
-pub fn legacy_report_data(key: &KeyPair) -> [u8; 64] {
+pub(crate) fn legacy_report_data(key: &KeyPair) -> [u8; 64] {
     let mut rd = [0u8; 64];
     rd[..32].copy_from_slice(&spki_sha256(key));
     rd
 }
 
 /// A self-signed certificate for `key` with the given extensions.
-pub fn cert_with(key: &KeyPair, extensions: Vec<CustomExtension>) -> Vec<u8> {
+pub(crate) fn cert_with(key: &KeyPair, extensions: Vec<CustomExtension>) -> Vec<u8> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.custom_extensions = extensions;
     params.self_signed(key).unwrap().der().to_vec()
 }
 
-pub fn p384() -> KeyPair {
+pub(crate) fn p384() -> KeyPair {
     KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
 }
 
 /// The value of the extension with this dotted OID, if present.
-pub fn extension(der: &[u8], oid: &str) -> Option<Vec<u8>> {
+pub(crate) fn extension(der: &[u8], oid: &str) -> Option<Vec<u8>> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let (_, cert) = X509Certificate::from_der(der).unwrap();
     cert.extensions()
@@ -115,7 +115,7 @@ pub fn extension(der: &[u8], oid: &str) -> Option<Vec<u8>> {
 }
 
 /// A plain self-signed certificate (no evidence) and its key, as rustls takes them.
-pub fn plain_cert() -> (
+pub(crate) fn plain_cert() -> (
     CertificateDer<'static>,
     rustls::pki_types::PrivateKeyDer<'static>,
 ) {
@@ -130,7 +130,7 @@ pub fn plain_cert() -> (
 /// What one side of a handshake saw: the peer's certificates and the protocol version, or the
 /// error.
 #[derive(Debug)]
-pub struct Side {
+pub(crate) struct Side {
     pub peer_certificates: Option<Vec<Vec<u8>>>,
     pub version: Option<rustls::ProtocolVersion>,
 }
@@ -148,7 +148,7 @@ fn peer_certs(certs: Option<&[CertificateDer<'_>]>) -> Option<Vec<Vec<u8>>> {
 
 /// Runs one handshake over a loopback TCP connection (server in a thread) and exchanges a
 /// message each way. Returns each side's view.
-pub fn handshake(
+pub(crate) fn handshake(
     server: ServerConfig,
     client: ClientConfig,
 ) -> (Result<Side, String>, Result<Side, String>) {
