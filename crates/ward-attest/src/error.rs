@@ -64,6 +64,16 @@ pub enum Error {
     /// A key could not be created, loaded or used.
     #[error("key: {0}")]
     Key(String),
+
+    /// A key file could not be written or read.
+    #[error("{what} file (`ward sim init -o FILE` makes a simulated platform key)")]
+    KeyFile {
+        /// Which key.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: crate::keyfile::KeyFileError,
+    },
 }
 
 /// Result alias for this crate.

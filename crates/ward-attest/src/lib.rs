@@ -19,6 +19,7 @@ pub mod attester;
 pub mod claims;
 pub mod dcap;
 mod error;
+pub mod keyfile;
 pub mod policy;
 pub mod quote;
 pub mod sim;

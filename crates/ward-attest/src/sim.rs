@@ -34,19 +34,14 @@
 //! it does not make the quote trustworthy.
 
 use crate::claims::{SgxIdentity, TeeKind, VerifiedClaims};
-use crate::error::{io_err, Error, Result};
+use crate::error::{Error, Result};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::elliptic_curve::rand_core::OsRng;
-use p256::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
 use std::path::Path;
 use std::str::FromStr;
-use zeroize::Zeroizing;
 
 /// The first 8 bytes of every simulated quote.
 pub const MAGIC: [u8; 8] = *b"WARDSIM\0";
@@ -67,9 +62,6 @@ const ATTR_MODE64: u8 = 1 << 2;
 const PUBLIC_KEY_LEN: usize = 33;
 const SIGNATURE_LEN: usize = 64;
 const SIGNATURE_OFFSET: usize = 8 + 2 + 2 + 32 + 32 + 2 + 2 + 64 + PUBLIC_KEY_LEN;
-
-/// Largest key file [`SimPlatformKey::load`] reads; a P-256 PKCS#8 PEM is about 240 bytes.
-const MAX_KEY_FILE: u64 = 16 * 1024;
 
 const WHAT: &str = "simulated quote";
 
@@ -94,64 +86,17 @@ impl SimPlatformKey {
     /// Never overwrites: if `path` exists the call fails and the existing file is untouched. If
     /// writing fails part-way, the partial file is removed.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let pem = self
-            .key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| Error::Key(format!("encoding the simulated platform key: {e}")))?;
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| {
-            let context = if e.kind() == io::ErrorKind::AlreadyExists {
-                format!(
-                    "{} already exists; refusing to overwrite a platform key (remove it first, \
-                     or choose another path)",
-                    path.display()
-                )
-            } else {
-                format!("creating simulated platform key file {}", path.display())
-            };
-            Error::Io { context, source: e }
-        })?;
-        if let Err(e) = file
-            .write_all(pem.as_bytes())
-            .and_then(|()| file.sync_all())
-        {
-            drop(file);
-            let _ = fs::remove_file(path);
-            return Err(io_err(format!(
-                "writing simulated platform key file {}",
-                path.display()
-            ))(e));
-        }
-        Ok(())
+        crate::keyfile::save(&self.key, path).map_err(|source| Error::KeyFile {
+            what: "simulated platform key",
+            source,
+        })
     }
 
     /// Reads a key written by [`SimPlatformKey::save`] (any PKCS#8 PEM P-256 private key).
     pub fn load(path: &Path) -> Result<Self> {
-        // Sized up front so reading never reallocates and leaves copies of the key behind.
-        let mut pem = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
-        fs::File::open(path)
-            .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_string(&mut pem))
-            .map_err(io_err(format!(
-                "reading simulated platform key file {}",
-                path.display()
-            )))?;
-        if pem.len() as u64 > MAX_KEY_FILE {
-            return Err(Error::Key(format!(
-                "{} is larger than {MAX_KEY_FILE} bytes: not a simulated platform key",
-                path.display()
-            )));
-        }
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-            Error::Key(format!(
-                "{} is not a PKCS#8 PEM P-256 private key: {e}",
-                path.display()
-            ))
+        let key = crate::keyfile::load(path).map_err(|source| Error::KeyFile {
+            what: "simulated platform key",
+            source,
         })?;
         Ok(SimPlatformKey { key })
     }

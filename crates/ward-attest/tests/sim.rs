@@ -64,8 +64,8 @@ fn key_save_load_round_trip_mode_0600_and_no_overwrite() {
     // Never overwrites, and says so; the existing key is untouched.
     let other = SimPlatformKey::generate();
     let err = other.save(&path).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let msg = chain(&err);
+    assert!(matches!(err, Error::KeyFile { .. }), "{err:?}");
     assert!(msg.contains("already exists"), "{msg}");
     assert!(msg.contains("refusing to overwrite"), "{msg}");
     assert!(msg.contains(&path.display().to_string()), "{msg}");
@@ -78,8 +78,8 @@ fn key_load_refuses_garbage_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem");
     let err = SimPlatformKey::load(&missing).unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains("missing.pem"), "{err}");
+    assert!(matches!(err, Error::KeyFile { .. }), "{err:?}");
+    assert!(chain(&err).contains("missing.pem"), "{err}");
 
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(
@@ -88,15 +88,13 @@ fn key_load_refuses_garbage_and_names_the_file() {
     )
     .unwrap();
     let err = SimPlatformKey::load(&garbage).unwrap_err();
-    assert!(matches!(err, Error::Key(_)), "{err:?}");
-    assert!(err.to_string().contains("garbage.pem"), "{err}");
+    assert!(matches!(err, Error::KeyFile { .. }), "{err:?}");
+    assert!(chain(&err).contains("garbage.pem"), "{err}");
 
     let huge = dir.path().join("huge.pem");
     std::fs::write(&huge, vec![b'A'; 100_000]).unwrap();
-    assert!(matches!(
-        SimPlatformKey::load(&huge).unwrap_err(),
-        Error::Key(_)
-    ));
+    let err = SimPlatformKey::load(&huge).unwrap_err();
+    assert!(chain(&err).contains("16384"), "{}", chain(&err));
 }
 
 #[test]
@@ -444,4 +442,16 @@ fn claims_serialise_flat_with_the_policy_field_names() {
         j["sim_platform_key"],
         claims.sim_platform_key.clone().unwrap()
     );
+}
+
+/// An error and its causes, as the CLI prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

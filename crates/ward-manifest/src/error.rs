@@ -75,6 +75,9 @@ pub enum Error {
     /// A signer key could not be made, read or written.
     #[error("signer key: {0}")]
     Key(String),
+    /// The signer key file could not be written or read.
+    #[error("signer key file (`ward sign keygen -o FILE` makes one)")]
+    KeyFile(#[source] ward_attest::keyfile::KeyFileError),
     /// The signed manifest would be written outside the manifest's directory, where its
     /// relative `file:` URIs would name other files.
     #[error(

@@ -13,18 +13,13 @@ use crate::error::Error;
 use crate::schema::{Manifest, Sha256, TrustedFile};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature as EcdsaSignature, SigningKey, VerifyingKey};
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
 use std::path::Path;
-use zeroize::Zeroizing;
 
 const MEASUREMENT_TAG: &[u8] = b"ward measurement v1\0";
 const SIGSTRUCT_TAG: &[u8] = b"ward sigstruct v1\0";
-const MAX_KEY_FILE: u64 = 16 * 1024;
 
 /// The canonical bytes of a manifest (what the measurement covers).
 pub fn canonical(m: &Manifest) -> Vec<u8> {
@@ -65,59 +60,12 @@ impl SignerKey {
 
     /// Writes the key as PKCS#8 PEM, mode 0600; never overwrites an existing file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let pem = self
-            .key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| Error::Key(format!("encoding: {e}")))?;
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Key(format!(
-                    "{} already exists; refusing to overwrite a signer key",
-                    path.display()
-                ))
-            } else {
-                Error::Io {
-                    context: format!("creating {}", path.display()),
-                    source: e,
-                }
-            }
-        })?;
-        if let Err(e) = file
-            .write_all(pem.as_bytes())
-            .and_then(|()| file.sync_all())
-        {
-            drop(file);
-            let _ = fs::remove_file(path);
-            return Err(Error::Io {
-                context: format!("writing {}", path.display()),
-                source: e,
-            });
-        }
-        Ok(())
+        ward_attest::keyfile::save(&self.key, path).map_err(Error::KeyFile)
     }
 
     /// Reads a PKCS#8 PEM P-256 private key.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let mut pem = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
-        fs::File::open(path)
-            .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_string(&mut pem))
-            .map_err(Error::io(format!("reading signer key {}", path.display())))?;
-        if pem.len() as u64 > MAX_KEY_FILE {
-            return Err(Error::Key(format!(
-                "{} is larger than {MAX_KEY_FILE} bytes: not a signer key",
-                path.display()
-            )));
-        }
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-            Error::Key(format!(
-                "{} is not a PKCS#8 PEM P-256 private key ({e}); make one with `ward sign keygen`",
-                path.display()
-            ))
-        })?;
+        let key = ward_attest::keyfile::load(path).map_err(Error::KeyFile)?;
         Ok(SignerKey { key })
     }
 

@@ -57,17 +57,6 @@ impl fmt::Display for Summary {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// Runs the load: every client makes its requests one after another, all clients at once.
 /// Evidence generation is not part of the timed requests.
 pub fn run(opts: &BenchOptions) -> Result<Summary> {
@@ -120,7 +109,7 @@ pub fn run(opts: &BenchOptions) -> Result<Summary> {
                             Ok(_) => lat.push(t.elapsed()),
                             Err(e) => {
                                 errors += 1;
-                                first_error.get_or_insert_with(|| chain(&e));
+                                first_error.get_or_insert_with(|| crate::server::error_chain(&e));
                             }
                         }
                     }

@@ -93,7 +93,7 @@ impl ServerHandle {
 }
 
 /// An error and its causes on one line, for the audit log.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
