@@ -66,7 +66,7 @@ pub enum Error {
     Key(String),
 
     /// A key file could not be written or read.
-    #[error("{what} file (`ward sim init -o FILE` makes a simulated platform key)")]
+    #[error("{what} file")]
     KeyFile {
         /// Which key.
         what: &'static str,

@@ -104,7 +104,8 @@ impl SimClientArgs {
         eprintln!("NOTICE: simulated TEE — this evidence proves nothing about hardware");
         let key = SimPlatformKey::load(&self.sim_key).with_context(|| {
             format!(
-                "(create one with `ward sim init -o {}`)",
+                "loading the simulated platform key {}\nhint: create one with `ward sim init -o {}`",
+                self.sim_key.display(),
                 self.sim_key.display()
             )
         })?;

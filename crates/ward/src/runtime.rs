@@ -165,8 +165,13 @@ pub(crate) fn attester_choice(
         "NOTICE: simulated TEE — no hardware protects this workload; its evidence proves \
          nothing about the machine (use --attester gramine or tsm on a real TEE)"
     );
-    let key = SimPlatformKey::load(sim_key)
-        .with_context(|| format!("(create one with `ward sim init -o {}`)", sim_key.display()))?;
+    let key = SimPlatformKey::load(sim_key).with_context(|| {
+        format!(
+            "loading the simulated platform key {}\nhint: create one with `ward sim init -o {}`",
+            sim_key.display(),
+            sim_key.display()
+        )
+    })?;
     Ok(Some(key))
 }
 
@@ -181,6 +186,13 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let Some(path) = a.manifest else {
         bail!("name the signed manifest to run");
     };
+    // Before the attester's key, so a mistyped manifest path is what the user is told about.
+    if !path.is_file() {
+        bail!(
+            "{} is not a file\nhint: give the signed manifest that `ward sign` wrote (NAME.signed.toml)",
+            path.display()
+        );
+    }
     let t = Instant::now();
     let runtime_digest = ward_runtime::runtime_digest()?;
     let self_measure = t.elapsed();
