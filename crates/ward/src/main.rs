@@ -67,8 +67,16 @@ fn main() -> ExitCode {
         .with_max_level(tracing::Level::WARN)
         .init();
     // Ctrl-C or SIGTERM while an output is being written removes its temporary, then exits
-    // 130 / 143: nothing half-written is left behind by any command.
-    if let Err(e) = ward_fsio::install_signal_cleanup() {
+    // 130 / 143: nothing half-written is left behind by any command. The provisioning server
+    // writes no such outputs and handles Ctrl-C itself, stopping gracefully.
+    let serving = matches!(
+        cli.command,
+        Command::Provision(provision::ProvisionCommand::Serve(_))
+    );
+    if let Err(e) = (!serving)
+        .then(ward_fsio::install_signal_cleanup)
+        .transpose()
+    {
         eprint!(
             "{}",
             render_error(anyhow::Error::new(e).chain().map(|c| c.to_string()))
