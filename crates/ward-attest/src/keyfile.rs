@@ -41,9 +41,9 @@ pub fn save(key: &SigningKey, path: &Path) -> Result<(), KeyFileError> {
 /// Reads a key written by [`save`] (any PKCS#8 PEM P-256 private key), at most
 /// [`MAX_KEY_FILE`] bytes, into memory that is wiped afterwards.
 pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
-    let bytes = zeroize::Zeroizing::new(
-        ward_fsio::read_bounded(path, MAX_KEY_FILE).map_err(KeyFileError::File)?,
-    );
+    // Allocated once, wiped on drop: no copy of the key is left in freed memory.
+    let bytes =
+        ward_fsio::read_secret_bounded(path, MAX_KEY_FILE as usize).map_err(KeyFileError::File)?;
     let pem = std::str::from_utf8(&bytes).map_err(|_| KeyFileError::NotAKey(path.to_owned()))?;
     SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyFileError::NotAKey(path.to_owned()))
 }

@@ -26,4 +26,4 @@ mod read;
 pub use atomic::{clean_tree, is_temp_name, write_atomic, AtomicFile, TEMP_SUFFIX};
 pub use cleanup::install_signal_cleanup;
 pub use error::{Error, Result, Step};
-pub use read::{create_secret_file, read_bounded, read_secret_exact};
+pub use read::{create_secret_file, read_bounded, read_secret_bounded, read_secret_exact};

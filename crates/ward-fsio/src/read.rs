@@ -37,6 +37,26 @@ pub fn read_bounded(path: impl AsRef<Path>, max_bytes: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`read_bounded`] for secrets (a PEM private key): the bytes go into zeroized memory allocated
+/// once at `max_bytes + 1`, so reading never reallocates and leaves no stray copy behind.
+pub fn read_secret_bounded(path: impl AsRef<Path>, max_bytes: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(io(Step::Opening, path))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(max_bytes.saturating_add(1)));
+    (&file)
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(Step::Reading, path))?;
+    if bytes.len() > max_bytes {
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+            found: size_beyond(&file, max_bytes as u64),
+            limit: max_bytes as u64,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Reads a secret file that must hold exactly `len` bytes (a raw key) into zeroized memory.
 ///
 /// Reads at most `len + 1` bytes into a buffer allocated once (so no stray copy is left by a
