@@ -1,15 +1,10 @@
 //! `ward attest` and `ward sim` as a user runs them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn ward(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ward")
-}
+mod common;
+use common::ward;
 
 fn data(v: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

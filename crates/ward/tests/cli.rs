@@ -3,36 +3,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn ward(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ward")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> Output {
-    let out = ward(dir, args);
-    assert!(
-        out.status.success(),
-        "ward {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = ward(dir, args);
-    assert!(!out.status.success(), "ward {args:?} should have failed");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        err.starts_with("error: "),
-        "one clear error line expected, got {err:?}"
-    );
-    err
-}
+mod common;
+use common::{fails, ok, ward};
 
 fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ward-pf/tests/data/gramine")

@@ -1,15 +1,10 @@
 //! `ward completions`, `ward man`, `ward --version` and the error printer, as a user runs them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn ward(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run ward")
-}
+mod common;
+use common::ward;
 
 fn stdout_of(dir: &Path, args: &[&str]) -> String {
     let out = ward(dir, args);
