@@ -11,7 +11,9 @@
 //!   nodes processed across threads;
 //! - [`ProtectedFile`], a random-access handle with a node cache, for a virtual file system;
 //! - [`rewrap`] / [`rewrap_in_place`]: key rotation by re-encrypting the metadata node only;
-//! - [`normalize`]: Gramine's path normalisation for the path each file is bound to.
+//! - [`normalize`]: Gramine's path normalisation for the path each file is bound to;
+//! - [`files`]: the same by path, for one file or a tree, with atomic outputs and the refusals a
+//!   command-line tool needs (an output over its own input, a temporary of a killed run as input).
 //!
 //! What it is not: it knows nothing of attestation, TLS or where keys come from, and it does not
 //! stop rollback to an older file encrypted under the same key (pin a plaintext hash for that).
@@ -22,6 +24,7 @@
 mod crypto;
 mod error;
 mod file;
+pub mod files;
 pub mod layout;
 mod node;
 mod path;

@@ -1,14 +1,14 @@
 //! `ward pf …`: protected files from the command line, in the spirit of gramine-sgx-pf-crypt.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use ward_fsio::AtomicFile;
-use ward_pf::{Options, WrapKey};
+use std::sync::Mutex;
+use ward_pf::files::{self, Observer, Phase};
+use ward_pf::WrapKey;
 
 /// Files smaller than this get no progress bar.
 const PROGRESS_MIN_BYTES: u64 = 4 << 20;
@@ -172,7 +172,7 @@ impl PathCheck {
             return Ok(Some(p.clone()));
         }
         if self.verify_path {
-            return Ok(Some(path_str(input)?.to_owned()));
+            return Ok(Some(files::path_str(input)?.to_owned()));
         }
         Ok(None)
     }
@@ -197,14 +197,21 @@ pub(crate) fn run(cmd: PfCommand) -> Result<ExitCode> {
         } => rewrap(&old_key, &new_key, &input, output.as_deref()),
     };
     result.or_else(|e| {
-        report(&e);
+        report(None, &e);
         Ok(ExitCode::FAILURE)
     })
 }
 
-/// Prints an error chain once, each cause once, and what to do last.
-fn report(e: &anyhow::Error) {
-    eprint!("{}", crate::render_error(e.chain().map(|c| c.to_string())));
+/// Prints an error chain once, each cause once, and what to do last; `file` (in a tree) first.
+fn report(file: Option<&Path>, e: &anyhow::Error) {
+    let mut chain = e.chain().map(|c| c.to_string());
+    let top = match (file, chain.next()) {
+        (Some(f), Some(top)) if !top.contains(&*f.to_string_lossy()) => {
+            format!("{}: {top}", f.display())
+        }
+        (_, top) => top.unwrap_or_default(),
+    };
+    eprint!("{}", crate::render_error(std::iter::once(top).chain(chain)));
     if let Some(hint) = hint(e) {
         eprintln!("hint: {hint}");
     }
@@ -223,32 +230,6 @@ fn hint(e: &anyhow::Error) -> Option<String> {
         })
 }
 
-/// Reads a wrap key file: exactly 16 raw bytes.
-pub(crate) fn load_key(path: &Path) -> Result<WrapKey> {
-    match ward_fsio::read_secret_exact(path, ward_pf::KEY_LEN) {
-        Ok(bytes) => Ok(WrapKey::from_slice(&bytes)?),
-        Err(ward_fsio::Error::WrongLength { found, .. }) => bail!(
-            "wrap key file {}: {}; a wrap key is exactly 16 raw bytes (`ward pf keygen` makes one)",
-            path.display(),
-            match found {
-                Some(1) => "1 byte".to_owned(),
-                Some(n) => format!("{n} bytes"),
-                None => "more than 16 bytes".to_owned(),
-            }
-        ),
-        Err(e) => Err(anyhow::Error::new(e).context("reading the wrap key file")),
-    }
-}
-
-fn path_str(p: &Path) -> Result<&str> {
-    p.to_str().with_context(|| {
-        format!(
-            "{} is not valid UTF-8; protected files bind UTF-8 paths",
-            p.display()
-        )
-    })
-}
-
 pub(crate) fn keygen(output: &Path) -> Result<ExitCode> {
     let key = WrapKey::generate()?;
     ward_fsio::create_secret_file(output, key.expose_bytes())?;
@@ -259,15 +240,32 @@ pub(crate) fn keygen(output: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A progress bar on stderr for big files when stderr is a terminal.
-struct Bar(Option<(ProgressBar, Box<SetPosition>)>);
+/// Progress bars on stderr for big files when stderr is a terminal, and notices of stale
+/// temporaries removed.
+struct Console {
+    bar: Mutex<Option<ProgressBar>>,
+    terminal: bool,
+}
 
-type SetPosition = dyn Fn(u64) + Sync;
+impl Console {
+    fn new() -> Console {
+        Console {
+            bar: Mutex::new(None),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
 
-impl Bar {
-    fn new(total: u64, verb: &str, name: &Path) -> Bar {
-        if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
-            return Bar(None);
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.bar
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Observer for Console {
+    fn start(&self, phase: Phase, path: &Path, total: u64) {
+        if total < PROGRESS_MIN_BYTES || !self.terminal {
+            return;
         }
         let pb = ProgressBar::new(total);
         pb.set_style(
@@ -277,318 +275,139 @@ impl Bar {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        pb.set_message(format!("{verb} {}", name.display()));
-        let handle = pb.clone();
-        Bar(Some((pb, Box::new(move |n| handle.set_position(n)))))
+        pb.set_message(format!("{} {}", phase.verb(), path.display()));
+        *self.bar() = Some(pb);
     }
 
-    fn options(&self, threads: usize) -> Options<'_> {
-        Options {
-            threads,
-            progress: self.0.as_ref().map(|(_, f)| &**f),
+    fn advance(&self, done: u64) {
+        if let Some(pb) = &*self.bar() {
+            pb.set_position(done);
         }
     }
-}
 
-impl Drop for Bar {
-    fn drop(&mut self) {
-        if let Some((pb, _)) = &self.0 {
+    fn finish(&self) {
+        if let Some(pb) = self.bar().take() {
             pb.finish_and_clear();
         }
     }
-}
 
-/// Lists the regular files under `dir`, as paths relative to it, sorted; skips ward temporaries
-/// (leftovers of killed runs) with one warning.
-fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
-    fn rec(root: &Path, rel: &Path, out: &mut Vec<PathBuf>, temps: &mut usize) -> Result<()> {
-        let here = root.join(rel);
-        let mut entries: Vec<_> = std::fs::read_dir(&here)
-            .with_context(|| format!("reading directory {}", here.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("reading directory {}", here.display()))?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let ty = e.file_type()?;
-            let rel = rel.join(e.file_name());
-            if ty.is_dir() {
-                rec(root, &rel, out, temps)?;
-            } else if ty.is_file() && ward_fsio::is_temp_name(e.file_name()) {
-                *temps += 1;
-            } else if ty.is_file() {
-                out.push(rel);
-            } else {
-                eprintln!(
-                    "skipping {} (not a regular file)",
-                    root.join(&rel).display()
-                );
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    let mut temps = 0;
-    rec(dir, Path::new(""), &mut out, &mut temps)?;
-    if temps > 0 {
+    fn stale_removed(&self, path: &Path) {
         eprintln!(
-            "warning: skipping {temps} stale temporary file{} (.ward-tmp) that interrupted runs \
-             left under {}; `ward pf clean {}` removes them",
-            if temps == 1 { "" } else { "s" },
-            dir.display(),
-            dir.display()
+            "removed {}, a stale temporary that an interrupted run left",
+            path.display()
         );
     }
-    Ok(out)
 }
 
-/// The absolute path `p` names, symlinks resolved as far as it exists (an output may not exist
-/// yet; the part that does not exist holds no symlinks, so its `..` are resolved as written).
-fn resolve(p: &Path) -> Result<PathBuf> {
-    use std::path::Component;
-    let abs = std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?;
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    let real = loop {
-        if let Ok(real) = existing.canonicalize() {
-            break real;
-        }
-        match (existing.components().next_back(), existing.parent()) {
-            (Some(last), Some(parent)) => {
-                rest.push(last.as_os_str().to_owned());
-                existing = parent;
-            }
-            _ => return Ok(abs),
-        }
-    };
-    Ok(rest.iter().rev().fold(real, |mut acc, part| {
-        match Path::new(part).components().next() {
-            Some(Component::ParentDir) => {
-                acc.pop();
-            }
-            Some(Component::Normal(name)) => acc.push(name),
-            _ => {}
-        }
-        acc
-    }))
-}
-
-/// True when `a` and `b` are the same file (device and inode), links and all.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Refuses an output that is its own input: writing it would destroy the input.
-fn check_not_own_input(input: &Path, output: &Path) -> Result<()> {
-    if same_file(input, output) {
-        bail!(
-            "refusing to write {} over its own input {} (the same file); choose another output",
-            output.display(),
-            input.display()
-        );
-    }
-    Ok(())
-}
-
-/// Refuses a temporary of a killed run as an input.
-fn check_not_temp(input: &Path) -> Result<()> {
-    if input.file_name().is_some_and(ward_fsio::is_temp_name) {
-        bail!(
-            "{} is a temporary file that an interrupted ward run left, not an input; \
-             `ward pf clean DIR` removes such files",
-            input.display()
-        );
-    }
-    Ok(())
-}
-
-/// Runs `one(in, out)` on a file, or on every file of a tree (continuing past failures).
+/// Runs `one(job)` on every file of the plan for `input` (continuing past failures in a tree).
 fn each_file(
     input: &Path,
     output: Option<&Path>,
-    mut one: impl FnMut(&Path, Option<&Path>) -> Result<()>,
+    mut one: impl FnMut(&files::Job) -> Result<()>,
 ) -> Result<ExitCode> {
-    let meta = std::fs::metadata(input).with_context(|| format!("{}", input.display()))?;
-    if !meta.is_dir() {
-        check_not_temp(input)?;
-        if let Some(out) = output {
-            check_not_own_input(input, out)?;
-        }
-        one(input, output)?;
+    let plan = files::plan(input, output)?;
+    if !plan.is_tree {
+        one(&plan.jobs[0])?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(out) = output {
-        if out.exists() && !out.is_dir() {
-            bail!(
-                "{} is a directory but {} is not; a directory input needs a directory output",
-                input.display(),
-                out.display()
-            );
-        }
-        if resolve(out)?.starts_with(resolve(input)?) {
-            bail!(
-                "refusing to write into {}: it is inside the input directory {}, so outputs would \
-                 replace or join the inputs; choose an output directory outside it",
-                out.display(),
-                input.display()
-            );
-        }
+    for path in &plan.not_regular {
+        eprintln!("skipping {} (not a regular file)", path.display());
     }
-    let files = walk(input)?;
+    if plan.stale_temporaries > 0 {
+        eprintln!(
+            "warning: skipping {} (.ward-tmp) that interrupted runs left under {}; \
+             `ward pf clean {}` removes them",
+            count(plan.stale_temporaries as u64, "stale temporary file"),
+            input.display(),
+            input.display()
+        );
+    }
     let mut failed = 0;
-    for rel in &files {
-        let i = input.join(rel);
-        let o = output.map(|o| o.join(rel));
-        let done = match &o {
-            Some(o) => check_not_own_input(&i, o),
-            None => Ok(()),
-        }
-        .and_then(|()| one(&i, o.as_deref()));
-        if let Err(e) = done {
-            let mut chain = e.chain().map(|c| c.to_string());
-            let top = format!("{}: {}", i.display(), chain.next().unwrap_or_default());
-            eprint!("{}", crate::render_error(std::iter::once(top).chain(chain)));
-            if let Some(hint) = hint(&e) {
-                eprintln!("hint: {hint}");
-            }
+    for job in &plan.jobs {
+        if let Err(e) = one(job) {
+            report(Some(&job.input), &e);
             failed += 1;
         }
     }
+    let total = plan.jobs.len() as u64;
     if failed > 0 {
-        bail!("{failed} of {} files failed", files.len());
+        bail!("{failed} of {} failed", count(total, "file"));
     }
-    eprintln!("{} files done", files.len());
+    eprintln!("{} done", count(total, "file"));
     Ok(ExitCode::SUCCESS)
 }
 
+/// "1 file", "2 files".
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 pub(crate) fn encrypt(args: EncryptArgs) -> Result<ExitCode> {
-    let key = load_key(&args.key)?;
+    let key = WrapKey::load(&args.key)?;
     if args.bound.is_some() && args.input.is_dir() {
-        bail!("--path binds one path, so it works with a single input file, not a directory");
+        return Err(files::FilesError::BoundPathForTree.into());
     }
-    each_file(&args.input, Some(&args.output), |i, o| {
-        let o = o.expect("encrypt always has an output");
-        let bound = match &args.bound {
-            Some(b) => b.clone(),
-            None => path_str(o)?.to_owned(),
-        };
-        encrypt_file(&key, i, o, &bound, !args.no_verify, args.threads.threads).map(drop)
-    })
-}
-
-/// Starts the output `target`, saying which stale temporaries of it (from killed runs) it removed.
-fn create_output(target: &Path) -> Result<AtomicFile> {
-    let out = AtomicFile::create(target)?;
-    for stale in out.stale_removed() {
-        eprintln!(
-            "removed {}, a stale temporary that an interrupted run left",
-            stale.display()
-        );
-    }
-    Ok(out)
-}
-
-/// Encrypts one file to `output` atomically; returns the bound path.
-pub(crate) fn encrypt_file(
-    key: &WrapKey,
-    input: &Path,
-    output: &Path,
-    bound: &str,
-    check: bool,
-    threads: usize,
-) -> Result<String> {
-    let mut src = File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let size = src.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut tmp = create_output(output)?;
-    let info = {
-        let bar = Bar::new(size, "encrypting", input);
-        ward_pf::encrypt(&mut src, key, bound, tmp.file_mut(), bar.options(threads))
-            .with_context(|| format!("encrypting {}", input.display()))?
+    let console = Console::new();
+    let settings = files::EncryptSettings {
+        bound_path: args.bound.as_deref(),
+        verify: !args.no_verify,
+        threads: args.threads.threads,
     };
-    if check {
-        let bar = Bar::new(size, "verifying", output);
-        ward_pf::verify(
-            tmp.file(),
-            key,
-            Some(&info.bound_path),
-            bar.options(threads),
-        )
-        .context("verifying the encrypted output before renaming it into place")?;
-    }
-    tmp.commit(0o644)?;
-    eprintln!(
-        "encrypted {} -> {} ({} bytes, bound to {:?})",
-        input.display(),
-        output.display(),
-        info.size,
-        info.bound_path
-    );
-    Ok(info.bound_path)
+    each_file(&args.input, Some(&args.output), |job| {
+        let output = job.output.as_deref().expect("encrypt plans outputs");
+        let info = files::encrypt_file(&key, &job.input, output, &settings, &console)?;
+        eprintln!(
+            "encrypted {} -> {} ({}, bound to {:?})",
+            job.input.display(),
+            output.display(),
+            count(info.size, "byte"),
+            info.bound_path
+        );
+        Ok(())
+    })
 }
 
 pub(crate) fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
-    let key = load_key(&args.key)?;
-    each_file(&args.input, Some(&args.output), |i, o| {
-        let o = o.expect("decrypt always has an output");
-        let expected = args.check.expected(i)?;
-        decrypt_file(&key, i, o, expected.as_deref(), args.threads.threads)
+    let key = WrapKey::load(&args.key)?;
+    let console = Console::new();
+    each_file(&args.input, Some(&args.output), |job| {
+        let output = job.output.as_deref().expect("decrypt plans outputs");
+        let expected = args.check.expected(&job.input)?;
+        let info = files::decrypt_file(
+            &key,
+            &job.input,
+            output,
+            expected.as_deref(),
+            args.threads.threads,
+            &console,
+        )?;
+        eprintln!(
+            "decrypted {} -> {} ({}{})",
+            job.input.display(),
+            output.display(),
+            count(info.size, "byte"),
+            if expected.is_some() {
+                ", path checked"
+            } else {
+                ""
+            }
+        );
+        Ok(())
     })
 }
 
-/// Decrypts one file to `output` atomically.
-pub(crate) fn decrypt_file(
-    key: &WrapKey,
-    input: &Path,
-    output: &Path,
-    expected: Option<&str>,
-    threads: usize,
-) -> Result<()> {
-    let src = File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let size = src.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut tmp = create_output(output)?;
-    let info = {
-        let bar = Bar::new(size, "decrypting", input);
-        // ward_pf::decrypt flushes it, so no write error is lost in the drop.
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.file_mut());
-        ward_pf::decrypt(&src, key, expected, &mut out, bar.options(threads))
-            .with_context(|| format!("decrypting {}", input.display()))?
-    };
-    tmp.commit(0o600)?;
-    eprintln!(
-        "decrypted {} -> {} ({} bytes{})",
-        input.display(),
-        output.display(),
-        info.size,
-        if expected.is_some() {
-            ", path checked"
-        } else {
-            ""
-        }
-    );
-    Ok(())
-}
-
 pub(crate) fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let key = load_key(&args.key)?;
-    each_file(&args.input, None, |i, _| {
+    let key = WrapKey::load(&args.key)?;
+    let console = Console::new();
+    each_file(&args.input, None, |job| {
+        let i = &job.input;
         let expected = args.check.expected(i)?;
-        let src = File::open(i).with_context(|| format!("opening {}", i.display()))?;
-        let size = src.metadata().map(|m| m.len()).unwrap_or(0);
-        let bar = Bar::new(size, "verifying", i);
-        let checked = ward_pf::verify(
-            &src,
-            &key,
-            expected.as_deref(),
-            bar.options(args.threads.threads),
-        )
-        .with_context(|| format!("{} is NOT intact", i.display()));
-        drop(bar);
+        let checked =
+            files::verify_file(&key, i, expected.as_deref(), args.threads.threads, &console);
         let info = match checked {
             Ok(info) => info,
             Err(e) => {
+                let e = anyhow::Error::new(e);
                 if args.json {
                     let object = serde_json::json!({
                         "file": i.display().to_string(),
@@ -614,10 +433,10 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<ExitCode> {
             return Ok(());
         }
         println!(
-            "{}: intact ({} bytes, {} nodes, format {}, bound to {:?}{})",
+            "{}: intact ({}, {}, format {}, bound to {:?}{})",
             i.display(),
-            info.size,
-            info.nodes,
+            count(info.size, "byte"),
+            count(info.nodes, "node"),
             info.version,
             info.bound_path,
             if expected.is_some() {
@@ -631,17 +450,9 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn info(key: Option<&Path>, input: &Path, json: bool) -> Result<ExitCode> {
-    let src = File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let header =
-        ward_pf::header_info(&src).with_context(|| format!("reading {}", input.display()))?;
+    let key = key.map(WrapKey::load).transpose()?;
+    let (header, keyed) = files::info_file(key.as_ref(), input)?;
     if json {
-        let keyed = match key {
-            Some(key) => Some(
-                ward_pf::info(&src, &load_key(key)?, None)
-                    .with_context(|| format!("opening {} with the key", input.display()))?,
-            ),
-            None => None,
-        };
         let object = serde_json::json!({
             "file": input.display().to_string(),
             "format": header.version.to_string(),
@@ -656,21 +467,19 @@ pub(crate) fn info(key: Option<&Path>, input: &Path, json: bool) -> Result<ExitC
     println!("file:         {}", input.display());
     println!("format:       Gramine protected file {}", header.version);
     println!(
-        "nodes:        {} ({} bytes on disk)",
+        "nodes:        {} ({} on disk)",
         header.nodes,
-        header.nodes * 4096
+        count(header.nodes * 4096, "byte")
     );
-    if let Some(key) = key {
-        let key = load_key(key)?;
-        let info = ward_pf::info(&src, &key, None)
-            .with_context(|| format!("opening {} with the key", input.display()))?;
-        println!("bound path:   {:?}", info.bound_path);
-        println!("size:         {} bytes", info.size);
-        println!(
-            "metadata:     authenticated with the key (run `ward pf verify` to check every node)"
-        );
-    } else {
-        println!("(pass -w KEYFILE to see the bound path and plaintext size)");
+    match keyed {
+        Some(info) => {
+            println!("bound path:   {:?}", info.bound_path);
+            println!("size:         {}", count(info.size, "byte"));
+            println!(
+                "metadata:     authenticated with the key (run `ward pf verify` to check every node)"
+            );
+        }
+        None => println!("(pass -w KEYFILE to see the bound path and plaintext size)"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -681,40 +490,16 @@ pub(crate) fn rewrap(
     input: &Path,
     output: Option<&Path>,
 ) -> Result<ExitCode> {
-    let old_key = load_key(old)?;
-    let new_key = load_key(new)?;
-    if old_key == new_key {
-        bail!("the old and new keys are the same; nothing to rotate");
-    }
-    let info = match output {
-        None => ward_pf::rewrap_in_place(input, &old_key, &new_key, None)
-            .with_context(|| format!("rewrapping {} in place", input.display()))?,
-        Some(out) => {
-            check_not_temp(input)?;
-            if same_file(input, out) {
-                bail!(
-                    "refusing to write {} over its own input; to rewrap in place, leave out -o",
-                    out.display()
-                );
-            }
-            let mut src =
-                File::open(input).with_context(|| format!("opening {}", input.display()))?;
-            let mut tmp = create_output(out)?;
-            std::io::copy(&mut src, tmp.file_mut())
-                .with_context(|| format!("copying {}", input.display()))?;
-            let info = ward_pf::rewrap(tmp.file_mut(), &old_key, &new_key, None)
-                .with_context(|| format!("rewrapping {}", input.display()))?;
-            tmp.commit(0o644)?;
-            info
-        }
-    };
+    let old_key = WrapKey::load(old)?;
+    let new_key = WrapKey::load(new)?;
+    let info = files::rewrap_file(&old_key, &new_key, input, output, &Console::new())?;
     eprintln!(
-        "rewrapped {}{} under the new key ({} bytes; only the metadata node was re-encrypted)",
+        "rewrapped {}{} under the new key ({}; only the metadata node was re-encrypted)",
         input.display(),
         output
             .map(|o| format!(" -> {}", o.display()))
             .unwrap_or_default(),
-        info.size
+        count(info.size, "byte")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -726,9 +511,8 @@ pub(crate) fn clean(dir: &Path) -> Result<ExitCode> {
         println!("removed {}", path.display());
     }
     eprintln!(
-        "{} stale temporary file{} removed under {}",
-        removed.len(),
-        if removed.len() == 1 { "" } else { "s" },
+        "{} removed under {}",
+        count(removed.len() as u64, "stale temporary file"),
         dir.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -533,8 +533,8 @@ fn a_key_file_of_the_wrong_size_says_the_size_found() {
         assert_eq!(
             err,
             format!(
-                "error: wrap key file k: {found}; a wrap key is exactly 16 raw bytes \
-                 (`ward pf keygen` makes one)\n"
+                "error: reading the wrap key file (16 raw bytes; `ward pf keygen` makes one)\n  \
+                 caused by: k: {found}, expected exactly 16\n"
             )
         );
     }
