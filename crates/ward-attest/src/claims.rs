@@ -241,6 +241,134 @@ impl<'a> VerificationReport<'a> {
     }
 }
 
+/// The human explanation of verified evidence: what kind it is, each measurement with what it
+/// means, the platform's TCB status and how long the collateral stays valid (what `ward attest
+/// verify` prints). The policy's decision is left to the caller.
+impl fmt::Display for VerificationReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.claims;
+        let now = self.verified_at;
+        let kind = match c.tee {
+            TeeKind::Sgx => "an Intel SGX enclave quote (DCAP, ECDSA P-256)",
+            TeeKind::Tdx => "an Intel TDX trust-domain quote (DCAP, ECDSA P-256)",
+            TeeKind::Sim => "ward SIMULATED TEE evidence — no hardware protection; anyone with the platform key can forge it",
+        };
+        writeln!(f, "Evidence: {kind}")?;
+        writeln!(
+            f,
+            "Verified: signatures and chain OK as of {} (unix {now})",
+            crate::dcap::rfc3339(now)
+        )?;
+        let mut row = |name: &str, value: String, what: &str| {
+            writeln!(f, "  {name:<14} {value}\n  {:<14} {what}", "")
+        };
+        if let Some(s) = &c.sgx {
+            row(
+                "MRENCLAVE",
+                hex::encode(s.mr_enclave),
+                "hash of the enclave's code and initial data (the workload's measurement)",
+            )?;
+            row(
+                "MRSIGNER",
+                hex::encode(s.mr_signer),
+                "hash of the key that signed the enclave (who vouches for it)",
+            )?;
+            row(
+                "ISV_PROD_ID",
+                s.isv_prod_id.to_string(),
+                "product id the signer assigned",
+            )?;
+            row(
+                "ISV_SVN",
+                s.isv_svn.to_string(),
+                "security version; policies set a minimum to refuse superseded builds",
+            )?;
+            row(
+                "ATTRIBUTES",
+                hex::encode(s.attributes),
+                "enclave flags and enabled CPU features",
+            )?;
+            row(
+                "DEBUG",
+                if s.debug { "YES".into() } else { "no".into() },
+                if s.debug {
+                    "a debug enclave: the host can read its memory, so it must not get secrets"
+                } else {
+                    "production enclave"
+                },
+            )?;
+        }
+        if let Some(t) = &c.tdx {
+            row(
+                "MRTD",
+                hex::encode(t.mr_td),
+                "hash of the TD's initial memory (virtual firmware)",
+            )?;
+            let rtmr_what = [
+                "RTMR0: firmware configuration (TD HOB, ACPI tables)",
+                "RTMR1: the OS loader and kernel",
+                "RTMR2: kernel command line and initrd",
+                "RTMR3: extended by the running workload (application-defined)",
+            ];
+            for (i, (r, what)) in t.rtmr.iter().zip(rtmr_what).enumerate() {
+                row(&format!("RTMR{i}"), hex::encode(r), what)?;
+            }
+            row(
+                "MRSEAM",
+                hex::encode(t.mr_seam),
+                "hash of the TDX module that manages the TD",
+            )?;
+            if let Some(s) = t.mr_servicetd {
+                row(
+                    "MR_SERVICETD",
+                    hex::encode(s),
+                    "service TDs bound to this TD (zero: none)",
+                )?;
+            }
+            row(
+                "DEBUG",
+                if t.debug { "YES".into() } else { "no".into() },
+                if t.debug {
+                    "a debug TD: the host can read and change it, so it must not get secrets"
+                } else {
+                    "production TD"
+                },
+            )?;
+        }
+        row(
+            "REPORT_DATA",
+            hex::encode(c.report_data),
+            "64 bytes the workload bound into the evidence (RA-TLS: hash of its TLS key)",
+        )?;
+        if let Some(status) = c.tcb_status {
+            writeln!(
+                f,
+                "Platform: FMSPC {}, TCB status {status}: {}",
+                c.fmspc.map(hex::encode).unwrap_or_default(),
+                status.meaning()
+            )?;
+            if !c.advisory_ids.is_empty() {
+                writeln!(f, "  advisories: {}", c.advisory_ids.join(", "))?;
+            }
+        } else {
+            writeln!(
+                f,
+                "Platform: simulated (key {}); no TCB to evaluate",
+                c.sim_platform_key.as_deref().unwrap_or("?")
+            )?;
+        }
+        if let Some(exp) = c.collateral_expires {
+            let days = (exp as i64 - now as i64) as f64 / 86_400.0;
+            writeln!(
+                f,
+                "Collateral: valid until {} ({days:.1} days after the verification time)",
+                crate::dcap::rfc3339(exp)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 mod hex_bytes {
     pub(super) fn serialize<S: serde::Serializer, const N: usize>(
         v: &[u8; N],

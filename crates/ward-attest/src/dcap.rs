@@ -17,6 +17,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+pub use crate::time::rfc3339;
+
 /// DER of the Intel SGX Root CA, the single trust anchor of SGX and TDX attestation.
 const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 /// SHA-256 of [`INTEL_ROOT_CA_DER`], pinned.
@@ -73,23 +75,23 @@ pub struct CollateralParts {
 impl Collateral {
     /// Parses QuoteCollateralV3 JSON (CRLs and signatures as hex).
     pub fn from_json(text: &str) -> Result<Collateral> {
-        let j: CollateralJson = serde_json::from_str(text)
-            .map_err(|e| Error::Collateral(format!("not QuoteCollateralV3 JSON: {e}")))?;
-        let unhex = |field: &str, v: &str| {
-            hex::decode(v.trim())
-                .map_err(|e| Error::Collateral(format!("field `{field}` is not hex: {e}")))
-        };
-        // The signed TCB info body (PCS also serves it wrapped as {"tcbInfo": …}).
-        let tcb: serde_json::Value = serde_json::from_str(&j.tcb_info).map_err(|e| {
-            Error::Collateral(format!("field `tcb_info` is not TCB info JSON: {e}"))
+        let j: CollateralJson = serde_json::from_str(text).map_err(|e| Error::CollateralField {
+            field: "(document)",
+            expected: "QuoteCollateralV3 JSON",
+            source: e.into(),
         })?;
-        let fmspc_text = tcb
-            .get("fmspc")
-            .or_else(|| tcb.get("tcbInfo").and_then(|t| t.get("fmspc")))
-            .and_then(|f| f.as_str())
+        let unhex = |field: &'static str, v: &str| {
+            hex::decode(v.trim()).map_err(|e| Error::CollateralField {
+                field,
+                expected: "hex",
+                source: e.into(),
+            })
+        };
+        let fmspc_text = signed_body(&j.tcb_info, "tcb_info", "tcbInfo")?
+            .fmspc
             .ok_or_else(|| Error::Collateral("field `tcb_info` has no `fmspc`".into()))?;
         let mut fmspc = [0u8; 6];
-        hex::decode_to_slice(fmspc_text, &mut fmspc).map_err(|_| {
+        hex::decode_to_slice(&fmspc_text, &mut fmspc).map_err(|_| {
             Error::Collateral(format!("TCB info FMSPC {fmspc_text:?} is not 6 hex bytes"))
         })?;
         Ok(Collateral {
@@ -106,6 +108,62 @@ impl Collateral {
                 pck_certificate_chain: j.pck_certificate_chain,
             },
             fmspc,
+        })
+    }
+
+    /// When each piece (TCB info, QE identity, PCK CRL, root CA CRL) was issued and when it is
+    /// due to be replaced, as the pieces themselves say (their signatures are the engine's job).
+    pub fn validity(&self) -> Result<Validity> {
+        let c = &self.inner;
+        let json = |text: &str, field, wrapper, piece| -> Result<PieceValidity> {
+            let body = signed_body(text, field, wrapper)?;
+            let time = |value: Option<String>, name: &str| {
+                let value = value
+                    .ok_or_else(|| Error::Collateral(format!("field `{field}` has no `{name}`")))?;
+                crate::time::parse_rfc3339(&value).ok_or_else(|| {
+                    Error::Collateral(format!(
+                        "field `{field}`: `{name}` {value:?} is not an RFC 3339 time"
+                    ))
+                })
+            };
+            Ok(PieceValidity {
+                piece,
+                issued: time(body.issue_date, "issueDate")?,
+                next_update: time(body.next_update, "nextUpdate")?,
+            })
+        };
+        let crl = |der: &[u8], field, piece| -> Result<PieceValidity> {
+            use x509_cert::der::Decode;
+            let crl: x509_cert::crl::CertificateList =
+                x509_cert::crl::CertificateList::from_der(der).map_err(|e| {
+                    Error::CollateralField {
+                        field,
+                        expected: "a DER X.509 CRL",
+                        source: e.into(),
+                    }
+                })?;
+            let tbs = crl.tbs_cert_list;
+            let next = tbs.next_update.ok_or_else(|| {
+                Error::Collateral(format!("field `{field}`: CRL has no nextUpdate"))
+            })?;
+            Ok(PieceValidity {
+                piece,
+                issued: tbs.this_update.to_unix_duration().as_secs(),
+                next_update: next.to_unix_duration().as_secs(),
+            })
+        };
+        Ok(Validity {
+            pieces: [
+                json(&c.tcb_info, "tcb_info", "tcbInfo", CollateralPiece::TcbInfo)?,
+                json(
+                    &c.qe_identity,
+                    "qe_identity",
+                    "enclaveIdentity",
+                    CollateralPiece::QeIdentity,
+                )?,
+                crl(&c.pck_crl, "pck_crl", CollateralPiece::PckCrl)?,
+                crl(&c.root_ca_crl, "root_ca_crl", CollateralPiece::RootCaCrl)?,
+            ],
         })
     }
 
@@ -148,13 +206,129 @@ impl Collateral {
     pub fn load(path: &Path) -> Result<Collateral> {
         let text = std::fs::read_to_string(path)
             .map_err(io_err(format!("reading collateral {}", path.display())))?;
-        Collateral::from_json(&text)
-            .map_err(|e| Error::Collateral(format!("{}: {e}", path.display())))
+        Collateral::from_json(&text).map_err(|e| Error::CollateralFile {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// The platform (FMSPC) this collateral's TCB info is for.
     pub fn fmspc(&self) -> [u8; 6] {
         self.fmspc
+    }
+}
+
+/// The fields of a signed TCB info or QE identity body that ward reads itself.
+#[derive(Deserialize)]
+struct SignedBody {
+    #[serde(rename = "issueDate")]
+    issue_date: Option<String>,
+    #[serde(rename = "nextUpdate")]
+    next_update: Option<String>,
+    fmspc: Option<String>,
+}
+
+/// The body of a signed TCB info or QE identity, bare or wrapped (`{"tcbInfo": …}`, as PCS
+/// serves it).
+fn signed_body(text: &str, field: &'static str, wrapper: &str) -> Result<SignedBody> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::CollateralField {
+            field,
+            expected: "JSON",
+            source: e.into(),
+        })?;
+    let body = value.get(wrapper).cloned().unwrap_or(value);
+    serde_json::from_value(body).map_err(|e| Error::CollateralField {
+        field,
+        expected: "a signed TCB info or QE identity body",
+        source: e.into(),
+    })
+}
+
+/// One piece of DCAP collateral, as messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CollateralPiece {
+    /// The platform's TCB info.
+    TcbInfo,
+    /// The quoting enclave's identity.
+    QeIdentity,
+    /// The PCK certificate revocation list.
+    PckCrl,
+    /// The Intel root CA's revocation list.
+    RootCaCrl,
+    /// Some part of the set (certificates included), as the engine reports it.
+    Earliest,
+}
+
+impl std::fmt::Display for CollateralPiece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CollateralPiece::TcbInfo => "TCB info",
+            CollateralPiece::QeIdentity => "QE identity",
+            CollateralPiece::PckCrl => "PCK CRL",
+            CollateralPiece::RootCaCrl => "root CA CRL",
+            CollateralPiece::Earliest => "earliest-expiring piece of collateral",
+        })
+    }
+}
+
+/// When one piece of collateral is valid, in unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceValidity {
+    /// The piece.
+    pub piece: CollateralPiece,
+    /// `issueDate` (JSON) or `thisUpdate` (CRL).
+    pub issued: u64,
+    /// `nextUpdate`.
+    pub next_update: u64,
+}
+
+/// When a set of collateral is valid: each of its four dated pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validity {
+    /// TCB info, QE identity, PCK CRL, root CA CRL.
+    pub pieces: [PieceValidity; 4],
+}
+
+impl Validity {
+    /// The piece due to be replaced first: the set stops being current then.
+    pub fn earliest_next_update(&self) -> PieceValidity {
+        *self
+            .pieces
+            .iter()
+            .min_by_key(|p| p.next_update)
+            .expect("four pieces")
+    }
+
+    /// The piece issued last: the set is valid only from then.
+    pub fn latest_issued(&self) -> PieceValidity {
+        *self
+            .pieces
+            .iter()
+            .max_by_key(|p| p.issued)
+            .expect("four pieces")
+    }
+
+    /// Checks that `at` (unix seconds) lies inside every piece's window.
+    pub fn check(&self, at: u64) -> Result<()> {
+        let first = self.earliest_next_update();
+        if at > first.next_update {
+            return Err(Error::CollateralExpired {
+                piece: first.piece,
+                expired_at: first.next_update,
+                at,
+            });
+        }
+        let last = self.latest_issued();
+        if at < last.issued {
+            return Err(Error::CollateralNotYetValid {
+                piece: last.piece,
+                issued_at: last.issued,
+                at,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -191,28 +365,30 @@ impl DcapVerifier {
     ) -> Result<VerifiedClaims> {
         let parsed = Quote::parse(quote)?;
         let raw = &quote[..parsed.len()];
+        // Dated pieces first, so stale collateral is named as such rather than as the engine's
+        // first failing check.
+        collateral.validity()?.check(now_unix)?;
         let verifier = dcap_qvl::verify::QuoteVerifier::new(self.root_ca_der.clone())
             .allow_debug(true)
             .allow_service_td(true);
         let claims = verifier
             .verify_with_policy(raw, collateral.inner.clone(), now_unix, &AcceptAll)
-            .map_err(|e| engine_error(format!("{e:#}"), now_unix))?;
-        // dcap-qvl checks each piece at `now`; ward refuses the whole window's edges too.
+            .map_err(|e| Error::Dcap { source: e.into() })?;
+        // dcap-qvl checks each piece at `now`; ward refuses the whole window's edges too
+        // (certificates included).
         if now_unix > claims.earliest_expiration_date {
-            return Err(Error::Collateral(format!(
-                "expired: the earliest-expiring piece of collateral expired at {} (unix {}), before the verification time {}; fetch fresh collateral",
-                rfc3339(claims.earliest_expiration_date),
-                claims.earliest_expiration_date,
-                rfc3339(now_unix)
-            )));
+            return Err(Error::CollateralExpired {
+                piece: CollateralPiece::Earliest,
+                expired_at: claims.earliest_expiration_date,
+                at: now_unix,
+            });
         }
         if now_unix < claims.latest_issue_date {
-            return Err(Error::Collateral(format!(
-                "not yet valid: a piece of collateral was issued at {} (unix {}), after the verification time {}; check the clock",
-                rfc3339(claims.latest_issue_date),
-                claims.latest_issue_date,
-                rfc3339(now_unix)
-            )));
+            return Err(Error::CollateralNotYetValid {
+                piece: CollateralPiece::Earliest,
+                issued_at: claims.latest_issue_date,
+                at: now_unix,
+            });
         }
         let tcb_status =
             TcbStatus::from_intel(&claims.tcb.status.to_string()).ok_or_else(|| {
@@ -226,26 +402,6 @@ impl DcapVerifier {
             fmspc,
             claims.earliest_expiration_date,
         ))
-    }
-}
-
-/// Turns the engine's message into an error that says what to do: stale or future-dated
-/// collateral is an operator problem (fetch fresh collateral, check the clock), not tampering.
-fn engine_error(detail: String, now: u64) -> Error {
-    let at = format!("verification time {} (unix {now})", rfc3339(now));
-    if detail.contains("Expired") || detail.contains("expired") {
-        Error::Collateral(format!(
-            "expired at the {at}: {detail}; fetch current collateral from your PCCS/Intel PCS (it is valid ~30 days), or pass an earlier time for a historical check"
-        ))
-    } else if detail.contains("NotValidYet") || detail.contains("in the future") {
-        Error::Collateral(format!(
-            "not yet valid at the {at}: {detail}; check the clock"
-        ))
-    } else {
-        Error::Verification {
-            step: "DCAP quote verification",
-            detail,
-        }
     }
 }
 
@@ -306,33 +462,6 @@ impl dcap_qvl::Policy for AcceptAll {
     fn validate(&self, _: &dcap_qvl::QuoteClaims) -> anyhow::Result<()> {
         Ok(())
     }
-}
-
-/// Formats unix seconds as RFC 3339 UTC.
-pub fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -32,9 +32,69 @@ pub enum Error {
         detail: String,
     },
 
-    /// The collateral is unusable (malformed, for another platform, not yet valid or expired).
+    /// The collateral is unusable (malformed, or for another platform).
     #[error("collateral: {0}")]
     Collateral(String),
+
+    /// A field of the collateral is not in its format (JSON, hex, DER).
+    #[error("collateral: field `{field}` is not {expected}")]
+    CollateralField {
+        /// The field (`tcb_info`, `pck_crl`, … or `(document)` for the whole JSON).
+        field: &'static str,
+        /// What it should be.
+        expected: &'static str,
+        /// The parser's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A collateral file could not be used.
+    #[error("collateral file {}", path.display())]
+    CollateralFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A piece of the collateral is past its `nextUpdate` at the verification time.
+    #[error(
+        "collateral expired: the {piece} was due to be replaced at {} (unix {expired_at}), before the verification time {} (unix {at}); fetch current collateral from your PCCS/Intel PCS (it is valid ~30 days), or pass an earlier time for a historical check",
+        crate::time::rfc3339(*expired_at),
+        crate::time::rfc3339(*at)
+    )]
+    CollateralExpired {
+        /// Which piece.
+        piece: crate::dcap::CollateralPiece,
+        /// Its `nextUpdate` (or the earliest expiry of the set), unix seconds.
+        expired_at: u64,
+        /// The verification time, unix seconds.
+        at: u64,
+    },
+
+    /// A piece of the collateral was issued after the verification time.
+    #[error(
+        "collateral not yet valid: the {piece} was issued at {} (unix {issued_at}), after the verification time {} (unix {at}); check the clock",
+        crate::time::rfc3339(*issued_at),
+        crate::time::rfc3339(*at)
+    )]
+    CollateralNotYetValid {
+        /// Which piece.
+        piece: crate::dcap::CollateralPiece,
+        /// When it was issued, unix seconds.
+        issued_at: u64,
+        /// The verification time, unix seconds.
+        at: u64,
+    },
+
+    /// The DCAP engine refused the quote or its collateral (signatures, chains, CRLs, TCB).
+    #[error("DCAP verification refused the quote or its collateral")]
+    Dcap {
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     /// The collateral source (a PCCS, a cache) could not provide collateral for the quote.
     #[error(
@@ -74,6 +134,23 @@ pub enum Error {
         #[source]
         source: crate::keyfile::KeyFileError,
     },
+}
+
+/// An error and its causes on one line, joined by ": " — for logs, audit records and test
+/// messages; a terminal shows the causes one per line instead.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
 }
 
 /// Result alias for this crate.

@@ -23,10 +23,11 @@ pub mod keyfile;
 pub mod policy;
 pub mod quote;
 pub mod sim;
+pub mod time;
 pub mod verify;
 
 pub use claims::{TcbStatus, TeeKind, VerifiedClaims};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorChain, Result};
 pub use policy::{Identity, Policy, PolicyError, Refusal};
 pub use verify::{
     AnyVerifier, CollateralSource, DcapEvidenceVerifier, EvidenceVerifier, SimVerifier,

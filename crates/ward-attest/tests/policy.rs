@@ -246,16 +246,9 @@ fn bad_policies_are_refused_with_the_reason() {
     }
 }
 
-/// An error and its causes, as the CLI prints them.
+/// An error and its causes, as one line.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    ward_attest::ErrorChain(e).to_string()
 }
 
 #[test]

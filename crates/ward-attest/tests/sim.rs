@@ -444,14 +444,7 @@ fn claims_serialise_flat_with_the_policy_field_names() {
     );
 }
 
-/// An error and its causes, as the CLI prints them.
+/// An error and its causes, as one line.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    ward_attest::ErrorChain(e).to_string()
 }

@@ -92,14 +92,16 @@ fn collateral_is_refused_outside_its_window() {
             verify(&v, expires - 1).is_ok(),
             "{name}: valid until its expiry"
         );
-        let err = verify(&v, expires + 1).unwrap_err().to_string();
+        let err = verify(&v, expires + 1).unwrap_err();
+        let err = ward_attest::ErrorChain(&err).to_string();
         assert!(err.to_lowercase().contains("expired"), "{name}: {err}");
         let start = parse_utc(v.expected["valid_window_utc"][0].as_str().unwrap());
         assert!(
             verify(&v, start).is_ok(),
             "{name}: valid from its latest issue date"
         );
-        let err = verify(&v, start - 1).unwrap_err().to_string();
+        let err = verify(&v, start - 1).unwrap_err();
+        let err = ward_attest::ErrorChain(&err).to_string();
         let err = err.to_lowercase();
         assert!(
             ["not yet valid", "notvalidyet", "in the future"]
@@ -119,7 +121,8 @@ fn rejected_vectors_are_refused_for_the_documented_reason() {
         ("tdx-v5-phala-no-tcb-level", "No matching TCB level"),
     ] {
         let v = vector(name);
-        let err = verify(&v, v.at).unwrap_err().to_string();
+        let err = verify(&v, v.at).unwrap_err();
+        let err = ward_attest::ErrorChain(&err).to_string();
         assert!(
             err.to_lowercase().contains(&needle.to_lowercase()),
             "{name}: {err}"
@@ -239,8 +242,8 @@ fn tampered_collateral_and_foreign_platforms_are_refused() {
         .is_ok());
     let err = DcapVerifier::intel()
         .verify(&v.quote, &other, at)
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let err = ward_attest::ErrorChain(&err).to_string();
     assert!(err.to_lowercase().contains("fmspc"), "{err}");
     // Malformed collateral files name the field.
     let err = Collateral::from_json(&text.replacen("\"pck_crl\": \"", "\"pck_crl\": \"zz", 1))

@@ -1,7 +1,7 @@
 //! The manifest's typed schema: what `ward sign` reads and what the runtime enforces.
 //!
 //! Deserialisation refuses unknown keys and malformed values (with the line, from the TOML
-//! parser); [`crate::validate`] then checks what spans several keys.
+//! parser); `validate` then checks what spans several keys.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

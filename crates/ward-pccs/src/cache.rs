@@ -4,7 +4,6 @@ use crate::error::{Error, Result};
 use crate::fetch::Pccs;
 use crate::key::{CollateralKey, Tee};
 use crate::shape;
-use crate::time::parse_rfc3339;
 use serde::Deserialize;
 use std::fs;
 use std::io::{self, Write};
@@ -32,21 +31,17 @@ struct CollateralExpiry {
 /// unusable for verification, so a cache that looked only at the TCB info and QE identity
 /// would serve collateral that no longer verifies.
 pub fn next_update(collateral: &Collateral) -> Result<u64> {
-    next_update_of_json(&collateral.to_json(), None).map_err(Error::NextUpdate)
+    let validity = collateral.validity().map_err(Error::NextUpdate)?;
+    Ok(validity.earliest_next_update().next_update)
 }
 
-/// `tee`, if given, must match the TCB info's and QE identity's ids.
-fn next_update_of_json(json: &str, tee: Option<Tee>) -> std::result::Result<u64, String> {
+/// When cached collateral JSON stops being current; the TCB info's and QE identity's ids must
+/// be `tee`'s.
+fn next_update_of_json(json: &str, tee: Tee) -> std::result::Result<u64, String> {
     let c: CollateralExpiry =
         serde_json::from_str(json).map_err(|e| format!("not collateral JSON: {e}"))?;
-    let tcb = match tee {
-        Some(tee) => shape::tcb_info_next_update(&c.tcb_info, tee, None)?,
-        None => next_update_field(&c.tcb_info, "TCB info")?,
-    };
-    let qe = match tee {
-        Some(tee) => shape::qe_identity_next_update(&c.qe_identity, tee)?,
-        None => next_update_field(&c.qe_identity, "QE identity")?,
-    };
+    let tcb = shape::tcb_info_next_update(&c.tcb_info, tee, None)?;
+    let qe = shape::qe_identity_next_update(&c.qe_identity, tee)?;
     let crl = |field: &str, what: &str| {
         let der = hex::decode(field.trim()).map_err(|e| format!("{what} is not hex: {e}"))?;
         shape::crl_next_update(&der).map_err(|e| format!("{what}: {e}"))
@@ -54,18 +49,6 @@ fn next_update_of_json(json: &str, tee: Option<Tee>) -> std::result::Result<u64,
     let pck_crl = crl(&c.pck_crl, "PCK CRL")?;
     let root_ca_crl = crl(&c.root_ca_crl, "root CA CRL")?;
     Ok(tcb.min(qe).min(pck_crl).min(root_ca_crl))
-}
-
-fn next_update_field(text: &str, what: &str) -> std::result::Result<u64, String> {
-    #[derive(Deserialize)]
-    struct NextUpdate {
-        #[serde(rename = "nextUpdate")]
-        next_update: String,
-    }
-    let n: NextUpdate =
-        serde_json::from_str(text).map_err(|e| format!("{what} has no usable nextUpdate: {e}"))?;
-    parse_rfc3339(&n.next_update)
-        .ok_or_else(|| format!("{what} nextUpdate {:?} is not RFC 3339", n.next_update))
 }
 
 /// Collateral read from the cache, with when it stops being current.
@@ -134,12 +117,17 @@ impl Cache {
         let corrupt = |reason: String| Error::CacheCorrupt {
             path: path.clone(),
             reason,
+            source: None,
         };
         if bytes.len() as u64 > MAX_CACHE_FILE_BYTES {
             return Err(corrupt(format!("larger than {MAX_CACHE_FILE_BYTES} bytes")));
         }
         let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8".into()))?;
-        let collateral = Collateral::from_json(&text).map_err(|e| corrupt(e.to_string()))?;
+        let collateral = Collateral::from_json(&text).map_err(|e| Error::CacheCorrupt {
+            path: path.clone(),
+            reason: "not usable collateral".into(),
+            source: Some(e),
+        })?;
         if collateral.fmspc() != key.fmspc {
             return Err(corrupt(format!(
                 "holds collateral for FMSPC {}, not {}",
@@ -147,7 +135,7 @@ impl Cache {
                 key.fmspc_hex()
             )));
         }
-        let next_update = next_update_of_json(&text, Some(key.tee)).map_err(corrupt)?;
+        let next_update = next_update_of_json(&text, key.tee).map_err(corrupt)?;
         Ok(Some(CachedCollateral {
             collateral,
             next_update,

@@ -26,12 +26,15 @@ pub enum Error {
     Quote(String),
 
     /// The request did not complete: connection refused, DNS, TLS, timeout, I/O.
-    #[error("GET {url}: {detail}")]
+    #[error("GET {url}{note}")]
     Transport {
         /// The URL that was asked.
         url: String,
-        /// What went wrong.
-        detail: String,
+        /// What ward adds (the timeout in force), empty or starting with a space.
+        note: String,
+        /// The HTTP client's error.
+        #[source]
+        source: ureq::Error,
     },
 
     /// The server answered with a status other than 2xx.
@@ -96,8 +99,8 @@ pub enum Error {
     },
 
     /// When the collateral stops being current could not be determined.
-    #[error("cannot tell when the collateral expires: {0}")]
-    NextUpdate(String),
+    #[error("cannot tell when the collateral expires")]
+    NextUpdate(#[source] ward_attest::Error),
 
     /// A cache file exists but does not hold usable collateral for its key.
     #[error("cached collateral {}: {reason}", path.display())]
@@ -106,6 +109,9 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+        /// What refused it, when another crate did.
+        #[source]
+        source: Option<ward_attest::Error>,
     },
 
     /// Reading or writing the cache failed.

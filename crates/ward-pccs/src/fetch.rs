@@ -205,12 +205,13 @@ impl Pccs {
         tracing::debug!(url, "GET");
         let transport = |e: ureq::Error| Error::Transport {
             url: url.to_string(),
-            detail: match e {
+            note: match e {
                 ureq::Error::Timeout(_) => {
-                    format!("{e} (no complete answer within {:?})", self.timeout)
+                    format!(" (no complete answer within {:?})", self.timeout)
                 }
-                e => e.to_string(),
+                _ => String::new(),
             },
+            source: e,
         };
         let mut response = self.agent.get(url).call().map_err(transport)?;
         let status = response.status();

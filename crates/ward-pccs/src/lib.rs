@@ -44,7 +44,6 @@ mod error;
 mod fetch;
 mod key;
 mod shape;
-mod time;
 mod verifier;
 
 pub use cache::{next_update, Cache, CachedCollateral, CachingSource};

@@ -1,11 +1,11 @@
 //! Reading the pieces of collateral out of what a PCCS/PCS serves, and when they expire.
 //! Shape only: nothing here checks a signature.
 
-use crate::time::parse_rfc3339;
 use crate::Tee;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
+use ward_attest::time::parse_rfc3339;
 use x509_cert::der::Decode;
 
 /// A signed object as the PCS serves it: `{"tcbInfo": {…}, "signature": "<hex>"}`.

@@ -11,7 +11,7 @@
 //!   before any secret is sent. Secret bytes are never logged.
 //! - [`dev`]: a development setup for a first run (dev CA, server certificate, simulated
 //!   platform key, wrap key, policy, configuration).
-//! - [`bench`]: a load generator of simulated RA-TLS clients, summarised.
+//! - [`bench`](mod@bench): a load generator of simulated RA-TLS clients, summarised.
 //! - [`client`]: a blocking client ([`client::fetch`] for the ward extension,
 //!   [`client::fetch_gramine`] for Gramine's protocol).
 

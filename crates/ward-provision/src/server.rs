@@ -94,14 +94,7 @@ impl ServerHandle {
 
 /// An error and its causes on one line, for the audit log.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    ward_attest::ErrorChain(e).to_string()
 }
 
 fn config_err(

@@ -7,8 +7,8 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use ward_attest::attester::{AttesterKind, SimAttester};
-use ward_attest::claims::{VerificationReport, VerifiedClaims};
-use ward_attest::dcap::{rfc3339, Collateral};
+use ward_attest::claims::VerificationReport;
+use ward_attest::dcap::Collateral;
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
 use ward_attest::verify::evidence_kind;
 use ward_attest::{
@@ -225,13 +225,11 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         }
     };
     let verdict = policy.as_ref().map(|p| p.evaluate(&claims));
+    let report = VerificationReport::new(&claims, now, verdict.as_ref());
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&VerificationReport::new(&claims, now, verdict.as_ref()))?
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        explain(&claims, now);
+        print!("{report}");
         match &verdict {
             None => println!("\nPolicy: none given (pass --policy FILE to judge the evidence)"),
             Some(Ok(())) => println!("\nPolicy: ACCEPTED"),
@@ -258,14 +256,21 @@ fn evidence_verifier(a: &VerifyArgs, quote: &[u8], now: u64) -> Result<AnyVerifi
                 Some(d) => d.clone(),
                 None => default_cache_dir()?,
             };
-            let source =
-                ward_pccs::CachingSource::new(ward_pccs::Pccs::new(url)?, ward_pccs::Cache::new(dir));
+            let source = ward_pccs::CachingSource::new(
+                ward_pccs::Pccs::new(url)?,
+                ward_pccs::Cache::new(dir),
+            );
             Some(DcapEvidenceVerifier::new(source, clock))
         }
-        (None, None) if evidence_kind(quote) != TeeKind::Sim => bail!(
-            "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
-            a.quote.display()
-        ),
+        (None, None) if evidence_kind(quote) != TeeKind::Sim => {
+            // Say what the file is before asking for collateral it cannot use.
+            ward_attest::quote::Quote::parse(quote)
+                .context("neither simulated evidence nor a DCAP quote")?;
+            bail!(
+                "{} is a DCAP quote; verifying it needs Intel's collateral for its platform: pass --collateral FILE (QuoteCollateralV3 JSON) or --pccs URL",
+                a.quote.display()
+            )
+        }
         (None, None) => None,
     };
     Ok(AnyVerifier::new(Some(SimVerifier), dcap))
@@ -277,120 +282,4 @@ fn default_cache_dir() -> Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
     Ok(base.join("ward/collateral"))
-}
-
-fn explain(c: &VerifiedClaims, now: u64) {
-    let kind = match c.tee {
-        TeeKind::Sgx => "an Intel SGX enclave quote (DCAP, ECDSA P-256)",
-        TeeKind::Tdx => "an Intel TDX trust-domain quote (DCAP, ECDSA P-256)",
-        TeeKind::Sim => "ward SIMULATED TEE evidence — no hardware protection; anyone with the platform key can forge it",
-    };
-    println!("Evidence: {kind}");
-    println!(
-        "Verified: signatures and chain OK as of {} (unix {now})",
-        rfc3339(now)
-    );
-    let row = |name: &str, value: String, what: &str| {
-        println!("  {name:<14} {value}\n  {:<14} {what}", "")
-    };
-    if let Some(s) = &c.sgx {
-        row(
-            "MRENCLAVE",
-            hex::encode(s.mr_enclave),
-            "hash of the enclave's code and initial data (the workload's measurement)",
-        );
-        row(
-            "MRSIGNER",
-            hex::encode(s.mr_signer),
-            "hash of the key that signed the enclave (who vouches for it)",
-        );
-        row(
-            "ISV_PROD_ID",
-            s.isv_prod_id.to_string(),
-            "product id the signer assigned",
-        );
-        row(
-            "ISV_SVN",
-            s.isv_svn.to_string(),
-            "security version; policies set a minimum to refuse superseded builds",
-        );
-        row(
-            "ATTRIBUTES",
-            hex::encode(s.attributes),
-            "enclave flags and enabled CPU features",
-        );
-        row(
-            "DEBUG",
-            if s.debug { "YES".into() } else { "no".into() },
-            if s.debug {
-                "a debug enclave: the host can read its memory, so it must not get secrets"
-            } else {
-                "production enclave"
-            },
-        );
-    }
-    if let Some(t) = &c.tdx {
-        row(
-            "MRTD",
-            hex::encode(t.mr_td),
-            "hash of the TD's initial memory (virtual firmware)",
-        );
-        let rtmr_what = [
-            "RTMR0: firmware configuration (TD HOB, ACPI tables)",
-            "RTMR1: the OS loader and kernel",
-            "RTMR2: kernel command line and initrd",
-            "RTMR3: extended by the running workload (application-defined)",
-        ];
-        for (i, r) in t.rtmr.iter().enumerate() {
-            row(&format!("RTMR{i}"), hex::encode(r), rtmr_what[i]);
-        }
-        row(
-            "MRSEAM",
-            hex::encode(t.mr_seam),
-            "hash of the TDX module that manages the TD",
-        );
-        if let Some(s) = t.mr_servicetd {
-            row(
-                "MR_SERVICETD",
-                hex::encode(s),
-                "service TDs bound to this TD (zero: none)",
-            );
-        }
-        row(
-            "DEBUG",
-            if t.debug { "YES".into() } else { "no".into() },
-            if t.debug {
-                "a debug TD: the host can read and change it, so it must not get secrets"
-            } else {
-                "production TD"
-            },
-        );
-    }
-    row(
-        "REPORT_DATA",
-        hex::encode(c.report_data),
-        "64 bytes the workload bound into the evidence (RA-TLS: hash of its TLS key)",
-    );
-    if let Some(status) = c.tcb_status {
-        println!(
-            "Platform: FMSPC {}, TCB status {status}: {}",
-            c.fmspc.map(hex::encode).unwrap_or_default(),
-            status.meaning()
-        );
-        if !c.advisory_ids.is_empty() {
-            println!("  advisories: {}", c.advisory_ids.join(", "));
-        }
-    } else {
-        println!(
-            "Platform: simulated (key {}); no TCB to evaluate",
-            c.sim_platform_key.as_deref().unwrap_or("?")
-        );
-    }
-    if let Some(exp) = c.collateral_expires {
-        let days = (exp as i64 - now as i64) as f64 / 86_400.0;
-        println!(
-            "Collateral: valid until {} ({days:.1} days after the verification time)",
-            rfc3339(exp)
-        );
-    }
 }

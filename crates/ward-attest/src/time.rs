@@ -1,8 +1,9 @@
-//! RFC 3339 timestamps (`2025-09-14T04:36:46Z`) to unix seconds, without a date crate.
+//! RFC 3339 timestamps (`2025-09-14T04:36:46Z`) to and from unix seconds, without a date crate:
+//! collateral carries its validity this way, and verifiers print times this way.
 
 /// Parses an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`) to unix seconds.
 /// Fractions of a second are dropped. None if malformed or before 1970.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let num = |from: usize, to: usize| -> Option<i64> {
         let digits = b.get(from..to)?;
@@ -63,6 +64,33 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
     let secs =
         days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     u64::try_from(secs).ok()
+}
+
+/// Formats unix seconds as RFC 3339 UTC.
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
