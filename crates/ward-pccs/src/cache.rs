@@ -6,9 +6,8 @@ use crate::key::{CollateralKey, Tee};
 use crate::shape;
 use serde::Deserialize;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use ward_attest::dcap::{rfc3339, Collateral};
 use ward_attest::quote::Quote;
 
@@ -142,41 +141,12 @@ impl Cache {
         }))
     }
 
-    /// Stores `collateral` as `key`'s entry, replacing any other atomically.
+    /// Stores `collateral` as `key`'s entry, replacing any other atomically (a temporary
+    /// beside it, synced, then renamed; see [`ward_fsio::AtomicFile`]). The directory is created
+    /// if missing.
     pub fn store(&self, key: &CollateralKey, collateral: &Collateral) -> Result<()> {
-        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-        fs::create_dir_all(&self.dir).map_err(|source| Error::CacheIo {
-            context: "creating cache directory",
-            path: self.dir.clone(),
-            source,
-        })?;
-        let path = self.path_for(key);
-        let tmp = self.dir.join(format!(
-            ".{}.{}-{}.tmp",
-            key.file_name(),
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = || -> io::Result<()> {
-            let mut f = fs::File::create_new(&tmp)?;
-            f.write_all(collateral.to_json().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        if let Err(source) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::CacheIo {
-                context: "writing cached collateral",
-                path,
-                source,
-            });
-        }
-        // Make the rename durable where directories can be synced; a failure here loses at
-        // most a cache entry.
-        if let Ok(dir) = fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        ward_fsio::write_atomic(self.path_for(key), collateral.to_json().as_bytes(), 0o644)
+            .map_err(|source| Error::CacheStore { source })
     }
 }
 

@@ -114,7 +114,15 @@ pub enum Error {
         source: Option<ward_attest::Error>,
     },
 
-    /// Reading or writing the cache failed.
+    /// Writing a cache entry failed.
+    #[error("storing cached collateral")]
+    CacheStore {
+        /// What failed.
+        #[source]
+        source: ward_fsio::Error,
+    },
+
+    /// Reading the cache failed.
     #[error("{context} {}", path.display())]
     CacheIo {
         /// What was being done.

@@ -174,5 +174,5 @@ fn unwritable_cache_still_returns_collateral() {
         .unwrap();
     let key = CollateralKey::from_quote(&quote).unwrap();
     let e = src.cache.store(&key, &c).unwrap_err();
-    assert!(matches!(e, Error::CacheIo { .. }), "{e:?}");
+    assert!(matches!(e, Error::CacheStore { .. }), "{e:?}");
 }

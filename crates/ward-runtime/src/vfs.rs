@@ -1009,14 +1009,13 @@ impl Vfs {
                         });
                     }
                 }
-                let (dir, target) = self.prepare_target(&t)?;
-                let tmp = writer::temp_beside(&dir, &target, &t.names)?;
+                let (_, target) = self.prepare_target(&t)?;
+                let tmp = writer::temp_beside(&target, &t.names)?;
                 match &t.enc {
-                    None => Ok(VfsWriter::host(t.names, tmp, target, self.stats.clone())),
+                    None => Ok(VfsWriter::host(t.names, tmp, self.stats.clone())),
                     Some(enc) => VfsWriter::protected(
                         t.names.clone(),
                         tmp,
-                        target,
                         enc.key,
                         &enc.bound,
                         enc.key_name,
@@ -1054,7 +1053,7 @@ impl Vfs {
                     let Ok(name) = entry.file_name().into_string() else {
                         continue; // not nameable by the workload
                     };
-                    if name.starts_with('.') && name.ends_with(writer::TEMP_SUFFIX) {
+                    if ward_fsio::is_temp_name(&name) {
                         continue;
                     }
                     // Follows symlinks; a dangling one is not listed.

@@ -612,7 +612,8 @@ fn protected_file_under_another_name_is_refused() {
                 }
                 other => panic!("unexpected {other}"),
             }
-            assert!(e.to_string().contains("\"enc/alice.bin\""), "{e}");
+            let chain = ward_attest::ErrorChain(&e).to_string();
+            assert!(chain.contains("\"enc/alice.bin\""), "{chain}");
         }
     }
 }

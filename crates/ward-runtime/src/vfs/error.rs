@@ -156,7 +156,7 @@ pub enum VfsError {
     },
 
     /// The protected-file layer refused or failed: wrong key, moved or modified file, ….
-    #[error("protected file {path} (host {host}, key {key_name:?}): {source}{hint}", hint = pf_hint(source))]
+    #[error("protected file {path} (host {host}, key {key_name:?}) could not be used{hint}", hint = pf_hint(source))]
     Protected {
         /// The workload path.
         path: String,
@@ -209,6 +209,18 @@ pub enum VfsError {
         /// The error.
         #[source]
         source: io::Error,
+    },
+
+    /// Writing a new version of a file failed (its temporary, sync or rename).
+    #[error("writing {path} (host {host})")]
+    Output {
+        /// The workload path.
+        path: String,
+        /// The host path.
+        host: String,
+        /// What failed (boxed to keep `VfsError` small).
+        #[source]
+        source: Box<ward_fsio::Error>,
     },
 
     /// Two mounts at the same path.
@@ -288,6 +300,10 @@ impl VfsError {
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
             VfsError::Io { source, .. } => source.kind(),
+            VfsError::Output { source, .. } => match &**source {
+                ward_fsio::Error::Io { source, .. } => source.kind(),
+                _ => io::ErrorKind::Other,
+            },
             VfsError::NotFound { .. } | VfsError::MountMissing { .. } => io::ErrorKind::NotFound,
             VfsError::IsADirectory { .. } | VfsError::NotADirectory { .. } => {
                 io::ErrorKind::InvalidInput

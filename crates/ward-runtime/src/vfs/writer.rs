@@ -5,10 +5,10 @@ use super::tmpfs::Tmpfs;
 use super::{Counters, VfsError};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tempfile::NamedTempFile;
+use ward_fsio::AtomicFile;
 use ward_pf::ProtectedFile;
 use zeroize::Zeroizing;
 
@@ -17,15 +17,11 @@ const WRITER_CACHE_NODES: usize = 256;
 
 pub(crate) enum Inner {
     /// An allowed file, written in the clear to a temporary file beside the target.
-    Host {
-        out: BufWriter<NamedTempFile>,
-        target: PathBuf,
-    },
+    Host { out: BufWriter<AtomicFile> },
     /// A new protected file in a temporary file beside the target.
     Protected {
         pf: Box<ProtectedFile<File>>,
-        tmp: NamedTempFile,
-        target: PathBuf,
+        tmp: AtomicFile,
         pos: u64,
         key_name: String,
     },
@@ -67,38 +63,22 @@ impl std::fmt::Debug for VfsWriter {
     }
 }
 
-/// A temporary file in `dir` named after `target`, for an atomic replace.
-pub(crate) fn temp_beside(
-    dir: &Path,
-    target: &Path,
-    names: &Names,
-) -> Result<NamedTempFile, VfsError> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(|e| names.io("creating a temporary file beside", e))
+/// A temporary file beside `target` (`.NAME.XXXXXX.ward-tmp`, removed on drop and by the signal
+/// cleanup), for an atomic replace.
+pub(crate) fn temp_beside(target: &Path, names: &Names) -> Result<AtomicFile, VfsError> {
+    AtomicFile::create(target).map_err(|source| VfsError::Output {
+        path: names.path.clone(),
+        host: names.host.clone(),
+        source: Box::new(source),
+    })
 }
 
-/// Suffix of the writers' temporary files (hidden from `read_dir`).
-pub(crate) const TEMP_SUFFIX: &str = ".ward-tmp";
-
 impl VfsWriter {
-    pub(crate) fn host(
-        names: Names,
-        tmp: NamedTempFile,
-        target: PathBuf,
-        stats: Arc<Counters>,
-    ) -> Self {
+    pub(crate) fn host(names: Names, tmp: AtomicFile, stats: Arc<Counters>) -> Self {
         VfsWriter {
             names,
             inner: Some(Inner::Host {
                 out: BufWriter::with_capacity(1 << 18, tmp),
-                target,
             }),
             failed: false,
             stats,
@@ -107,15 +87,14 @@ impl VfsWriter {
 
     pub(crate) fn protected(
         names: Names,
-        tmp: NamedTempFile,
-        target: PathBuf,
+        tmp: AtomicFile,
         key: &ward_pf::WrapKey,
         bound: &str,
         key_name: &str,
         stats: Arc<Counters>,
     ) -> Result<Self, VfsError> {
         let file = tmp
-            .as_file()
+            .file()
             .try_clone()
             .map_err(|e| names.io("opening the temporary file for", e))?;
         let mut pf = ProtectedFile::create(file, key, bound).map_err(|e| names.pf(key_name, e))?;
@@ -125,7 +104,6 @@ impl VfsWriter {
             inner: Some(Inner::Protected {
                 pf: Box::new(pf),
                 tmp,
-                target,
                 pos: 0,
                 key_name: key_name.to_string(),
             }),
@@ -168,22 +146,21 @@ impl VfsWriter {
         }
         let names = &self.names;
         match self.inner.take() {
-            Some(Inner::Host { out, target }) => {
+            Some(Inner::Host { out }) => {
                 let tmp = out
                     .into_inner()
                     .map_err(|e| names.io("writing", e.into_error()))?;
-                persist(tmp, &target, names)?;
+                persist(tmp, names)?;
             }
             Some(Inner::Protected {
                 mut pf,
                 tmp,
-                target,
                 pos,
                 key_name,
             }) => {
                 pf.sync().map_err(|e| names.pf(&key_name, e))?;
                 drop(pf);
-                persist(tmp, &target, names)?;
+                persist(tmp, names)?;
                 self.stats.protected_bytes_encrypted.fetch_add(pos, Relaxed);
             }
             Some(Inner::Tmpfs { store, mount, data }) => {
@@ -221,27 +198,19 @@ impl VfsWriter {
     }
 }
 
-/// Syncs `tmp`, gives it the mode of the file it replaces (if any), renames it to `target` and
-/// syncs the directory.
-fn persist(tmp: NamedTempFile, target: &Path, names: &Names) -> Result<(), VfsError> {
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| names.io("syncing the new version of", e))?;
-    if let Ok(md) = std::fs::symlink_metadata(target) {
-        if md.is_file() {
-            tmp.as_file()
-                .set_permissions(md.permissions())
-                .map_err(|e| names.io("copying permissions to the new version of", e))?;
-        }
-    }
-    tmp.persist(target)
-        .map_err(|e| names.io("renaming into place", e.error))?;
-    if let Some(dir) = target.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| names.io("syncing the directory of", e))?;
-    }
-    Ok(())
+/// Commits `tmp` over its target with the mode of the file it replaces (0600 for a new file):
+/// fsync, rename, fsync of the directory.
+fn persist(tmp: AtomicFile, names: &Names) -> Result<(), VfsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::symlink_metadata(tmp.target()) {
+        Ok(md) if md.is_file() => md.permissions().mode() & 0o7777,
+        _ => 0o600,
+    };
+    tmp.commit(mode).map_err(|source| VfsError::Output {
+        path: names.path.clone(),
+        host: names.host.clone(),
+        source: Box::new(source),
+    })
 }
 
 impl Write for VfsWriter {
