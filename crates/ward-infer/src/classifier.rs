@@ -1,6 +1,6 @@
 //! [`Classifier`]: a loaded, checked and optimised model with its labels.
 
-use crate::error::{chain, panic_message};
+use crate::error::{panic_message, tract_model, tract_not_onnx, tract_output, tract_run};
 use crate::output::{softmax, Prediction};
 use crate::preprocess;
 use crate::spec::ModelSpec;
@@ -52,7 +52,8 @@ impl Input {
     /// Build an input from raw data in `shape` order (for tests and cross-engine checks; the
     /// shape must be the classifier's [`ModelSpec::input_shape`] to run).
     pub fn from_data(shape: [usize; 4], data: &[f32]) -> Result<Self, Error> {
-        let tensor = Tensor::from_shape(&shape, data).map_err(|e| Error::Run(chain(&e)))?;
+        let tensor =
+            Tensor::from_shape(&shape, data).map_err(tract_run("building the input tensor"))?;
         Ok(Input {
             value: tensor.into_tvalue(),
         })
@@ -87,12 +88,12 @@ impl Classifier {
         spec.validate()?;
         let labels = parse_labels(labels_txt)?;
         if model_onnx.is_empty() {
-            return Err(Error::NotOnnx("the model is empty (0 bytes)".to_string()));
+            return Err(Error::not_onnx("the model is empty (0 bytes)".to_string()));
         }
         let plan = match catch_unwind(AssertUnwindSafe(|| build_plan(model_onnx, spec))) {
             Ok(plan) => plan?,
             Err(panic) => {
-                return Err(Error::Model(format!(
+                return Err(Error::model(format!(
                     "tract panicked: {}",
                     panic_message(&*panic)
                 )))
@@ -176,7 +177,7 @@ impl Classifier {
     fn run_on(&self, executor: Executor, input: &Input) -> Result<Vec<f32>, Error> {
         let expected = self.spec.input_shape();
         if input.shape() != expected {
-            return Err(Error::Run(format!(
+            return Err(Error::run(format!(
                 "the input has shape {:?}, the model takes {:?}",
                 input.shape(),
                 expected
@@ -185,16 +186,16 @@ impl Classifier {
         let outputs = catch_unwind(AssertUnwindSafe(|| {
             multithread_tract_scope(executor, || self.plan.run(tvec![input.value.clone()]))
         }))
-        .map_err(|panic| Error::Run(format!("tract panicked: {}", panic_message(&*panic))))?
-        .map_err(|e| Error::Run(chain(&e)))?;
+        .map_err(|panic| Error::run(format!("tract panicked: {}", panic_message(&*panic))))?
+        .map_err(tract_run("running the model"))?;
         let scores = outputs
             .first()
-            .ok_or_else(|| Error::Run("the model produced no output".to_string()))?
+            .ok_or_else(|| Error::run("the model produced no output".to_string()))?
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
-            .map_err(|e| Error::Run(chain(&e)))?;
+            .map_err(tract_run("reading the output as float32 scores"))?;
         if scores.len() != self.labels.len() {
-            return Err(Error::Run(format!(
+            return Err(Error::run(format!(
                 "the model produced {} scores for {} labels",
                 scores.len(),
                 self.labels.len()
@@ -292,11 +293,11 @@ fn build_plan(bytes: &[u8], spec: &ModelSpec) -> Result<Arc<TypedRunnableModel>,
     let onnx = tract_onnx::onnx();
     let proto = onnx
         .proto_model_for_read(&mut &*bytes)
-        .map_err(|e| Error::NotOnnx(chain(&e)))?;
+        .map_err(tract_not_onnx("tract could not decode the protobuf"))?;
     match &proto.graph {
-        None => return Err(Error::NotOnnx("the protobuf has no graph".to_string())),
+        None => return Err(Error::not_onnx("the protobuf has no graph".to_string())),
         Some(g) if g.node.is_empty() => {
-            return Err(Error::NotOnnx(
+            return Err(Error::not_onnx(
                 "the protobuf's graph has no nodes".to_string(),
             ))
         }
@@ -304,10 +305,12 @@ fn build_plan(bytes: &[u8], spec: &ModelSpec) -> Result<Arc<TypedRunnableModel>,
     }
     let model = onnx
         .model_for_proto_model(&proto)
-        .map_err(|e| Error::Model(chain(&e)))?;
+        .map_err(tract_model("translating the ONNX graph"))?;
     drop(proto);
 
-    let inputs = model.input_outlets().map_err(|e| Error::Model(chain(&e)))?;
+    let inputs = model
+        .input_outlets()
+        .map_err(tract_model("finding the model's input"))?;
     if inputs.len() != 1 {
         return Err(Error::InputCount {
             found: inputs.len(),
@@ -323,7 +326,9 @@ fn build_plan(bytes: &[u8], spec: &ModelSpec) -> Result<Arc<TypedRunnableModel>,
         }
     }
     check_declared_input(
-        model.input_fact(0).map_err(|e| Error::Model(chain(&e)))?,
+        model
+            .input_fact(0)
+            .map_err(tract_model("reading the model's declared input"))?,
         spec,
     )?;
 
@@ -332,7 +337,7 @@ fn build_plan(bytes: &[u8], spec: &ModelSpec) -> Result<Arc<TypedRunnableModel>,
         .with_input_fact(0, InferenceFact::dt_shape(DatumType::F32, &shape[..]))
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
-        .map_err(|e| Error::Model(chain(&e)))
+        .map_err(tract_model("typing, optimising and planning the model"))
 }
 
 /// Compare what the model declares about its input (type, rank, fixed dimensions) with the
@@ -379,9 +384,11 @@ fn check_declared_input(fact: &InferenceFact, spec: &ModelSpec) -> Result<(), Er
 /// shape whose dimensions are all 1 but the last (`[1000]`, `[1, 1000]`).
 fn output_classes(plan: &TypedRunnableModel) -> Result<usize, Error> {
     let model = plan.model();
-    let fact = model.output_fact(0).map_err(|e| Error::Output(chain(&e)))?;
+    let fact = model
+        .output_fact(0)
+        .map_err(tract_output("reading the model's declared output"))?;
     if fact.datum_type != DatumType::F32 {
-        return Err(Error::Output(format!(
+        return Err(Error::output(format!(
             "it is {:?}, not f32",
             fact.datum_type
         )));
@@ -389,10 +396,10 @@ fn output_classes(plan: &TypedRunnableModel) -> Result<usize, Error> {
     let shape = fact
         .shape
         .as_concrete()
-        .ok_or_else(|| Error::Output(format!("its shape {:?} is not fixed", fact.shape)))?;
+        .ok_or_else(|| Error::output(format!("its shape {:?} is not fixed", fact.shape)))?;
     match shape.split_last() {
         Some((&classes, rest)) if classes > 0 && rest.iter().all(|&d| d == 1) => Ok(classes),
-        _ => Err(Error::Output(format!(
+        _ => Err(Error::output(format!(
             "its shape is {shape:?}; expected [classes] or [1, classes]"
         ))),
     }

@@ -20,12 +20,24 @@ pub enum Error {
 
     /// The model bytes are not an ONNX model: empty, not a protobuf, truncated, or a protobuf
     /// without a graph.
-    #[error("not an ONNX model: {0}")]
-    NotOnnx(String),
+    #[error("not an ONNX model: {reason}")]
+    NotOnnx {
+        /// What is wrong.
+        reason: String,
+        /// tract's error, when tract found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The bytes are ONNX but tract could not turn them into a runnable plan (an operator it does
     /// not support, inconsistent shapes, weights in external files, ...).
-    #[error("the ONNX model could not be prepared: {0}")]
-    Model(String),
+    #[error("the ONNX model could not be prepared: {reason}")]
+    Model {
+        /// What failed.
+        reason: String,
+        /// tract's error, when tract found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The model does not have exactly one input.
     #[error("the model has {found} inputs; an image classifier must have exactly one")]
     InputCount {
@@ -49,8 +61,14 @@ pub enum Error {
         found: String,
     },
     /// The model's output is not a vector of float32 class scores.
-    #[error("the model's output is unusable: {0}")]
-    Output(String),
+    #[error("the model's output is unusable: {reason}")]
+    Output {
+        /// What is wrong with it.
+        reason: String,
+        /// tract's error, when tract found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The labels file does not have one label per class.
     #[error("the labels file has {labels} labels but the model outputs {classes} classes")]
     LabelCount {
@@ -107,13 +125,78 @@ pub enum Error {
     #[error("threads: {0}")]
     Threads(String),
     /// Running the model failed, or it produced non-finite scores.
-    #[error("inference failed: {0}")]
-    Run(String),
+    #[error("inference failed: {reason}")]
+    Run {
+        /// What failed.
+        reason: String,
+        /// tract's error, when tract found it.
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
-/// tract's errors are `anyhow` chains; keep every context line, on one line.
-pub(crate) fn chain(e: &tract_onnx::prelude::TractError) -> String {
-    format!("{e:#}")
+/// The error of another library underneath (tract's errors are `anyhow` chains, kept whole).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl Error {
+    pub(crate) fn not_onnx(reason: impl Into<String>) -> Error {
+        Error::NotOnnx {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+    pub(crate) fn model(reason: impl Into<String>) -> Error {
+        Error::Model {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+    pub(crate) fn output(reason: impl Into<String>) -> Error {
+        Error::Output {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+    pub(crate) fn run(reason: impl Into<String>) -> Error {
+        Error::Run {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+}
+
+type TractError = tract_onnx::prelude::TractError;
+
+/// tract's error while `doing`, as the cause of an [`Error::NotOnnx`].
+pub(crate) fn tract_not_onnx(doing: &'static str) -> impl FnOnce(TractError) -> Error {
+    move |e| Error::NotOnnx {
+        reason: doing.into(),
+        source: Some(e.into()),
+    }
+}
+
+/// tract's error while `doing`, as the cause of an [`Error::Model`].
+pub(crate) fn tract_model(doing: &'static str) -> impl FnOnce(TractError) -> Error {
+    move |e| Error::Model {
+        reason: doing.into(),
+        source: Some(e.into()),
+    }
+}
+
+/// tract's error while `doing`, as the cause of an [`Error::Output`].
+pub(crate) fn tract_output(doing: &'static str) -> impl FnOnce(TractError) -> Error {
+    move |e| Error::Output {
+        reason: doing.into(),
+        source: Some(e.into()),
+    }
+}
+
+/// tract's error while `doing`, as the cause of an [`Error::Run`].
+pub(crate) fn tract_run(doing: &'static str) -> impl FnOnce(TractError) -> Error {
+    move |e| Error::Run {
+        reason: doing.into(),
+        source: Some(e.into()),
+    }
 }
 
 /// The message of a caught panic.

@@ -37,7 +37,7 @@ mod preprocess;
 mod spec;
 
 pub use classifier::{Classifier, Input};
-pub use error::Error;
+pub use error::{Cause, Error};
 pub use output::{format_json, format_results, format_text, softmax, top_k, Prediction};
 pub use preprocess::{MAX_ASPECT_RATIO, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE};
 pub use spec::{ChannelOrder, Layout, ModelSpec};

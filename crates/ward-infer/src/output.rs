@@ -21,13 +21,13 @@ pub struct Prediction {
 /// accumulated in f64. Refuses NaN or infinite scores ([`Error::Run`]) and an empty slice.
 pub fn softmax(scores: &[f32]) -> Result<Vec<f32>, Error> {
     if let Some((i, s)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
-        return Err(Error::Run(format!(
+        return Err(Error::run(format!(
             "the model produced a non-finite score ({s}) for class {i}"
         )));
     }
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
-        return Err(Error::Run("the model produced no scores".to_string()));
+        return Err(Error::run("the model produced no scores"));
     }
     let exps: Vec<f64> = scores.iter().map(|&s| f64::from(s - max).exp()).collect();
     // The largest term is exp(0) = 1, so the sum is at least 1.
@@ -140,9 +140,9 @@ mod tests {
 
     #[test]
     fn softmax_refuses_non_finite_and_empty() {
-        assert!(matches!(softmax(&[1.0, f32::NAN]), Err(Error::Run(_))));
-        assert!(matches!(softmax(&[f32::INFINITY]), Err(Error::Run(_))));
-        assert!(matches!(softmax(&[]), Err(Error::Run(_))));
+        assert!(matches!(softmax(&[1.0, f32::NAN]), Err(Error::Run { .. })));
+        assert!(matches!(softmax(&[f32::INFINITY]), Err(Error::Run { .. })));
+        assert!(matches!(softmax(&[]), Err(Error::Run { .. })));
     }
 
     #[test]

@@ -210,7 +210,7 @@ pub(crate) fn to_tensor_data(image: &RgbImage, spec: &ModelSpec) -> Result<Vec<f
     for y in 0..crop_h {
         let start = ((y0 + y) * new_w + x0) * 3;
         let row = raw.get(start..start + crop_w * 3).ok_or_else(|| {
-            Error::Run(format!(
+            Error::run(format!(
                 "internal: crop row {y} outside the resized {new_w}x{new_h} image"
             ))
         })?;

@@ -153,27 +153,27 @@ fn top_k_zero_is_refused() {
 
 #[test]
 fn empty_garbage_and_truncated_models_are_not_onnx() {
-    assert!(matches!(load(b""), Err(Error::NotOnnx(_))));
+    assert!(matches!(load(b""), Err(Error::NotOnnx { .. })));
     assert!(matches!(
         load(b"not an onnx model\n"),
-        Err(Error::NotOnnx(_))
+        Err(Error::NotOnnx { .. })
     ));
-    assert!(matches!(load(&chelsea()), Err(Error::NotOnnx(_))));
+    assert!(matches!(load(&chelsea()), Err(Error::NotOnnx { .. })));
     let shipped = model_bytes();
     for cut in [1, 100, shipped.len() / 2, shipped.len() - 1] {
         match load(&shipped[..cut]) {
-            Err(Error::NotOnnx(_)) => {}
+            Err(Error::NotOnnx { .. }) => {}
             other => panic!("model cut at {cut}: {other:?}"),
         }
     }
     // Well-formed protobufs that are not models: a graph without nodes; no graph at all.
     let empty_graph = model(vec![], vec![], vec![]);
     match load(&empty_graph) {
-        Err(Error::NotOnnx(m)) => assert!(m.contains("no nodes"), "{m}"),
+        Err(Error::NotOnnx { reason, .. }) => assert!(reason.contains("no nodes"), "{reason}"),
         other => panic!("{other:?}"),
     }
     match load(&empty_graph[..2]) {
-        Err(Error::NotOnnx(m)) => assert!(m.contains("no graph"), "{m}"),
+        Err(Error::NotOnnx { reason, .. }) => assert!(reason.contains("no graph"), "{reason}"),
         other => panic!("{other:?}"),
     }
 }
@@ -197,7 +197,10 @@ fn unsupported_operators_are_model_errors() {
             ..ModelSpec::default()
         },
     ) {
-        Error::Model(msg) => assert!(msg.contains("NoSuchOperator"), "{msg}"),
+        e @ Error::Model { .. } => {
+            let msg = chain(&e);
+            assert!(msg.contains("NoSuchOperator"), "{msg}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -229,7 +232,10 @@ fn weights_in_external_files_are_refused() {
         ..ModelSpec::default()
     };
     match load_err(&m.encode_to_vec(), "a\nb\nc\n", &spec) {
-        Error::Model(msg) => assert!(msg.contains("external data"), "{msg}"),
+        e @ Error::Model { .. } => {
+            let msg = chain(&e);
+            assert!(msg.contains("external data"), "{msg}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -324,7 +330,7 @@ fn outputs_must_be_class_scores() {
     );
     assert!(matches!(
         load_err(&identity, "a\n", &ModelSpec::default()),
-        Error::Output(_)
+        Error::Output { .. }
     ));
 }
 
@@ -452,4 +458,12 @@ fn spec_values_out_of_range_are_named() {
             ..
         }
     ));
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
