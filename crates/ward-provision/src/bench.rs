@@ -48,9 +48,11 @@ impl fmt::Display for Summary {
         let rate = self.provisions as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         write!(
             f,
-            "{} provisions, {} errors, {rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+            "{} provision{}, {} error{}, {rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
             self.provisions,
+            if self.provisions == 1 { "" } else { "s" },
             self.errors,
+            if self.errors == 1 { "" } else { "s" },
             self.p50.as_secs_f64() * 1e3,
             self.p99.as_secs_f64() * 1e3
         )

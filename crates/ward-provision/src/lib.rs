@@ -116,7 +116,8 @@ fn list_errors(errors: &[(String, Error)]) -> String {
     }
     errors
         .iter()
-        .map(|(s, e)| format!("{s}: {e}"))
+        // Several causes cannot chain as one source: each server's whole chain, on its line.
+        .map(|(s, e)| format!("{s}: {}", ward_attest::ErrorChain(e)))
         .collect::<Vec<_>>()
         .join("; ")
 }

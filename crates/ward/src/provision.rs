@@ -40,13 +40,14 @@ pub(crate) enum ProvisionCommand {
 }
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
 pub(crate) struct ServeArgs {
     /// Server configuration (TOML; see `ward provision init`).
-    #[arg(long, value_name = "FILE", required_unless_present = "secret")]
+    #[arg(long, value_name = "FILE", group = "source")]
     config: Option<PathBuf>,
     /// The tutorial's one-key case without a config file: serve FILE (16 raw bytes) as NAME,
     /// with --policy, --cert, --key and --audit-log.
-    #[arg(long, value_name = "NAME=FILE", conflicts_with = "config", requires_all = ["policy", "cert", "key"])]
+    #[arg(long, value_name = "NAME=FILE", group = "source", requires_all = ["policy", "cert", "key"])]
     secret: Option<String>,
     /// Policy (TOML) for --secret.
     #[arg(long, value_name = "FILE")]
@@ -96,13 +97,14 @@ pub(crate) struct FetchArgs {
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// Concurrent clients.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     clients: usize,
     /// Requests (TLS connections) per client.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     requests: usize,
-    /// Benchmark this server (host:port) instead of one started in-process; needs --dir.
-    #[arg(long, value_name = "ADDR")]
+    /// Benchmark this server (host:port) instead of one started in-process; needs the --dir
+    /// it was set up from (its CA and simulated platform key).
+    #[arg(long, value_name = "ADDR", requires = "dir")]
     server: Option<String>,
     /// A directory made by `ward provision init` (default: a temporary one).
     #[arg(long, value_name = "DIR")]
@@ -236,9 +238,6 @@ fn fetch(a: FetchArgs) -> Result<ExitCode> {
 }
 
 fn bench(a: BenchArgs) -> Result<ExitCode> {
-    if a.clients == 0 || a.requests == 0 {
-        bail!("--clients and --requests must be at least 1");
-    }
     let tmp;
     let dir = match &a.dir {
         Some(d) => d.clone(),
