@@ -36,6 +36,10 @@ pub(crate) struct SignArgs {
     /// Sign for another ward binary than this one (the measurement covers the runtime).
     #[arg(long, value_name = "WARD_BINARY")]
     runtime: Option<PathBuf>,
+    /// Print one JSON object (fields: signed_manifest, measurement, mr_signer, runtime_digest,
+    /// trusted_files, trusted_bytes, policy) instead of the text; progress stays on stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +86,10 @@ pub(crate) struct RunArgs {
     /// Print how long each step took.
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// When the workload succeeds, print one JSON object on stdout after its own output
+    /// (fields: workload, measurement, mr_signer, seconds, timings_ms, files).
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
@@ -136,6 +144,20 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
         stats.bytes as f64 / (1 << 20) as f64,
         t.elapsed()
     );
+    let policy = ward_attest::Policy::for_workload(ward_manifest::identity(&signed)).to_toml();
+    if a.json {
+        let object = serde_json::json!({
+            "signed_manifest": output.display().to_string(),
+            "measurement": s.measurement.to_string(),
+            "mr_signer": s.mr_signer.to_string(),
+            "runtime_digest": s.runtime_digest.to_string(),
+            "trusted_files": stats.files,
+            "trusted_bytes": stats.bytes,
+            "policy": policy,
+        });
+        println!("{object}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("signed manifest: {}", output.display());
     println!("measurement (MRENCLAVE): {}", s.measurement);
     println!("signer      (MRSIGNER):  {}", s.mr_signer);
@@ -145,10 +167,7 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
         "# Policy for the provisioning server (save it, then ward provision serve --policy FILE)."
     );
     println!("# On the simulated TEE add allow_simulated = true and simulated_platform_keys.");
-    print!(
-        "{}",
-        ward_attest::Policy::for_workload(ward_manifest::identity(&signed)).to_toml()
-    );
+    print!("{policy}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -212,17 +231,41 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         short(&m.mr_signer.to_string())
     );
     registry.run(&ctx)?;
+    let tm = &ctx.timings;
+    let workload_time = t.elapsed() - booted;
     if a.verbose {
-        let tm = &ctx.timings;
         eprintln!(
             "timings: self-measure {self_measure:.1?}, manifest {:.1?}, attest {:.1?}, \
-             provision {:.1?}, vfs {:.1?}, boot total {booted:.1?}, workload {:.1?}",
-            tm.manifest,
-            tm.attest,
-            tm.provision,
-            tm.vfs,
-            t.elapsed() - booted
+             provision {:.1?}, vfs {:.1?}, boot total {booted:.1?}, workload {workload_time:.1?}",
+            tm.manifest, tm.attest, tm.provision, tm.vfs,
         );
+    }
+    if a.json {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let files = ctx.vfs.stats();
+        let object = serde_json::json!({
+            "workload": m.manifest.loader.entrypoint,
+            "measurement": m.measurement.to_string(),
+            "mr_signer": m.mr_signer.to_string(),
+            "seconds": t.elapsed().as_secs_f64(),
+            "timings_ms": {
+                "self_measure": ms(self_measure),
+                "manifest": ms(tm.manifest),
+                "attest": ms(tm.attest),
+                "provision": ms(tm.provision),
+                "vfs": ms(tm.vfs),
+                "workload": ms(workload_time),
+            },
+            "files": {
+                "opened": files.files_opened,
+                "committed": files.files_committed,
+                "trusted_bytes_verified": files.trusted_bytes_verified,
+                "protected_bytes_decrypted": files.protected_bytes_decrypted,
+                "protected_bytes_encrypted": files.protected_bytes_encrypted,
+                "refused": files.refused,
+            },
+        });
+        println!("{object}");
     }
     eprintln!("workload finished in {:.0?}", t.elapsed());
     Ok(ExitCode::SUCCESS)
