@@ -12,7 +12,6 @@
 //! (`ward-runtime`, which contains no ML code). This crate is the glue between the two.
 
 use clap::Parser;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use ward_infer::{Classifier, ModelSpec, Prediction};
 use ward_runtime::vfs::Vfs;
@@ -406,12 +405,6 @@ fn run_workload(ctx: &Context) -> Result<(), WorkloadError> {
     let results = run(&args, &VfsInputs(&ctx.vfs)).map_err(|e| WorkloadError::Other(e.into()))?;
     let text = format(&results, &args);
     let output = vfs_path(&output).map_err(WorkloadError::Other)?;
-    let mut out = ctx.vfs.create(output)?;
-    out.write_all(text.as_bytes())
-        .map_err(|source| WorkloadError::Io {
-            context: format!("writing {output}"),
-            source,
-        })?;
-    out.commit()?;
+    ctx.vfs.write(output, text.as_bytes())?;
     Ok(())
 }

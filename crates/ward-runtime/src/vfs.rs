@@ -615,6 +615,14 @@ impl Vfs {
         self.note(self.create_inner(path))
     }
 
+    /// Writes `bytes` as the new version of `path` and commits it: [`create`](Self::create),
+    /// write, [`VfsWriter::commit`] in one call, for outputs that are ready whole.
+    pub fn write(&self, path: &str, bytes: &[u8]) -> Result<(), VfsError> {
+        let mut out = self.create(path)?;
+        self.note(out.write_whole(bytes))?;
+        self.note(out.commit())
+    }
+
     /// Names of the entries of directory `path` that the workload may open or enter (mount
     /// points included), sorted. Under chroot mounts only trusted and allowed files, and
     /// directories leading to some, are listed.

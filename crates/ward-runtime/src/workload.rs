@@ -8,7 +8,7 @@ use crate::bootstrap::Context;
 use crate::vfs::VfsError;
 use sha2::Digest;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use ward_manifest::Entrypoint;
 
 /// Why a workload failed.
@@ -204,13 +204,7 @@ fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
         }
         lines.push_str(&format!("{}  {input}\n", hex::encode(hasher.finalize())));
     }
-    let mut out = ctx.vfs.create(&output)?;
-    out.write_all(lines.as_bytes())
-        .map_err(|source| WorkloadError::Io {
-            context: format!("writing {output}"),
-            source,
-        })?;
-    out.commit()?;
+    ctx.vfs.write(&output, lines.as_bytes())?;
     Ok(())
 }
 

@@ -102,13 +102,7 @@ impl SimClientArgs {
     /// The simulated attester these arguments describe (with a loud notice).
     pub(crate) fn sim_attester(&self) -> Result<SimAttester> {
         eprintln!("NOTICE: simulated TEE — this evidence proves nothing about hardware");
-        let key = SimPlatformKey::load(&self.sim_key).with_context(|| {
-            format!(
-                "loading the simulated platform key {}\nhint: create one with `ward sim init -o {}`",
-                self.sim_key.display(),
-                self.sim_key.display()
-            )
-        })?;
+        let key = load_sim_key(&self.sim_key)?;
         let hex32 = |flag: &str, v: &Option<String>| -> Result<[u8; 32]> {
             v.as_deref().map_or(Ok([0; 32]), |h| hex_array(flag, h))
         };
@@ -167,6 +161,17 @@ fn sim_init(output: &Path) -> Result<ExitCode> {
     println!("allow_simulated = true");
     println!("simulated_platform_keys = [\"{public}\"]");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads a simulated platform key, saying how to make one if it is missing.
+pub(crate) fn load_sim_key(path: &Path) -> Result<SimPlatformKey> {
+    SimPlatformKey::load(path).with_context(|| {
+        format!(
+            "loading the simulated platform key {}\nhint: create one with `ward sim init -o {}`",
+            path.display(),
+            path.display()
+        )
+    })
 }
 
 fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N]> {

@@ -1,6 +1,6 @@
 //! `ward sign` and `ward run`: measure and sign a manifest, then run its workload confined.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -184,14 +184,7 @@ pub(crate) fn attester_choice(
         "NOTICE: simulated TEE — no hardware protects this workload; its evidence proves \
          nothing about the machine (use --attester gramine or tsm on a real TEE)"
     );
-    let key = SimPlatformKey::load(sim_key).with_context(|| {
-        format!(
-            "loading the simulated platform key {}\nhint: create one with `ward sim init -o {}`",
-            sim_key.display(),
-            sim_key.display()
-        )
-    })?;
-    Ok(Some(key))
+    Ok(Some(crate::attest::load_sim_key(sim_key)?))
 }
 
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {

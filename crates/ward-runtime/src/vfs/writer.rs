@@ -176,6 +176,22 @@ impl VfsWriter {
         Ok(())
     }
 
+    /// Writes all of `bytes`, keeping the cause as a typed error.
+    pub(crate) fn write_whole(&mut self, bytes: &[u8]) -> Result<(), VfsError> {
+        self.write_all(bytes).map_err(|e| {
+            // The writer's own failures are VfsErrors inside the io::Error; an OS error is not.
+            if e.get_ref().is_some_and(|inner| inner.is::<VfsError>()) {
+                if let Some(Ok(vfs)) = e.into_inner().map(|inner| inner.downcast::<VfsError>()) {
+                    return *vfs;
+                }
+                return VfsError::WriteFailed {
+                    path: self.names.path.clone(),
+                };
+            }
+            self.names.io("writing", e)
+        })
+    }
+
     fn write_inner(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
             Some(Inner::Host { out, .. }) => out.write(buf),
