@@ -77,6 +77,16 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// The per-user default location: `$XDG_CACHE_HOME/ward/collateral`, else
+    /// `~/.cache/ward/collateral`; `None` when neither variable is set.
+    pub fn default_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("ward/collateral"))
+    }
+
     /// A cache in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Cache {
         Cache { dir: dir.into() }

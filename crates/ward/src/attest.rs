@@ -259,7 +259,8 @@ fn evidence_verifier(a: &VerifyArgs, quote: &[u8], now: u64) -> Result<AnyVerifi
         (None, Some(url)) => {
             let dir = match &a.cache_dir {
                 Some(d) => d.clone(),
-                None => default_cache_dir()?,
+                None => ward_pccs::Cache::default_dir()
+                    .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?,
             };
             let source = ward_pccs::CachingSource::new(
                 ward_pccs::Pccs::new(url)?,
@@ -279,12 +280,4 @@ fn evidence_verifier(a: &VerifyArgs, quote: &[u8], now: u64) -> Result<AnyVerifi
         (None, None) => None,
     };
     Ok(AnyVerifier::new(Some(SimVerifier), dcap))
-}
-
-fn default_cache_dir() -> Result<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .context("no --cache-dir, and neither XDG_CACHE_HOME nor HOME is set")?;
-    Ok(base.join("ward/collateral"))
 }
