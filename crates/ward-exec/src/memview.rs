@@ -1,0 +1,252 @@
+//! [`MemView`]: a small in-memory [`View`] for tests and examples.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use nix::errno::Errno;
+
+use crate::view::{Attr, DirEntry, Handle, Kind, View};
+
+#[derive(Clone)]
+enum Node {
+    Dir,
+    File(Arc<Mutex<Vec<u8>>>, u16),
+    Symlink(Vec<u8>),
+}
+
+/// An in-memory tree of directories, files and symlinks. Files added with [`MemView::file`]
+/// are read-only; when built [`MemView::writable`], the program may also create new files,
+/// which the caller can read back with [`MemView::contents`].
+#[derive(Clone)]
+pub struct MemView {
+    nodes: Arc<Mutex<BTreeMap<String, Node>>>,
+    mtime: SystemTime,
+    writable: bool,
+}
+
+impl std::fmt::Debug for MemView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemView")
+            .field("paths", &lock(&self.nodes).keys().collect::<Vec<_>>())
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+impl Default for MemView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemView {
+    /// An empty read-only tree (only `/`), every mtime the time of this call.
+    pub fn new() -> Self {
+        MemView {
+            nodes: Arc::new(Mutex::new(BTreeMap::from([("/".to_string(), Node::Dir)]))),
+            mtime: SystemTime::now(),
+            writable: false,
+        }
+    }
+
+    /// Lets the program create new files (existing ones stay read-only).
+    pub fn writable(mut self) -> Self {
+        self.writable = true;
+        self
+    }
+
+    fn add_parents(nodes: &mut BTreeMap<String, Node>, path: &str) {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let mut dir = String::new();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            dir.push('/');
+            dir.push_str(part);
+            nodes.entry(dir.clone()).or_insert(Node::Dir);
+        }
+    }
+
+    /// Adds a file (and its parent directories) with permission bits `mode`.
+    pub fn file(self, path: &str, contents: impl Into<Vec<u8>>, mode: u16) -> Self {
+        let path = normalize(path);
+        {
+            let mut nodes = lock(&self.nodes);
+            Self::add_parents(&mut nodes, &path);
+            nodes.insert(
+                path,
+                Node::File(Arc::new(Mutex::new(contents.into())), mode),
+            );
+        }
+        self
+    }
+
+    /// Adds a directory (and its parents).
+    pub fn dir(self, path: &str) -> Self {
+        let path = normalize(path);
+        {
+            let mut nodes = lock(&self.nodes);
+            Self::add_parents(&mut nodes, &path);
+            nodes.insert(path, Node::Dir);
+        }
+        self
+    }
+
+    /// Adds a symlink to `target` (and the link's parent directories).
+    pub fn symlink(self, path: &str, target: &str) -> Self {
+        let path = normalize(path);
+        {
+            let mut nodes = lock(&self.nodes);
+            Self::add_parents(&mut nodes, &path);
+            nodes.insert(path, Node::Symlink(target.as_bytes().to_vec()));
+        }
+        self
+    }
+
+    /// The current contents of the file at `path`, if there is one.
+    pub fn contents(&self, path: &str) -> Option<Vec<u8>> {
+        match lock(&self.nodes).get(&normalize(path)) {
+            Some(Node::File(data, _)) => Some(lock(data).clone()),
+            _ => None,
+        }
+    }
+
+    fn attr(&self, node: &Node) -> Attr {
+        match node {
+            Node::Dir => Attr::dir(0o755, self.mtime),
+            Node::File(data, mode) => Attr::file(lock(data).len() as u64, *mode, self.mtime),
+            Node::Symlink(target) => Attr::symlink(target.len() as u64, self.mtime),
+        }
+    }
+}
+
+struct MemHandle {
+    data: Arc<Mutex<Vec<u8>>>,
+    write: bool,
+}
+
+impl Handle for MemHandle {
+    fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let data = lock(&self.data);
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(size as usize).min(data.len());
+        Ok(data[start..end].to_vec())
+    }
+
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
+        if !self.write {
+            return Err(Errno::EBADF);
+        }
+        let mut data = lock(&self.data);
+        let start = usize::try_from(offset).map_err(|_| Errno::EFBIG)?;
+        let end = start.checked_add(bytes.len()).ok_or(Errno::EFBIG)?;
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[start..end].copy_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), Errno> {
+        if !self.write {
+            return Err(Errno::EROFS);
+        }
+        lock(&self.data).resize(usize::try_from(len).map_err(|_| Errno::EFBIG)?, 0);
+        Ok(())
+    }
+}
+
+impl View for MemView {
+    fn lookup(&self, path: &str) -> Result<Attr, Errno> {
+        let nodes = lock(&self.nodes);
+        nodes.get(path).map(|n| self.attr(n)).ok_or(Errno::ENOENT)
+    }
+
+    fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, Errno> {
+        let nodes = lock(&self.nodes);
+        match nodes.get(path) {
+            Some(Node::Dir) => {}
+            Some(_) => return Err(Errno::ENOTDIR),
+            None => return Err(Errno::ENOENT),
+        }
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        Ok(nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter(|(p, _)| p.len() > prefix.len() && !p[prefix.len()..].contains('/'))
+            .map(|(p, node)| DirEntry {
+                name: p[prefix.len()..].to_string(),
+                kind: match node {
+                    Node::Dir => Kind::Dir,
+                    Node::File(..) => Kind::File,
+                    Node::Symlink(_) => Kind::Symlink,
+                },
+            })
+            .collect())
+    }
+
+    fn read_link(&self, path: &str) -> Result<Vec<u8>, Errno> {
+        match lock(&self.nodes).get(path) {
+            Some(Node::Symlink(target)) => Ok(target.clone()),
+            Some(_) => Err(Errno::EINVAL),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno> {
+        let nodes = lock(&self.nodes);
+        match nodes.get(path) {
+            Some(Node::File(data, _)) => {
+                if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+                    return Err(Errno::EACCES);
+                }
+                Ok(Box::new(MemHandle {
+                    data: data.clone(),
+                    write: false,
+                }))
+            }
+            Some(Node::Dir) => Err(Errno::EISDIR),
+            Some(Node::Symlink(_)) => Err(Errno::ELOOP),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    fn create(&self, path: &str, mode: u16, _flags: i32) -> Result<(Attr, Box<dyn Handle>), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let mut nodes = lock(&self.nodes);
+        let parent = match path.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &path[..i],
+        };
+        if !matches!(nodes.get(parent), Some(Node::Dir)) {
+            return Err(Errno::ENOENT);
+        }
+        if nodes.contains_key(path) {
+            return Err(Errno::EEXIST);
+        }
+        let data = Arc::new(Mutex::new(Vec::new()));
+        nodes.insert(path.to_string(), Node::File(data.clone(), mode));
+        Ok((
+            Attr::file(0, mode, self.mtime),
+            Box::new(MemHandle { data, write: true }),
+        ))
+    }
+}

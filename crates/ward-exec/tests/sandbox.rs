@@ -1,0 +1,514 @@
+//! Real programs in real sandboxes (no mocks): `/bin/sh`, `/usr/bin/python3`, coreutils.
+//!
+//! A sandbox must be prepared while the process is single-threaded, so this suite has its own
+//! `main` (`harness = false`) and runs its tests one after another on the main thread. Each is
+//! bounded in time: a sandbox still running after its timeout is killed and the test fails.
+//! Without root or `/dev/fuse` the suite says why and skips.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use ward_exec::{Errno, ExecError, MemView, Running, Sandbox, Signal, ViewOptions};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+type Outcome = Result<(), String>;
+type Test = (&'static str, fn() -> Outcome);
+
+/// A sandbox with the host's /usr read-only (and the merged-/usr links), a tmpfs /tmp, and
+/// the program's stdout and stderr captured.
+struct Case {
+    sandbox: Sandbox,
+    stdout: File,
+    stderr: File,
+}
+
+fn pipe() -> (File, OwnedFd) {
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    (File::from(r), w)
+}
+
+fn case(program: &str, args: &[&str]) -> Case {
+    let (stdout, out_w) = pipe();
+    let (stderr, err_w) = pipe();
+    let mut sandbox = Sandbox::new(program)
+        .args(args.iter().copied())
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .tmpfs("/tmp", 16 << 20)
+        .bind("/usr", "/usr", true);
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        let host = Path::new("/").join(link);
+        if let Ok(target) = std::fs::read_link(&host) {
+            sandbox = sandbox.symlink(host, target);
+        }
+    }
+    Case {
+        sandbox: sandbox.stdout(out_w).stderr(err_w),
+        stdout,
+        stderr,
+    }
+}
+
+fn sh(script: &str) -> Case {
+    case("/bin/sh", &["-c", script])
+}
+
+fn python(code: &str) -> Case {
+    case("/usr/bin/python3", &["-I", "-B", "-c", code])
+}
+
+/// Waits for `running` at most `timeout`; kills it then.
+fn wait(mut running: Running, timeout: Duration) -> Result<ExitStatus, String> {
+    match running.wait_timeout(timeout).map_err(|e| e.to_string())? {
+        Some(status) => Ok(status),
+        None => {
+            running.kill().map_err(|e| e.to_string())?;
+            Err(format!(
+                "the sandbox was still running after {timeout:?}: killed"
+            ))
+        }
+    }
+}
+
+fn read_all(mut file: File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    text
+}
+
+/// Runs a case to its end: exit code, stdout, stderr.
+fn run(case: Case) -> Result<(i32, String, String), String> {
+    let running = case.sandbox.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let status = wait(running, TIMEOUT)?;
+    let stdout = read_all(case.stdout);
+    let stderr = read_all(case.stderr);
+    let code = status
+        .code()
+        .ok_or_else(|| format!("no exit code: {status:?}; stderr: {stderr}"))?;
+    Ok((code, stdout, stderr))
+}
+
+/// Runs a case that must exit 0 and returns its stdout.
+fn run_ok(case: Case) -> Result<String, String> {
+    let (code, stdout, stderr) = run(case)?;
+    if code != 0 {
+        return Err(format!("exit {code}; stdout: {stdout}; stderr: {stderr}"));
+    }
+    Ok(stdout)
+}
+
+fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Outcome {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, want {want:?}"))
+    }
+}
+
+fn exit_status_is_the_programs() -> Outcome {
+    expect_eq("exit 0", run(sh("exit 0"))?.0, 0)?;
+    expect_eq("exit 3", run(sh("exit 3"))?.0, 3)?;
+    // Killed by a signal: 128 + N, as from a shell.
+    expect_eq("kill -KILL $$", run(sh("kill -KILL $$"))?.0, 128 + 9)
+}
+
+fn host_files_are_not_visible() -> Outcome {
+    let out = run_ok(sh(
+        "for p in /etc/passwd /root /home /sys /run /var /dev/tdx_guest /dev/sda \
+         /sys/kernel/config/tsm; do test -e $p && echo \"visible: $p\"; done; \
+         ls -A / | tr '\\n' ' '; echo; ls -A /dev | tr '\\n' ' '",
+    ))?;
+    let mut lines = out.lines();
+    let root = lines.next().unwrap_or_default();
+    let dev = lines.next().unwrap_or_default();
+    if out.contains("visible:") {
+        return Err(out);
+    }
+    expect_eq("ls /", root.trim(), "bin dev lib lib64 proc sbin tmp usr")?;
+    expect_eq(
+        "ls /dev",
+        dev.trim(),
+        "fd full null random shm stderr stdin stdout urandom zero",
+    )
+}
+
+fn root_is_read_only_and_tmp_writable() -> Outcome {
+    let out = run_ok(sh("touch /x 2>/dev/null && echo root-writable; \
+         touch /usr/x 2>/dev/null && echo usr-writable; \
+         echo data > /tmp/f && cat /tmp/f; echo shm > /dev/shm/f && cat /dev/shm/f; \
+         head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo null-ok"))?;
+    expect_eq("output", out.as_str(), "data\nshm\n4\nnull-ok\n")
+}
+
+fn runs_unprivileged() -> Outcome {
+    let out = run_ok(sh(
+        "id -u; id -g; id -G; grep -E '^(CapPrm|CapEff|CapAmb|NoNewPrivs|Seccomp):' \
+         /proc/self/status | tr -s '\\t ' ' '; ulimit -c; hostname",
+    ))?;
+    expect_eq(
+        "output",
+        out.as_str(),
+        "65534\n65534\n65534\nCapPrm: 0000000000000000\nCapEff: 0000000000000000\n\
+         CapAmb: 0000000000000000\nNoNewPrivs: 1\nSeccomp: 2\n0\nward\n",
+    )
+}
+
+fn python_reads_the_view_and_writes_tmpfs() -> Outcome {
+    let view = MemView::new()
+        .file("/input.txt", "hello from the view\n", 0o644)
+        .file("/sub/dir/deep.txt", "deep", 0o600)
+        .symlink("/link", "input.txt");
+    let out_view = MemView::new().writable();
+    let mut case = python(
+        "import os\n\
+         s = open('/data/input.txt').read()\n\
+         open('/tmp/copy.txt', 'w').write(s.upper())\n\
+         print(open('/tmp/copy.txt').read(), end='')\n\
+         st = os.stat('/data/input.txt')\n\
+         print(st.st_size, oct(st.st_mode & 0o777), st.st_mtime > 1e9)\n\
+         print(sorted(os.listdir('/data')), os.readlink('/data/link'), open('/data/link').read(), end='')\n\
+         print(open('/data/sub/dir/deep.txt').read())\n\
+         for p in ['/data/missing', '/data/missing']:\n\
+         \x20   try:\n\
+         \x20       open(p)\n\
+         \x20   except FileNotFoundError:\n\
+         \x20       print('missing')\n\
+         try:\n\
+         \x20   open('/data/new', 'w')\n\
+         except OSError as e:\n\
+         \x20   print('read-only', e.errno == 30)\n\
+         with open('/out/result.txt', 'w') as f:\n\
+         \x20   f.write('result ' + s)\n",
+    );
+    case.sandbox = case
+        .sandbox
+        .view("/data", view, ViewOptions::default())
+        .view(
+            "/out",
+            out_view.clone(),
+            ViewOptions {
+                read_only: false,
+                keep_cache: false,
+                ..ViewOptions::default()
+            },
+        );
+    let out = run_ok(case)?;
+    expect_eq(
+        "output",
+        out.as_str(),
+        "HELLO FROM THE VIEW\n20 0o644 True\n['input.txt', 'link', 'sub'] input.txt hello from the view\n\
+         deep\nmissing\nmissing\nread-only True\n",
+    )?;
+    expect_eq(
+        "the file the program created in the view",
+        out_view.contents("/result.txt"),
+        Some(b"result hello from the view\n".to_vec()),
+    )
+}
+
+fn inet_sockets_fail_unix_sockets_work() -> Outcome {
+    let out = run_ok(python(
+        "import socket, errno\n\
+         for fam in (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK):\n\
+         \x20   try:\n\
+         \x20       socket.socket(fam, socket.SOCK_STREAM if fam != socket.AF_NETLINK else socket.SOCK_RAW)\n\
+         \x20       print('opened', fam)\n\
+         \x20   except OSError as e:\n\
+         \x20       print(errno.errorcode[e.errno])\n\
+         a, b = socket.socketpair()\n\
+         a.send(b'ping'); print(b.recv(4).decode())\n\
+         s = socket.socket(socket.AF_UNIX); s.bind('/tmp/sock'); s.listen(); print('unix ok')\n",
+    ))?;
+    expect_eq(
+        "output",
+        out.as_str(),
+        "EACCES\nEACCES\nEACCES\nping\nunix ok\n",
+    )
+}
+
+fn dangerous_syscalls_fail() -> Outcome {
+    let out = run_ok(python(
+        "import ctypes, errno, os\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         def show(name, rc):\n\
+         \x20   print(name, rc, errno.errorcode.get(ctypes.get_errno(), 0) if rc == -1 else '')\n\
+         show('ptrace', libc.ptrace(0, 0, 0, 0))\n\
+         show('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))\n\
+         show('umount', libc.umount2(b'/tmp', 2))\n\
+         show('unshare-user', libc.unshare(0x10000000))\n\
+         show('clone3', libc.syscall(435, 0, 0))\n\
+         show('io_uring_setup', libc.syscall(425, 1, 0))\n\
+         show('x32-getpid', libc.syscall(0x40000000 | 39))\n\
+         show('bpf', libc.syscall(321, 0, 0, 0))\n\
+         show('process_vm_readv', libc.syscall(310, 1, 0, 0, 0, 0, 0))\n\
+         show('getpid', 0 if libc.syscall(39) == os.getpid() else -2)\n",
+    ))?;
+    expect_eq(
+        "output",
+        out.as_str(),
+        "ptrace -1 EPERM\nmount -1 EPERM\numount -1 EPERM\nunshare-user -1 EPERM\n\
+         clone3 -1 ENOSYS\nio_uring_setup -1 ENOSYS\nx32-getpid -1 ENOSYS\nbpf -1 EPERM\n\
+         process_vm_readv -1 EPERM\ngetpid 0 \n",
+    )
+}
+
+fn init_is_pid_1_and_forwards_signals() -> Outcome {
+    let out = run_ok(sh(
+        "echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '",
+    ))?;
+    let mut lines = out.lines();
+    expect_eq("the program's pid", lines.next(), Some("2"))?;
+    // Only init (1), the shell (2) and its `ls` and `grep`, in the new PID namespace.
+    let pids: Vec<u32> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    if pids.first() != Some(&1) || pids.iter().any(|p| *p > 10) {
+        return Err(format!("pids in the sandbox: {pids:?}"));
+    }
+
+    // SIGTERM reaches the program, whose trap decides the exit status.
+    let case = sh("trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    let running = case.sandbox.spawn().map_err(|e| e.to_string())?;
+    let mut stdout = BufReader::new(case.stdout);
+    let mut line = String::new();
+    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+    expect_eq("first line", line.as_str(), "ready\n")?;
+    running.signal(Signal::SIGTERM).map_err(|e| e.to_string())?;
+    let status = wait(running, TIMEOUT)?;
+    expect_eq("status after SIGTERM", status.code(), Some(7))?;
+
+    // A program without a handler dies of it: 128 + 15.
+    let case = sh("echo ready; exec sleep 30");
+    let running = case.sandbox.spawn().map_err(|e| e.to_string())?;
+    let mut stdout = BufReader::new(case.stdout);
+    let mut line = String::new();
+    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+    // `exec` follows the echo: give the shell a moment to become `sleep`.
+    std::thread::sleep(Duration::from_millis(100));
+    running.signal(Signal::SIGTERM).map_err(|e| e.to_string())?;
+    let status = wait(running, TIMEOUT)?;
+    expect_eq("status after SIGTERM", status.code(), Some(128 + 15))
+}
+
+fn timeout_kills_the_sandbox() -> Outcome {
+    let case = sh("sleep 30");
+    let mut running = case.sandbox.spawn().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let status = running
+        .wait_timeout(Duration::from_millis(200))
+        .map_err(|e| e.to_string())?;
+    expect_eq("status before the timeout", status, None)?;
+    running.kill().map_err(|e| e.to_string())?;
+    let status = running.wait().map_err(|e| e.to_string())?;
+    expect_eq("killed by", status.signal(), Some(9))?;
+    if started.elapsed() > Duration::from_secs(5) {
+        return Err(format!("killing took {:?}", started.elapsed()));
+    }
+    Ok(())
+}
+
+fn missing_entrypoint_is_an_error() -> Outcome {
+    match case("/usr/bin/no-such-program", &[]).sandbox.spawn() {
+        Err(ExecError::Entrypoint { path, source }) => {
+            expect_eq(
+                "path",
+                path.as_path(),
+                Path::new("/usr/bin/no-such-program"),
+            )?;
+            expect_eq("errno", source, Errno::ENOENT)
+        }
+        Err(e) => Err(format!("wrong error: {e}")),
+        Ok(_) => Err("spawned a missing program".to_string()),
+    }?;
+    // Present on the host, absent from the view.
+    match Sandbox::new("/bin/sh").spawn() {
+        Err(ExecError::Entrypoint { source, .. }) => expect_eq("errno", source, Errno::ENOENT),
+        Err(e) => Err(format!("wrong error: {e}")),
+        Ok(_) => Err("spawned a program outside the view".to_string()),
+    }
+}
+
+fn failed_mount_names_the_step() -> Outcome {
+    let case = sh("true").bind_missing();
+    match case.sandbox.spawn() {
+        Err(e @ ExecError::Step { .. }) => {
+            let text = e.to_string();
+            if text.contains("/no/such/dir") && text.contains("ENOENT") {
+                Ok(())
+            } else {
+                Err(format!("unclear error: {text}"))
+            }
+        }
+        Err(e) => Err(format!("wrong error: {e}")),
+        Ok(_) => Err("spawned with a missing bind source".to_string()),
+    }
+}
+
+trait BindMissing {
+    fn bind_missing(self) -> Self;
+}
+
+impl BindMissing for Case {
+    fn bind_missing(mut self) -> Self {
+        self.sandbox = self.sandbox.bind("/no/such/dir", "/mnt", true);
+        self
+    }
+}
+
+fn invalid_descriptions_are_refused() -> Outcome {
+    let view = MemView::new();
+    let bad = [
+        Sandbox::new("bin/sh"),
+        Sandbox::new("/bin/sh").cwd("/../etc"),
+        Sandbox::new("/bin/sh").tmpfs("/dev/x", 1 << 20),
+        Sandbox::new("/bin/sh").user(0, 0),
+        Sandbox::new("/bin/sh")
+            .view("/data", view, ViewOptions::default())
+            .tmpfs("/data/tmp", 1 << 20),
+    ];
+    for sandbox in bad {
+        let shown = format!("{sandbox:?}");
+        match sandbox.prepare() {
+            Err(ExecError::Invalid(_)) => {}
+            Err(e) => return Err(format!("{shown}: wrong error {e}")),
+            Ok(_) => return Err(format!("{shown}: accepted")),
+        }
+    }
+    Ok(())
+}
+
+fn refuses_to_fork_while_threaded() -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let result = sh("true").sandbox.prepare();
+    drop(tx);
+    thread.join().map_err(|_| "thread panicked".to_string())?;
+    // Let the kernel forget the thread before the next test counts threads.
+    std::thread::sleep(Duration::from_millis(20));
+    match result {
+        Err(ExecError::Threaded { threads }) if threads >= 2 => Ok(()),
+        Err(e) => Err(format!("wrong error: {e}")),
+        Ok(_) => Err("prepared while threaded".to_string()),
+    }
+}
+
+fn prepared_then_dropped_ends_the_zygote() -> Outcome {
+    let prepared = sh("true").sandbox.prepare().map_err(|e| e.to_string())?;
+    let pid = prepared.pid().ok_or("no pid")?;
+    drop(prepared);
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!("zygote {pid} still exists"));
+    }
+    Ok(())
+}
+
+fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".to_string());
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        return Some(format!("/dev/fuse cannot be opened: {e}"));
+    }
+    for program in ["/bin/sh", "/usr/bin/python3"] {
+        if !Path::new(program).exists() {
+            return Some(format!("{program} is missing"));
+        }
+    }
+    None
+}
+
+fn main() {
+    if let Some(reason) = skip_reason() {
+        println!("ward-exec sandbox tests skipped: {reason}");
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 14 filtered out");
+        return;
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let tests: &[Test] = &[
+        ("exit_status_is_the_programs", exit_status_is_the_programs),
+        ("host_files_are_not_visible", host_files_are_not_visible),
+        (
+            "root_is_read_only_and_tmp_writable",
+            root_is_read_only_and_tmp_writable,
+        ),
+        ("runs_unprivileged", runs_unprivileged),
+        (
+            "python_reads_the_view_and_writes_tmpfs",
+            python_reads_the_view_and_writes_tmpfs,
+        ),
+        (
+            "inet_sockets_fail_unix_sockets_work",
+            inet_sockets_fail_unix_sockets_work,
+        ),
+        ("dangerous_syscalls_fail", dangerous_syscalls_fail),
+        (
+            "init_is_pid_1_and_forwards_signals",
+            init_is_pid_1_and_forwards_signals,
+        ),
+        ("timeout_kills_the_sandbox", timeout_kills_the_sandbox),
+        (
+            "missing_entrypoint_is_an_error",
+            missing_entrypoint_is_an_error,
+        ),
+        ("failed_mount_names_the_step", failed_mount_names_the_step),
+        (
+            "invalid_descriptions_are_refused",
+            invalid_descriptions_are_refused,
+        ),
+        (
+            "refuses_to_fork_while_threaded",
+            refuses_to_fork_while_threaded,
+        ),
+        (
+            "prepared_then_dropped_ends_the_zygote",
+            prepared_then_dropped_ends_the_zygote,
+        ),
+    ];
+    let started = Instant::now();
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    println!("\nrunning {} tests", tests.len());
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        let t = Instant::now();
+        match test() {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.0?})", t.elapsed());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({:.0?})\n    {e}", t.elapsed());
+            }
+        }
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; \
+         {filtered} filtered out; finished in {:.2}s\n",
+        started.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
