@@ -386,13 +386,61 @@ fn reap(child: Pid) -> Option<i32> {
     }
 }
 
-fn inside(root: &Path, target: &Path) -> PathBuf {
-    root.join(target.strip_prefix("/").unwrap_or(target))
-}
-
 fn mkdirs(path: &Path, shown: &Path) -> Result<(), Frame> {
     std::fs::create_dir_all(path)
         .map_err(|e| io_failed(format!("creating {}", shown.display()), &e))
+}
+
+/// Creates the mount point `target` (a directory, or an empty file when `file`) beneath
+/// `root`, one component at a time, refusing to pass through a symlink: the root is not
+/// pivoted into yet, so an absolute link (made by an earlier [`RootMount::Symlink`] or found
+/// in a bound host directory) would lead out to the host's own tree.
+fn mount_point(root: &Path, target: &Path, file: bool) -> Result<PathBuf, Frame> {
+    let parts: Vec<_> = target
+        .strip_prefix("/")
+        .unwrap_or(target)
+        .components()
+        .collect();
+    let mut path = root.to_path_buf();
+    let mut shown = PathBuf::from("/");
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        shown.push(part);
+        let last = i + 1 == parts.len();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(failed(
+                    format!(
+                        "making the mount point {}: {} is a symlink",
+                        target.display(),
+                        shown.display()
+                    ),
+                    Errno::ELOOP,
+                ))
+            }
+            Ok(meta) if meta.is_dir() || last => {}
+            Ok(_) => {
+                return Err(failed(
+                    format!("making the mount point {}", target.display()),
+                    Errno::ENOTDIR,
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let made = if last && file {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .map(drop)
+                } else {
+                    std::fs::create_dir(&path)
+                };
+                made.map_err(|e| io_failed(format!("creating {}", shown.display()), &e))?;
+            }
+            Err(e) => return Err(io_failed(format!("reading {}", shown.display()), &e)),
+        }
+    }
+    Ok(path)
 }
 
 fn tmpfs(target: &Path, shown: &Path, options: &str, flags: MsFlags) -> Result<(), Frame> {
@@ -515,8 +563,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
     for m in &plan.mounts {
         match m {
             RootMount::Tmpfs { target, size_bytes } => {
-                let dst = inside(root, target);
-                mkdirs(&dst, target)?;
+                let dst = mount_point(root, target, false)?;
                 tmpfs(
                     &dst,
                     target,
@@ -529,23 +576,10 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
                 target,
                 read_only,
             } => {
-                let dst = inside(root, target);
                 let meta = std::fs::metadata(source).map_err(|e| {
                     io_failed(format!("reading the bind source {}", source.display()), &e)
                 })?;
-                if meta.is_dir() {
-                    mkdirs(&dst, target)?;
-                } else {
-                    if let Some(parent) = dst.parent() {
-                        mkdirs(parent, target.parent().unwrap_or(target))?;
-                    }
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&dst)
-                        .map_err(|e| io_failed(format!("creating {}", target.display()), &e))?;
-                }
+                let dst = mount_point(root, target, !meta.is_dir())?;
                 let mut extra = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 if *read_only {
                     extra |= MsFlags::MS_RDONLY;
@@ -553,10 +587,9 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
                 bind(source, &dst, target, extra)?;
             }
             RootMount::Symlink { target, points_to } => {
-                let dst = inside(root, target);
-                if let Some(parent) = dst.parent() {
-                    mkdirs(parent, target.parent().unwrap_or(target))?;
-                }
+                let parent = target.parent().unwrap_or(Path::new("/"));
+                let dst =
+                    mount_point(root, parent, false)?.join(target.file_name().unwrap_or_default());
                 std::os::unix::fs::symlink(points_to, &dst).map_err(|e| {
                     io_failed(format!("creating the symlink {}", target.display()), &e)
                 })?;
@@ -566,8 +599,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
                 fd,
                 read_only,
             } => {
-                let dst = inside(root, target);
-                mkdirs(&dst, target)?;
+                let dst = mount_point(root, target, false)?;
                 let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 if *read_only {
                     flags |= MsFlags::MS_RDONLY;

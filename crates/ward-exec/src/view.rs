@@ -122,6 +122,11 @@ pub trait Handle: Send + Sync {
 /// asked with the absolute path inside the view (`/`, `/models/a.onnx`). Answer with the
 /// [`Errno`] the program should see (`ENOENT`, `EACCES`, `EROFS`, …).
 ///
+/// The view is the access control: the mount has no `default_permissions`, so the kernel does
+/// not check the reported modes against the program's uid (it still refuses writes on a
+/// read-only mount and `execve` of a file without an execute bit). Every file is reported as
+/// owned by root.
+///
 /// Never touch the view's own mount point from these methods: the FUSE server would wait for
 /// itself.
 pub trait View: Send + Sync + 'static {

@@ -441,6 +441,31 @@ fn failed_mount_names_the_step() -> Outcome {
     }
 }
 
+fn mount_points_never_pass_through_symlinks() -> Outcome {
+    let mut case = sh("true");
+    case.sandbox = case
+        .sandbox
+        .symlink("/escape", "/etc")
+        .tmpfs("/escape/ward-exec-test", 1 << 20);
+    let result = case.sandbox.spawn();
+    if Path::new("/etc/ward-exec-test").exists() {
+        let _ = std::fs::remove_dir("/etc/ward-exec-test");
+        return Err("created a directory in the host's /etc".to_string());
+    }
+    match result {
+        Err(ExecError::Step { step, source }) => {
+            expect_eq("errno", source, Errno::ELOOP)?;
+            if step.contains("/escape is a symlink") {
+                Ok(())
+            } else {
+                Err(format!("unclear step: {step}"))
+            }
+        }
+        Err(e) => Err(format!("wrong error: {e}")),
+        Ok(_) => Err("mounted through a symlink".to_string()),
+    }
+}
+
 trait BindMissing {
     fn bind_missing(self) -> Self;
 }
@@ -566,6 +591,10 @@ fn main() {
             missing_entrypoint_is_an_error,
         ),
         ("failed_mount_names_the_step", failed_mount_names_the_step),
+        (
+            "mount_points_never_pass_through_symlinks",
+            mount_points_never_pass_through_symlinks,
+        ),
         (
             "invalid_descriptions_are_refused",
             invalid_descriptions_are_refused,
