@@ -228,6 +228,28 @@ fn close_range_cloexec() -> nix::Result<()> {
     }
 }
 
+/// Resets every signal's disposition to the default, real-time signals included. Ignored
+/// signals survive `execve`, and the Rust runtime ignores SIGPIPE in the supervisor: without
+/// this the program would inherit that (and any other signal the caller ignores). glibc
+/// refuses to touch the two signals it reserves (32 and 33), and SIGKILL and SIGSTOP cannot be
+/// changed: those fail with `EINVAL` and are skipped.
+#[allow(unsafe_code)]
+fn reset_signal_dispositions() -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler};
+    let default: libc::sigaction =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
+    for signo in 1..=libc::SIGRTMAX() {
+        // SAFETY: `default` is a valid, initialised `struct sigaction` (built by nix) that
+        // outlives the call, the old action is not asked for (null), and SIG_DFL runs no code
+        // of ours in signal context.
+        let rc = unsafe { libc::sigaction(signo, &default, std::ptr::null_mut()) };
+        if rc != 0 && Errno::last() != Errno::EINVAL {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
 /// Forks the zygote. Returns, in the supervisor, the zygote's pid and the supervisor's ends of
 /// the pipes; the zygote never returns.
 pub(crate) fn fork_zygote(
@@ -702,6 +724,9 @@ fn program(plan: Plan, report: Reporter) -> ! {
             },
             code,
         );
+    }
+    if let Err(e) = reset_signal_dispositions() {
+        report.fail(&failed("resetting signal dispositions", e), code);
     }
     if let Err(e) =
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)

@@ -31,9 +31,11 @@
 //! terminal's Ctrl-C reaches only the supervisor, which decides what to forward.
 //!
 //! # Unsafe code
-//! The workspace forbids `unsafe`; this crate is its one reviewed exception, for `fork(2)` and
-//! `close_range(2)` only (nix has no safe wrapper for either). Everything else uses nix's safe
-//! wrappers.
+//! The workspace forbids `unsafe`; this crate is its one reviewed exception, for four calls
+//! that nix offers no safe wrapper for: `fork(2)`, `_exit(2)`, `close_range(2)` and
+//! `sigaction(2)` (to reset every disposition, real-time signals included, to `SIG_DFL`
+//! before `execve`). Everything else uses
+//! nix's safe wrappers.
 
 #![cfg(target_os = "linux")]
 
