@@ -13,7 +13,8 @@
 //! - a FUSE adapter ([`View`], [`Handle`]): the caller answers path-based questions (what is at
 //!   `/models/a.onnx`, read these bytes) and the adapter speaks FUSE to the kernel through
 //!   `fuser`, keeping the inode table, caching negative lookups and reporting mtimes.
-//!   [`MemView`] is a small in-memory view for tests and examples.
+//!   [`MemView`] (in memory) and [`HostDirView`] (a host directory as it is) are simple views
+//!   for tests and examples.
 //!
 //! What it is not: it knows nothing of manifests, keys, attestation or protected-file formats.
 //! The caller decides what the view contains and serves its bytes; this crate only confines the
@@ -42,11 +43,13 @@
 mod child;
 mod error;
 mod filter;
+mod hostview;
 mod memview;
 mod sandbox;
 mod view;
 
 pub use error::ExecError;
+pub use hostview::HostDirView;
 pub use memview::MemView;
 pub use nix::errno::Errno;
 pub use nix::sys::signal::Signal;

@@ -250,3 +250,63 @@ impl View for MemView {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_only_direct_children() {
+        let view = MemView::new()
+            .file("/a/b/c.txt", "c", 0o644)
+            .file("/a/d.txt", "d", 0o600)
+            .symlink("/a/l", "d.txt")
+            .dir("/e");
+        let names = |path| {
+            let mut names: Vec<_> = view
+                .read_dir(path)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.kind))
+                .collect();
+            names.sort_by(|x, y| x.0.cmp(&y.0));
+            names
+        };
+        assert_eq!(
+            names("/"),
+            [("a".into(), Kind::Dir), ("e".into(), Kind::Dir)]
+        );
+        assert_eq!(
+            names("/a"),
+            [
+                ("b".into(), Kind::Dir),
+                ("d.txt".into(), Kind::File),
+                ("l".into(), Kind::Symlink)
+            ]
+        );
+        assert_eq!(view.read_dir("/a/d.txt").unwrap_err(), Errno::ENOTDIR);
+        assert_eq!(view.lookup("/a/x").unwrap_err(), Errno::ENOENT);
+        assert_eq!(view.lookup("/a/d.txt").unwrap().mode, 0o600);
+        assert_eq!(view.read_link("/a/l").unwrap(), b"d.txt");
+    }
+
+    #[test]
+    fn files_are_read_only_and_created_files_writable() {
+        let view = MemView::new().file("/f", "0123456789", 0o644);
+        assert_eq!(view.open("/f", libc::O_WRONLY).err(), Some(Errno::EACCES));
+        let handle = view.open("/f", libc::O_RDONLY).unwrap();
+        assert_eq!(handle.read_at(8, 10).unwrap(), b"89");
+        assert_eq!(handle.read_at(20, 10).unwrap(), b"");
+        assert_eq!(view.create("/g", 0o600, 0).err(), Some(Errno::EROFS));
+
+        let view = view.writable();
+        let (attr, handle) = view.create("/g", 0o600, 0).unwrap();
+        assert_eq!((attr.kind, attr.size, attr.mode), (Kind::File, 0, 0o600));
+        assert_eq!(handle.write_at(2, b"xy").unwrap(), 2);
+        assert_eq!(view.contents("/g").unwrap(), b"\0\0xy");
+        handle.set_len(1).unwrap();
+        assert_eq!(view.contents("/g").unwrap(), b"\0");
+        assert_eq!(view.create("/g", 0o600, 0).err(), Some(Errno::EEXIST));
+        assert_eq!(view.create("/no/g", 0o600, 0).err(), Some(Errno::ENOENT));
+    }
+}

@@ -670,3 +670,28 @@ pub fn mount(view: impl View, mountpoint: &Path, options: ViewOptions) -> io::Re
         unmount: Some(session),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_and_split() {
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+        assert_eq!(parent_of("/a/b"), "/a");
+        assert_eq!(parent_of("/a"), "/");
+        assert_eq!(parent_of("/"), "/");
+    }
+
+    #[test]
+    fn inodes_are_stable_per_path() {
+        let mut inodes = Inodes::new();
+        assert_eq!(inodes.intern("/"), ROOT_INO);
+        let a = inodes.intern("/a");
+        let b = inodes.intern("/a/b");
+        assert_ne!(a, b);
+        assert_eq!(inodes.intern("/a"), a);
+        assert_eq!(inodes.paths[&b].as_ref(), "/a/b");
+    }
+}

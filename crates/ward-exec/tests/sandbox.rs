@@ -42,14 +42,19 @@ fn pipe() -> (File, OwnedFd) {
 }
 
 fn case(program: &str, args: &[&str]) -> Case {
+    case_with_usr(program, args, |sandbox| sandbox.bind("/usr", "/usr", true))
+}
+
+/// Like [`case`], with /usr mounted by `usr`.
+fn case_with_usr(program: &str, args: &[&str], usr: impl FnOnce(Sandbox) -> Sandbox) -> Case {
     let (stdout, out_w) = pipe();
     let (stderr, err_w) = pipe();
-    let mut sandbox = Sandbox::new(program)
+    let sandbox = Sandbox::new(program)
         .args(args.iter().copied())
         .env("PATH", "/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
-        .tmpfs("/tmp", 16 << 20)
-        .bind("/usr", "/usr", true);
+        .tmpfs("/tmp", 16 << 20);
+    let mut sandbox = usr(sandbox);
     for link in ["bin", "lib", "lib64", "sbin"] {
         let host = Path::new("/").join(link);
         if let Ok(target) = std::fs::read_link(&host) {
@@ -299,6 +304,47 @@ fn python_reads_the_view_and_writes_tmpfs() -> Outcome {
     )
 }
 
+fn python_runs_from_a_fuse_view() -> Outcome {
+    // The interpreter, its shared libraries and its standard library all come through FUSE:
+    // execve, mmap of .so files, symlinks (python3 -> python3.11), directory listings.
+    let case = case_with_usr(
+        "/usr/bin/python3",
+        &[
+            "-I",
+            "-B",
+            "-c",
+            "import json, mmap, os, sys\n\
+             print(sys.executable, os.path.realpath(sys.executable))\n\
+             f = open('/usr/lib/os-release', 'rb')\n\
+             m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n\
+             print(m[:5] == open('/usr/lib/os-release', 'rb').read(5), len(os.listdir('/usr/lib')) > 10)\n\
+             print(json.dumps({'ok': True}))\n",
+        ],
+        |sandbox| {
+            sandbox.view(
+                "/usr",
+                ward_exec::HostDirView::new("/usr"),
+                ViewOptions::default(),
+            )
+        },
+    );
+    let started = Instant::now();
+    let out = run_ok(case)?;
+    let lines: Vec<&str> = out.lines().collect();
+    expect_eq(
+        "executable",
+        lines.first().copied(),
+        Some("/usr/bin/python3 /usr/bin/python3.11"),
+    )?;
+    expect_eq("mmap and listing", lines.get(1).copied(), Some("True True"))?;
+    expect_eq("json", lines.get(2).copied(), Some("{\"ok\": true}"))?;
+    println!(
+        "    python3 from a FUSE view of /usr: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
 fn inet_sockets_fail_unix_sockets_work() -> Outcome {
     let out = run_ok(python(
         "import socket, errno\n\
@@ -530,6 +576,56 @@ fn prepared_then_dropped_ends_the_zygote() -> Outcome {
     Ok(())
 }
 
+fn mount_serves_a_view_on_the_host() -> Outcome {
+    let dir = std::env::temp_dir().join(format!("ward-exec-mount-test-{}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
+    let view = MemView::new()
+        .file("/a/b.txt", "through the host mount", 0o640)
+        .symlink("/l", "a/b.txt");
+    let session = ward_exec::mount(view, &dir, ViewOptions::default());
+    let checks = || -> Outcome {
+        expect_eq(
+            "read",
+            std::fs::read_to_string(dir.join("a/b.txt")).map_err(|e| e.to_string())?,
+            "through the host mount".to_string(),
+        )?;
+        let meta = std::fs::metadata(dir.join("l")).map_err(|e| e.to_string())?;
+        expect_eq(
+            "mode through the link",
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+            0o640,
+        )?;
+        expect_eq(
+            "missing",
+            std::fs::metadata(dir.join("nope"))
+                .map_err(|e| e.kind())
+                .err(),
+            Some(std::io::ErrorKind::NotFound),
+        )?;
+        expect_eq(
+            "write on a read-only view",
+            std::fs::write(dir.join("new"), "x")
+                .map_err(|e| e.raw_os_error())
+                .err(),
+            Some(Some(libc_erofs())),
+        )
+    };
+    let result = match session {
+        Ok(session) => {
+            let result = checks();
+            session.join().map_err(|e| format!("unmount: {e}"))?;
+            result
+        }
+        Err(e) => Err(format!("mount: {e}")),
+    };
+    std::fs::remove_dir(&dir).map_err(|e| format!("removing the mount point: {e}"))?;
+    result
+}
+
+fn libc_erofs() -> i32 {
+    Errno::EROFS as i32
+}
+
 fn skip_reason() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("not root".to_string());
@@ -576,6 +672,11 @@ fn main() {
             python_reads_the_view_and_writes_tmpfs,
         ),
         ("negative_lookups_are_cached", negative_lookups_are_cached),
+        ("python_runs_from_a_fuse_view", python_runs_from_a_fuse_view),
+        (
+            "mount_serves_a_view_on_the_host",
+            mount_serves_a_view_on_the_host,
+        ),
         (
             "host_network_allows_inet_sockets",
             host_network_allows_inet_sockets,
