@@ -323,7 +323,7 @@ fn python_runs_from_a_fuse_view() -> Outcome {
         |sandbox| {
             sandbox.view(
                 "/usr",
-                ward_exec::HostDirView::new("/usr"),
+                ward_exec::HostDirView::new(Path::new("/usr")).expect("open /usr"),
                 ViewOptions::default(),
             )
         },
