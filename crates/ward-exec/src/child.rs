@@ -27,7 +27,7 @@ use nix::unistd::{
 use seccompiler::BpfProgram;
 
 use crate::error::ExecError;
-use crate::filter;
+use crate::filter::{self, LandlockStatus};
 
 /// A mount of the new root, as the sandbox's init makes it.
 pub(crate) enum RootMount {
@@ -91,6 +91,8 @@ pub(crate) enum Frame {
     Failed { step: String, errno: Errno },
     /// A restriction could not be applied.
     Refused { step: String, reason: String },
+    /// Every restriction is in place; the program is about to be executed.
+    Restricted { landlock: LandlockStatus },
     /// `execve` of the program failed.
     Exec { errno: Errno },
 }
@@ -99,6 +101,7 @@ const TAG_MOUNTED: u8 = 1;
 const TAG_FAILED: u8 = 2;
 const TAG_REFUSED: u8 = 3;
 const TAG_EXEC: u8 = 4;
+const TAG_RESTRICTED: u8 = 5;
 /// Frames stay below `PIPE_BUF`, so each is written atomically.
 const MAX_TEXT: usize = 3000;
 
@@ -108,6 +111,9 @@ fn encode(frame: &Frame) -> Vec<u8> {
         Frame::Failed { step, errno } => (TAG_FAILED, *errno as i32, step.clone()),
         Frame::Refused { step, reason } => (TAG_REFUSED, 0, format!("{step}\0{reason}")),
         Frame::Exec { errno } => (TAG_EXEC, *errno as i32, String::new()),
+        Frame::Restricted { landlock } => {
+            (TAG_RESTRICTED, i32::from(landlock.code()), String::new())
+        }
     };
     let mut text = text.into_bytes();
     text.truncate(MAX_TEXT);
@@ -153,6 +159,9 @@ pub(crate) fn read_frame(report: &mut File) -> io::Result<Option<Frame>> {
             }
         }
         TAG_EXEC => Frame::Exec { errno },
+        TAG_RESTRICTED => Frame::Restricted {
+            landlock: LandlockStatus::from_code(errno as i32),
+        },
         _ => return Err(io::Error::from(io::ErrorKind::InvalidData)),
     }))
 }
@@ -661,7 +670,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
 
 /// The program's process: standard streams, working directory, no core dumps, unprivileged
 /// uid and gid, no new privileges, Landlock, seccomp, then `execve`.
-fn program(plan: Plan, report: Reporter) -> ! {
+fn program(plan: Plan, mut report: Reporter) -> ! {
     let code = 126;
     // A session of its own, without a controlling terminal (no TIOCSTI into the caller's).
     let _ = setsid();
@@ -704,15 +713,16 @@ fn program(plan: Plan, report: Reporter) -> ! {
     if let Err(e) = prctl::set_no_new_privs() {
         report.fail(&failed("setting no_new_privs", e), code);
     }
-    if let Err(reason) = filter::apply_landlock(&plan.writable, plan.new_network) {
-        report.fail(
+    let landlock = match filter::apply_landlock(&plan.writable, plan.new_network) {
+        Ok(landlock) => landlock,
+        Err(reason) => report.fail(
             &Frame::Refused {
                 step: "restricting the program with Landlock".to_string(),
                 reason,
             },
             code,
-        );
-    }
+        ),
+    };
     if let Err(e) = close_range_cloexec() {
         report.fail(&failed("marking descriptors close-on-exec", e), code);
     }
@@ -733,6 +743,7 @@ fn program(plan: Plan, report: Reporter) -> ! {
     {
         report.fail(&failed("unblocking signals", e), code);
     }
+    report.send(&Frame::Restricted { landlock });
     let Err(e) = execve(&plan.program, &plan.argv, &plan.env);
     report.fail(&Frame::Exec { errno: e }, 127)
 }
@@ -752,6 +763,9 @@ mod tests {
             },
             Frame::Exec {
                 errno: Errno::ENOENT,
+            },
+            Frame::Restricted {
+                landlock: LandlockStatus::PartiallyEnforced,
             },
         ];
         let (r, w) = nix::unistd::pipe().unwrap();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    Scope, ABI,
+    RulesetStatus, Scope, ABI,
 };
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -198,7 +198,10 @@ pub(crate) fn apply_seccomp(filters: &[BpfProgram]) -> Result<(), String> {
 /// executing anywhere in the view (the mount namespace already defines what exists), writing
 /// only beneath `writable`, the device nodes of `/dev` usable, TCP denied when `deny_network`,
 /// and no signals or abstract sockets beyond the program's own processes.
-pub(crate) fn apply_landlock(writable: &[PathBuf], deny_network: bool) -> Result<(), String> {
+pub(crate) fn apply_landlock(
+    writable: &[PathBuf],
+    deny_network: bool,
+) -> Result<LandlockStatus, String> {
     let abi = LANDLOCK_ABI;
     let fail = |e: landlock::RulesetError| e.to_string();
     let mut ruleset = Ruleset::default()
@@ -221,6 +224,41 @@ pub(crate) fn apply_landlock(writable: &[PathBuf], deny_network: bool) -> Result
         .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
         .map_err(fail)?
         .restrict_self()
-        .map_err(fail)?;
-    Ok(())
+        .map_err(fail)
+        .map(|status| match status.ruleset {
+            RulesetStatus::FullyEnforced => LandlockStatus::FullyEnforced,
+            RulesetStatus::PartiallyEnforced => LandlockStatus::PartiallyEnforced,
+            _ => LandlockStatus::NotEnforced,
+        })
+}
+
+/// How much of the Landlock restriction the kernel enforces for a program (Landlock is applied
+/// best effort: an older kernel enforces fewer rights, one without Landlock none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LandlockStatus {
+    /// Every requested right is restricted.
+    FullyEnforced,
+    /// The kernel's Landlock ABI is older than the one asked for: some rights are restricted.
+    PartiallyEnforced,
+    /// The kernel has no Landlock (or it is disabled): only namespaces, uid and seccomp apply.
+    NotEnforced,
+}
+
+impl LandlockStatus {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            LandlockStatus::FullyEnforced => 1,
+            LandlockStatus::PartiallyEnforced => 2,
+            LandlockStatus::NotEnforced => 3,
+        }
+    }
+
+    pub(crate) fn from_code(code: i32) -> Self {
+        match code {
+            1 => LandlockStatus::FullyEnforced,
+            2 => LandlockStatus::PartiallyEnforced,
+            _ => LandlockStatus::NotEnforced,
+        }
+    }
 }

@@ -49,6 +49,7 @@ mod sandbox;
 mod view;
 
 pub use error::ExecError;
+pub use filter::LandlockStatus;
 pub use hostview::HostDirView;
 pub use memview::MemView;
 pub use nix::errno::Errno;

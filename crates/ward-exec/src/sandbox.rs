@@ -20,7 +20,7 @@ use seccompiler::BpfProgram;
 
 use crate::child::{self, Frame};
 use crate::error::ExecError;
-use crate::filter;
+use crate::filter::{self, LandlockStatus};
 use crate::view::{View, ViewOptions, ViewSession};
 
 /// Whether the program has a network.
@@ -582,6 +582,7 @@ impl Prepared {
         drop(go);
         let mut sessions = Vec::new();
         let mut mounted = false;
+        let mut landlock = None;
         let outcome = loop {
             match child::read_frame(&mut self.report) {
                 Ok(Some(Frame::Mounted)) => {
@@ -594,6 +595,7 @@ impl Prepared {
                 Ok(Some(Frame::Refused { step, reason })) => {
                     break Err(ExecError::Refused { step, reason })
                 }
+                Ok(Some(Frame::Restricted { landlock: status })) => landlock = Some(status),
                 Ok(Some(Frame::Exec { errno })) => {
                     break Err(ExecError::Entrypoint {
                         path: self.program.clone(),
@@ -612,6 +614,7 @@ impl Prepared {
         };
         let mut running = Running {
             zygote: self.zygote.take(),
+            landlock,
             status: None,
             sessions,
             staging: self.staging.take(),
@@ -656,6 +659,7 @@ impl Drop for Prepared {
 #[derive(Debug)]
 pub struct Running {
     zygote: Option<Pid>,
+    landlock: Option<LandlockStatus>,
     status: Option<ExitStatus>,
     sessions: Vec<ViewSession>,
     staging: Option<Staging>,
@@ -665,6 +669,12 @@ impl Running {
     /// The zygote's pid (in the caller's PID namespace), the process that signals go to.
     pub fn pid(&self) -> Option<u32> {
         self.zygote.map(|p| p.as_raw() as u32)
+    }
+
+    /// How much of Landlock the kernel enforces on the program (as reported by the program's
+    /// process just before `execve`).
+    pub fn landlock(&self) -> Option<LandlockStatus> {
+        self.landlock
     }
 
     /// Sends `signal` to the sandbox: its init forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT,

@@ -185,6 +185,14 @@ fn landlock_and_non_dumpable_supervisor() -> Outcome {
          echo done",
     ))?;
     expect_eq("output", out.as_str(), "fifo-in-tmp\ndone\n")?;
+    // Linux 6.18 has Landlock ABI 7, above the 6 asked for.
+    let running = sh("true").sandbox.spawn().map_err(|e| e.to_string())?;
+    expect_eq(
+        "Landlock",
+        running.landlock(),
+        Some(ward_exec::LandlockStatus::FullyEnforced),
+    )?;
+    expect_eq("status", wait(running, TIMEOUT)?.code(), Some(0))?;
     expect_eq(
         "the supervisor is dumpable",
         nix::sys::prctl::get_dumpable().map_err(|e| e.to_string())?,
