@@ -634,6 +634,57 @@ fn libc_erofs() -> i32 {
     Errno::EROFS as i32
 }
 
+/// Runs this test binary again in `mode` (see [`scenario`]) and returns what it printed.
+fn rerun(mode: &str) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .env("WARD_EXEC_TEST_SCENARIO", mode)
+        .output()
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The scenarios that need a changed process (another uid, no /dev/fuse): run in a child.
+fn scenario(mode: &str) {
+    let result = match mode {
+        "not-root" => {
+            let nobody = nix::unistd::Uid::from_raw(65534);
+            nix::unistd::setresuid(nobody, nobody, nobody).expect("setresuid");
+            Sandbox::new("/bin/sh").prepare().map(drop)
+        }
+        "no-fuse" => {
+            use nix::mount::{mount, MsFlags};
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare");
+            let none = None::<&str>;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).expect("private");
+            mount(Some("tmpfs"), "/dev", Some("tmpfs"), MsFlags::empty(), none).expect("tmpfs");
+            Sandbox::new("/bin/sh")
+                .view("/data", MemView::new(), ViewOptions::default())
+                .prepare()
+                .map(drop)
+        }
+        _ => panic!("unknown scenario {mode}"),
+    };
+    match result {
+        Ok(()) => println!("prepared"),
+        Err(e) => println!("{e}"),
+    }
+}
+
+fn clear_one_liners_without_root_or_fuse() -> Outcome {
+    expect_eq(
+        "not root",
+        rerun("not-root")?.as_str(),
+        "ward-exec must run as root to build a sandbox (running as uid 65534)\n",
+    )?;
+    expect_eq(
+        "no /dev/fuse",
+        rerun("no-fuse")?.as_str(),
+        "/dev/fuse cannot be opened, so the view cannot be mounted: ENOENT: No such file or \
+         directory\n",
+    )
+}
+
 fn skip_reason() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("not root".to_string());
@@ -654,6 +705,9 @@ fn skip_reason() -> Option<String> {
 }
 
 fn main() {
+    if let Ok(mode) = std::env::var("WARD_EXEC_TEST_SCENARIO") {
+        return scenario(&mode);
+    }
     if let Some(reason) = skip_reason() {
         println!("ward-exec sandbox tests skipped: {reason}");
         println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
@@ -719,6 +773,10 @@ fn main() {
         (
             "prepared_then_dropped_ends_the_zygote",
             prepared_then_dropped_ends_the_zygote,
+        ),
+        (
+            "clear_one_liners_without_root_or_fuse",
+            clear_one_liners_without_root_or_fuse,
         ),
     ];
     let started = Instant::now();
