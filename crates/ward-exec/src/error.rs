@@ -64,6 +64,10 @@ pub enum ExecError {
         #[source]
         source: Errno,
     },
+    /// The program had not started (its `execve` had not returned) when the start timeout
+    /// ([`crate::Sandbox::start_timeout`]) ran out; the sandbox was killed.
+    #[error("the program had not started after {0:?}: the sandbox was killed")]
+    StartTimeout(std::time::Duration),
     /// The sandbox ended before reporting that the program started, without saying why.
     #[error("the sandbox ended before the program started, without saying why ({0})")]
     Vanished(String),

@@ -3,7 +3,7 @@
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Component, Path, PathBuf};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, Pid};
@@ -154,6 +155,7 @@ pub struct Sandbox {
     mounts: Vec<Mount>,
     root_size_bytes: u64,
     shm_size_bytes: u64,
+    start_timeout: Option<Duration>,
     stdio: [Option<OwnedFd>; 3],
 }
 
@@ -177,6 +179,7 @@ impl Sandbox {
             mounts: Vec::new(),
             root_size_bytes: 1 << 20,
             shm_size_bytes: 256 << 20,
+            start_timeout: None,
             stdio: [None, None, None],
         }
     }
@@ -221,6 +224,14 @@ impl Sandbox {
     /// The size of `/dev/shm` (a tmpfs), 256 MiB unless told otherwise.
     pub fn shm_size(mut self, bytes: u64) -> Self {
         self.shm_size_bytes = bytes;
+        self
+    }
+
+    /// How long [`Prepared::start`] may wait for the program's `execve` (building the root,
+    /// the views' first answers, loading the entrypoint) before it kills the sandbox and
+    /// fails with [`ExecError::StartTimeout`]. Unbounded unless set.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
         self
     }
 
@@ -342,6 +353,7 @@ impl Sandbox {
             views,
             staging: Some(staging),
             program: self.program,
+            start_timeout: self.start_timeout,
         })
     }
 
@@ -552,6 +564,7 @@ pub struct Prepared {
     views: Vec<PendingView>,
     staging: Option<Staging>,
     program: PathBuf,
+    start_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -583,7 +596,18 @@ impl Prepared {
         let mut sessions = Vec::new();
         let mut mounted = false;
         let mut landlock = None;
+        let deadline = self.start_timeout.map(|t| (Instant::now() + t, t));
         let outcome = loop {
+            if let Some((deadline, timeout)) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let left = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(self.report.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, left) {
+                    Ok(0) => break Err(ExecError::StartTimeout(timeout)),
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => break Err(ExecError::step("waiting for the sandbox's report", e)),
+                }
+            }
             match child::read_frame(&mut self.report) {
                 Ok(Some(Frame::Mounted)) => {
                     mounted = true;

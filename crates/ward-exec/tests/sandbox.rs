@@ -54,7 +54,7 @@ fn case_with_usr(program: &str, args: &[&str], usr: impl FnOnce(Sandbox) -> Sand
         .env("PATH", "/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
         .tmpfs("/tmp", 16 << 20);
-    let mut sandbox = usr(sandbox);
+    let mut sandbox = usr(sandbox).start_timeout(TIMEOUT);
     for link in ["bin", "lib", "lib64", "sbin"] {
         let host = Path::new("/").join(link);
         if let Ok(target) = std::fs::read_link(&host) {
@@ -462,6 +462,47 @@ fn timeout_kills_the_sandbox() -> Outcome {
     Ok(())
 }
 
+/// A view whose every lookup takes a second.
+struct Slow;
+
+impl View for Slow {
+    fn lookup(&self, path: &str) -> Result<Attr, Errno> {
+        std::thread::sleep(Duration::from_secs(1));
+        if path == "/" {
+            Ok(Attr::dir(0o755, std::time::SystemTime::now()))
+        } else {
+            Err(Errno::ENOENT)
+        }
+    }
+    fn read_dir(&self, _path: &str) -> Result<Vec<DirEntry>, Errno> {
+        Ok(Vec::new())
+    }
+    fn open(&self, _path: &str, _flags: i32) -> Result<Box<dyn Handle>, Errno> {
+        Err(Errno::ENOENT)
+    }
+}
+
+fn start_timeout_kills_a_stuck_start() -> Outcome {
+    let started = Instant::now();
+    let result = Sandbox::new("/slow/program")
+        .view("/slow", Slow, ViewOptions::default())
+        .start_timeout(Duration::from_millis(200))
+        .spawn();
+    match result {
+        Err(ExecError::StartTimeout(after)) => {
+            expect_eq("after", after, Duration::from_millis(200))
+        }
+        Err(e) => Err(format!("wrong error: {e}")),
+        Ok(_) => Err("started".to_string()),
+    }?;
+    // The sandbox is killed at once; the view's call in progress (1 s) is waited for.
+    let elapsed = started.elapsed();
+    if elapsed > Duration::from_secs(3) {
+        return Err(format!("took {elapsed:?}"));
+    }
+    Ok(())
+}
+
 fn missing_entrypoint_is_an_error() -> Outcome {
     match case("/usr/bin/no-such-program", &[]).sandbox.spawn() {
         Err(ExecError::Entrypoint { path, source }) => {
@@ -777,6 +818,10 @@ fn main() {
         (
             "clear_one_liners_without_root_or_fuse",
             clear_one_liners_without_root_or_fuse,
+        ),
+        (
+            "start_timeout_kills_a_stuck_start",
+            start_timeout_kills_a_stuck_start,
         ),
     ];
     let started = Instant::now();
