@@ -16,8 +16,9 @@ enum Node {
 }
 
 /// An in-memory tree of directories, files and symlinks. Files added with [`MemView::file`]
-/// are read-only; when built [`MemView::writable`], the program may also create new files,
-/// which the caller can read back with [`MemView::contents`].
+/// are read-only; when built [`MemView::writable`], the program may also create new files and
+/// directories, remove and rename entries, and the caller can read files back with
+/// [`MemView::contents`].
 #[derive(Clone)]
 pub struct MemView {
     nodes: Arc<Mutex<BTreeMap<String, Node>>>,
@@ -61,7 +62,8 @@ impl MemView {
         }
     }
 
-    /// Lets the program create new files (existing ones stay read-only).
+    /// Lets the program create files and directories and remove and rename entries (the
+    /// contents of files added with [`MemView::file`] stay read-only).
     pub fn writable(mut self) -> Self {
         self.writable = true;
         self
@@ -128,6 +130,21 @@ impl MemView {
             Node::Symlink(target) => Attr::symlink(target.len() as u64, self.mtime),
         }
     }
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn has_children(nodes: &BTreeMap<String, Node>, path: &str) -> bool {
+    let prefix = format!("{path}/");
+    nodes
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|(p, _)| p.starts_with(&prefix))
 }
 
 struct MemHandle {
@@ -232,11 +249,7 @@ impl View for MemView {
             return Err(Errno::EROFS);
         }
         let mut nodes = lock(&self.nodes);
-        let parent = match path.rfind('/') {
-            Some(0) | None => "/",
-            Some(i) => &path[..i],
-        };
-        if !matches!(nodes.get(parent), Some(Node::Dir)) {
+        if !matches!(nodes.get(parent(path)), Some(Node::Dir)) {
             return Err(Errno::ENOENT);
         }
         if nodes.contains_key(path) {
@@ -248,6 +261,72 @@ impl View for MemView {
             Attr::file(0, mode, self.mtime),
             Box::new(MemHandle { data, write: true }),
         ))
+    }
+
+    fn mkdir(&self, path: &str, _mode: u16) -> Result<Attr, Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let mut nodes = lock(&self.nodes);
+        if !matches!(nodes.get(parent(path)), Some(Node::Dir)) {
+            return Err(Errno::ENOENT);
+        }
+        if nodes.contains_key(path) {
+            return Err(Errno::EEXIST);
+        }
+        nodes.insert(path.to_string(), Node::Dir);
+        Ok(Attr::dir(0o755, self.mtime))
+    }
+
+    fn remove(&self, path: &str, dir: bool) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let mut nodes = lock(&self.nodes);
+        match (nodes.get(path), dir) {
+            (None, _) => return Err(Errno::ENOENT),
+            (Some(Node::Dir), false) => return Err(Errno::EISDIR),
+            (Some(Node::Dir), true) if has_children(&nodes, path) => return Err(Errno::ENOTEMPTY),
+            (Some(Node::File(..) | Node::Symlink(_)), true) => return Err(Errno::ENOTDIR),
+            _ => {}
+        }
+        nodes.remove(path);
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EROFS);
+        }
+        let mut nodes = lock(&self.nodes);
+        let moving_dir = match nodes.get(from) {
+            None => return Err(Errno::ENOENT),
+            Some(node) => matches!(node, Node::Dir),
+        };
+        if !matches!(nodes.get(parent(to)), Some(Node::Dir)) {
+            return Err(Errno::ENOENT);
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(Errno::EINVAL);
+        }
+        match nodes.get(to) {
+            Some(Node::Dir) if !moving_dir => return Err(Errno::EISDIR),
+            Some(Node::Dir) if has_children(&nodes, to) => return Err(Errno::ENOTEMPTY),
+            Some(Node::File(..) | Node::Symlink(_)) if moving_dir => return Err(Errno::ENOTDIR),
+            _ => {}
+        }
+        let prefix = format!("{from}/");
+        let moved: Vec<String> = nodes
+            .keys()
+            .filter(|p| p.as_str() == from || p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for old in moved {
+            if let Some(node) = nodes.remove(&old) {
+                nodes.insert(format!("{to}{}", &old[from.len()..]), node);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -308,5 +387,16 @@ mod tests {
         assert_eq!(view.contents("/g").unwrap(), b"\0");
         assert_eq!(view.create("/g", 0o600, 0).err(), Some(Errno::EEXIST));
         assert_eq!(view.create("/no/g", 0o600, 0).err(), Some(Errno::ENOENT));
+
+        view.mkdir("/d", 0o755).unwrap();
+        view.rename("/g", "/d/h").unwrap();
+        assert_eq!(view.contents("/d/h").unwrap(), b"\0");
+        assert_eq!(view.contents("/g"), None);
+        assert_eq!(view.remove("/d", true).err(), Some(Errno::ENOTEMPTY));
+        view.rename("/d", "/e").unwrap();
+        assert_eq!(view.contents("/e/h").unwrap(), b"\0");
+        view.remove("/e/h", false).unwrap();
+        view.remove("/e", true).unwrap();
+        assert_eq!(view.lookup("/e").err(), Some(Errno::ENOENT));
     }
 }

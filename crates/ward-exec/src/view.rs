@@ -107,6 +107,11 @@ pub trait Handle: Send + Sync {
         Err(Errno::EROFS)
     }
 
+    /// `fsync`/`fdatasync` of this open file.
+    fn sync(&self, _datasync: bool) -> Result<(), Errno> {
+        Ok(())
+    }
+
     /// Called on each `close` of a descriptor of this open file.
     fn flush(&self) -> Result<(), Errno> {
         Ok(())
@@ -152,6 +157,22 @@ pub trait View: Send + Sync + 'static {
         _mode: u16,
         _flags: i32,
     ) -> Result<(Attr, Box<dyn Handle>), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Creates the directory `path` with permission bits `mode`.
+    fn mkdir(&self, _path: &str, _mode: u16) -> Result<Attr, Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Removes `path`: a file or symlink (`unlink`), or an empty directory when `dir`
+    /// (`rmdir`).
+    fn remove(&self, _path: &str, _dir: bool) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    /// Renames `from` to `to`, replacing `to` if it exists (as `rename(2)` does).
+    fn rename(&self, _from: &str, _to: &str) -> Result<(), Errno> {
         Err(Errno::EROFS)
     }
 }
@@ -201,6 +222,41 @@ impl Inodes {
             paths: HashMap::from([(ROOT_INO, root.clone())]),
             inos: HashMap::from([(root, ROOT_INO)]),
             next: ROOT_INO + 1,
+        }
+    }
+
+    /// Forgets `path` and everything beneath it (after an unlink, rmdir, or before a rename
+    /// replaces it).
+    fn forget(&mut self, path: &str) {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let gone: Vec<Arc<str>> = self
+            .inos
+            .keys()
+            .filter(|p| p.as_ref() == path || p.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for p in gone {
+            if let Some(ino) = self.inos.remove(&p) {
+                self.paths.remove(&ino);
+            }
+        }
+    }
+
+    /// Moves `from` and everything beneath it to `to`, keeping their inode numbers.
+    fn rename(&mut self, from: &str, to: &str) {
+        self.forget(to);
+        let prefix = format!("{}/", from.trim_end_matches('/'));
+        let moved: Vec<(Arc<str>, u64)> = self
+            .inos
+            .iter()
+            .filter(|(p, _)| p.as_ref() == from || p.starts_with(&prefix))
+            .map(|(p, ino)| (p.clone(), *ino))
+            .collect();
+        for (old, ino) in moved {
+            self.inos.remove(&old);
+            let new: Arc<str> = Arc::from(format!("{to}{}", &old[from.len()..]));
+            self.paths.insert(ino, new.clone());
+            self.inos.insert(new, ino);
         }
     }
 
@@ -592,6 +648,103 @@ impl Filesystem for Adapter {
             Err(e) => reply.error(fuse_errno(e)),
         }
     }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let path = match self.child(parent, name) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        match self.view.mkdir(&path, (mode & !umask & 0o7777) as u16) {
+            Ok(attr) => {
+                let ino = lock(&self.inodes).intern(&path);
+                reply.entry(
+                    &self.options.ttl,
+                    &self.file_attr(ino, &attr),
+                    Generation(0),
+                );
+            }
+            Err(e) => reply.error(fuse_errno(e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, false, reply);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, true, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        // RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT are not offered to views.
+        if !flags.is_empty() {
+            return reply.error(fuser::Errno::EINVAL);
+        }
+        let paths = self
+            .child(parent, name)
+            .and_then(|from| Ok((from, self.child(newparent, newname)?)));
+        let (from, to) = match paths {
+            Ok(paths) => paths,
+            Err(e) => return reply.error(e),
+        };
+        match self.view.rename(&from, &to) {
+            Ok(()) => {
+                lock(&self.inodes).rename(&from, &to);
+                reply.ok();
+            }
+            Err(e) => reply.error(fuse_errno(e)),
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .handle(fh)
+            .and_then(|h| h.sync(datasync).map_err(fuse_errno))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+}
+
+impl Adapter {
+    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let path = match self.child(parent, name) {
+            Ok(path) => path,
+            Err(e) => return reply.error(e),
+        };
+        match self.view.remove(&path, dir) {
+            Ok(()) => {
+                lock(&self.inodes).forget(&path);
+                reply.ok();
+            }
+            Err(e) => reply.error(fuse_errno(e)),
+        }
+    }
 }
 
 /// A FUSE view being served. Serving ends by itself when the last mount of the view is gone
@@ -693,5 +846,15 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(inodes.intern("/a"), a);
         assert_eq!(inodes.paths[&b].as_ref(), "/a/b");
+
+        let c = inodes.intern("/c");
+        inodes.rename("/a", "/c");
+        assert_eq!(inodes.intern("/c"), a);
+        assert_eq!(inodes.intern("/c/b"), b);
+        assert!(!inodes.paths.contains_key(&c));
+        assert!(!inodes.inos.contains_key("/a/b"));
+        inodes.forget("/c");
+        assert!(!inodes.paths.contains_key(&a) && !inodes.paths.contains_key(&b));
+        assert_eq!(inodes.paths.len(), 1);
     }
 }

@@ -284,7 +284,13 @@ fn python_reads_the_view_and_writes_tmpfs() -> Outcome {
          except OSError as e:\n\
          \x20   print('read-only', e.errno == 30)\n\
          with open('/out/result.txt', 'w') as f:\n\
-         \x20   f.write('result ' + s)\n",
+         \x20   f.write('result ' + s)\n\
+         with open('/out/part.tmp', 'w') as f:\n\
+         \x20   f.write('atomic'); f.flush(); os.fsync(f.fileno())\n\
+         os.replace('/out/part.tmp', '/out/final.txt')\n\
+         os.mkdir('/out/d'); os.rmdir('/out/d')\n\
+         open('/out/gone', 'w').close(); os.unlink('/out/gone')\n\
+         print(sorted(os.listdir('/out')))\n",
     );
     case.sandbox = case
         .sandbox
@@ -303,12 +309,17 @@ fn python_reads_the_view_and_writes_tmpfs() -> Outcome {
         "output",
         out.as_str(),
         "HELLO FROM THE VIEW\n20 0o644 True\n['input.txt', 'link', 'sub'] input.txt hello from the view\n\
-         deep\nmissing\nmissing\nread-only True\n",
+         deep\nmissing\nmissing\nread-only True\n['final.txt', 'result.txt']\n",
     )?;
     expect_eq(
         "the file the program created in the view",
         out_view.contents("/result.txt"),
         Some(b"result hello from the view\n".to_vec()),
+    )?;
+    expect_eq(
+        "the file renamed into place",
+        out_view.contents("/final.txt"),
+        Some(b"atomic".to_vec()),
     )
 }
 
