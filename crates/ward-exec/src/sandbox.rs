@@ -221,6 +221,12 @@ impl Sandbox {
         self
     }
 
+    /// The host name inside the sandbox (its own UTS namespace), `ward` unless told otherwise.
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = name.into();
+        self
+    }
+
     /// The size of `/dev/shm` (a tmpfs), 256 MiB unless told otherwise.
     pub fn shm_size(mut self, bytes: u64) -> Self {
         self.shm_size_bytes = bytes;

@@ -259,6 +259,35 @@ fn host_network_allows_inet_sockets() -> Outcome {
     expect_eq("output", run_ok(case)?.as_str(), "inet ok\n")
 }
 
+fn host_abstract_sockets_are_out_of_reach() -> Outcome {
+    // A listener of the supervisor's, on the host's abstract socket namespace.
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("ward-exec-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let _listener =
+        std::os::unix::net::UnixListener::bind_addr(&addr).map_err(|e| e.to_string())?;
+    let code = format!(
+        "import socket, errno\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         try:\n\
+         \x20   s.connect('\\0{name}')\n\
+         \x20   print('connected')\n\
+         except OSError as e:\n\
+         \x20   print(errno.errorcode[e.errno])\n"
+    );
+    // Without network: another network namespace, so another abstract namespace.
+    expect_eq(
+        "no network",
+        run_ok(python(&code))?.as_str(),
+        "ECONNREFUSED\n",
+    )?;
+    // With the host's network: Landlock's scope refuses it.
+    let mut case = python(&code);
+    case.sandbox = case.sandbox.network(Network::Host);
+    expect_eq("host network", run_ok(case)?.as_str(), "EPERM\n")
+}
+
 fn python_reads_the_view_and_writes_tmpfs() -> Outcome {
     let view = MemView::new()
         .file("/input.txt", "hello from the view\n", 0o644)
@@ -833,6 +862,10 @@ fn main() {
         (
             "start_timeout_kills_a_stuck_start",
             start_timeout_kills_a_stuck_start,
+        ),
+        (
+            "host_abstract_sockets_are_out_of_reach",
+            host_abstract_sockets_are_out_of_reach,
         ),
     ];
     let started = Instant::now();
