@@ -579,7 +579,9 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
     )
     .map_err(|e| failed("making /dev read-only", e))?;
 
-    // /proc of the new PID namespace (this process is its PID 1).
+    // /proc of the new PID namespace (this process is its PID 1), showing the program only
+    // its own processes: init, a copy of the supervisor, stays invisible (its command line
+    // would otherwise be readable by anyone).
     let proc = root.join("proc");
     mkdirs(&proc, Path::new("/proc"))?;
     mount(
@@ -587,7 +589,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
         &proc,
         Some("proc"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
+        Some("hidepid=invisible"),
     )
     .map_err(|e| failed("mounting /proc", e))?;
 

@@ -319,6 +319,11 @@ impl Sandbox {
     /// Checks the description, opens `/dev/fuse` for each view, and forks the zygote, which
     /// waits for [`Prepared::start`]. Marks the caller non-dumpable (`PR_SET_DUMPABLE=0`).
     ///
+    /// The zygote and the sandbox's init are copies of the caller's memory as it is now: they
+    /// are root, non-dumpable and out of the program's reach (other uid, hidden in `/proc`,
+    /// ptrace refused), but a secret loaded before `prepare` also lives in them until the run
+    /// ends. Prepare first where that matters.
+    ///
     /// Must be called while the process is single-threaded (fails with
     /// [`ExecError::Threaded`] otherwise), from the thread that will live as long as the
     /// sandbox (the zygote dies with that thread). Between `prepare` and `start` the caller may

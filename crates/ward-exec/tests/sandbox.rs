@@ -441,20 +441,23 @@ fn dangerous_syscalls_fail() -> Outcome {
 
 fn init_is_pid_1_and_forwards_signals() -> Outcome {
     let out = run_ok(sh(
-        "echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '",
+        "echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; \
+         test -e /proc/1 && echo init-visible; grep -c . /proc/self/cmdline >/dev/null && echo self-visible",
     ))?;
     let mut lines = out.lines();
     expect_eq("the program's pid", lines.next(), Some("2"))?;
-    // Only init (1), the shell (2) and its `ls` and `grep`, in the new PID namespace.
+    // Only the program's own processes (the shell, 2, and its `ls` and `grep`) in the new PID
+    // namespace; init (1) is there but hidden from another uid.
     let pids: Vec<u32> = lines
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect();
-    if pids.first() != Some(&1) || pids.iter().any(|p| *p > 10) {
+    if pids.first() != Some(&2) || pids.iter().any(|p| *p > 10) {
         return Err(format!("pids in the sandbox: {pids:?}"));
     }
+    expect_eq("the rest", lines.collect::<Vec<_>>(), vec!["self-visible"])?;
 
     // SIGTERM reaches the program, whose trap decides the exit status.
     let case = sh("trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done");
