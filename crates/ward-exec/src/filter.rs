@@ -262,3 +262,60 @@ impl LandlockStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a classic-BPF seccomp program made of the instructions `x32_filter` uses.
+    #[cfg(target_arch = "x86_64")]
+    fn run(program: &[seccompiler::sock_filter], nr: u32, arch: u32) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let insn = &program[pc];
+            let code = u32::from(insn.code);
+            pc += 1;
+            match code {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    acc = match insn.k {
+                        0 => nr,
+                        4 => arch,
+                        k => panic!("load of offset {k}"),
+                    }
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if acc == insn.k { insn.jt } else { insn.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
+                    pc += usize::from(if acc & insn.k != 0 { insn.jt } else { insn.jf });
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return insn.k,
+                c => panic!("unexpected opcode {c:#x}"),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x32_numbers_get_enosys_and_the_rest_passes() {
+        const X86_64: u32 = 0xc000_003e;
+        const I386: u32 = 0x4000_0003;
+        let filter = x32_filter();
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let getpid = libc::SYS_getpid as u32;
+        assert_eq!(run(&filter, getpid, X86_64), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(run(&filter, 0x4000_0000 | getpid, X86_64), enosys);
+        assert_eq!(run(&filter, 0x4000_0000 | 512, X86_64), enosys);
+        // Other architectures are left to seccompiler's own check (which kills them).
+        assert_eq!(run(&filter, 0x4000_0000, I386), libc::SECCOMP_RET_ALLOW);
+    }
+
+    #[test]
+    fn filters_compile_for_both_networks() {
+        assert_eq!(
+            seccomp_filters(true).unwrap().len(),
+            seccomp_filters(false).unwrap().len() + 1
+        );
+    }
+}
