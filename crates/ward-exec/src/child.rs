@@ -178,7 +178,7 @@ impl Reporter {
     /// Reports `frame` and exits with `code`.
     fn fail(mut self, frame: &Frame, code: i32) -> ! {
         self.send(frame);
-        _exit(code)
+        exit_now(code)
     }
 }
 
@@ -200,7 +200,7 @@ const SETUP_FAILED: i32 = 125;
 /// `_exit(2)`: ends the process at once, without running the exit handlers or flushing the
 /// stdio buffers this forked copy inherited from the supervisor (they would be written twice).
 #[allow(unsafe_code)]
-fn _exit(code: i32) -> ! {
+fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` takes a plain integer, touches no memory and never returns.
     unsafe { libc::_exit(code) }
 }
@@ -312,7 +312,7 @@ const FORWARDED: [Signal; 6] = [
 fn zygote(plan: Plan, staging: &Path, supervisor: Pid, go: OwnedFd, report: Reporter) -> ! {
     // Die with the supervisor (with the thread that forked us, strictly).
     if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != supervisor {
-        _exit(SETUP_FAILED);
+        exit_now(SETUP_FAILED);
     }
     // Out of the caller's session: a terminal's Ctrl-C reaches only the supervisor.
     let _ = setsid();
@@ -320,7 +320,7 @@ fn zygote(plan: Plan, staging: &Path, supervisor: Pid, go: OwnedFd, report: Repo
     match File::from(go).read(&mut byte) {
         Ok(1) => {}
         // The supervisor dropped the sandbox without starting it.
-        _ => _exit(0),
+        _ => exit_now(0),
     }
     let mut namespaces = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -344,7 +344,7 @@ fn zygote(plan: Plan, staging: &Path, supervisor: Pid, go: OwnedFd, report: Repo
         Ok(ForkResult::Parent { child }) => {
             drop(report);
             drop(plan);
-            _exit(relay(child))
+            exit_now(relay(child))
         }
     }
 }
@@ -369,7 +369,7 @@ fn init(mut plan: Plan, staging: &Path, mut report: Reporter) -> ! {
         Ok(ForkResult::Parent { child }) => {
             drop(report);
             plan.stdio = [None, None, None];
-            _exit(relay(child))
+            exit_now(relay(child))
         }
     }
 }

@@ -526,7 +526,12 @@ fn thread_count() -> Result<usize, ExecError> {
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| ExecError::Vanished("/proc/self/status has no thread count".to_string()))
+        .ok_or_else(|| {
+            ExecError::step(
+                "reading the thread count in /proc/self/status",
+                Errno::EINVAL,
+            )
+        })
 }
 
 /// A view waiting for its sandbox to mount it.
@@ -600,7 +605,7 @@ impl Prepared {
         let mut go = self
             .go
             .take()
-            .ok_or_else(|| ExecError::Vanished("started twice".into()))?;
+            .ok_or_else(|| ExecError::Invalid("the sandbox was started twice".into()))?;
         go.write_all(&[1])
             .map_err(|e| ExecError::step("starting the zygote", io_errno(&e)))?;
         drop(go);
