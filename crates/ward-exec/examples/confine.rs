@@ -6,6 +6,7 @@
 //!   --rw-bind SRC[:DST]    writable bind mount
 //!   --tmpfs DST[:MIB]      tmpfs (16 MiB unless told)
 //!   --host-view SRC[:DST]  a FUSE view of a host directory (HostDirView)
+//!   --read-ahead KB        the read-ahead of the views that follow (0: the kernel's default)
 //!   --symlink DST:TARGET   a symlink in the root
 //!   --usr                  /usr read-only plus the merged-/usr links (bin, lib, lib64, sbin)
 //!   --env KEY=VALUE        an environment variable (the environment starts empty)
@@ -29,6 +30,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut steps: Vec<Box<dyn FnOnce(Sandbox) -> Sandbox>> = Vec::new();
     let mut program = Vec::new();
+    let mut view_options = ViewOptions::default();
     let usage = || -> ! {
         eprintln!("usage: confine [OPTIONS] -- PROGRAM [ARGS...] (see the source's header)");
         std::process::exit(2)
@@ -61,7 +63,12 @@ fn main() {
                     eprintln!("confine: {}: {e}", src.display());
                     std::process::exit(2)
                 });
-                steps.push(Box::new(move |s| s.view(dst, view, ViewOptions::default())));
+                let options = view_options.clone();
+                steps.push(Box::new(move |s| s.view(dst, view, options)));
+            }
+            "--read-ahead" => {
+                let kb: u32 = value().parse().unwrap_or_else(|_| usage());
+                view_options.read_ahead_kb = (kb > 0).then_some(kb);
             }
             "--symlink" => {
                 let spec = value();

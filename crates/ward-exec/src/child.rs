@@ -85,8 +85,9 @@ pub(crate) struct Pipes {
 /// One message of the report.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
-    /// Every mount of the root is made (the views can be served).
-    Mounted,
+    /// Every mount of the root is made (the views can be served); the device number
+    /// (`major:minor`) of each view's mount, in order, empty where it could not be found.
+    Mounted { devices: Vec<String> },
     /// A step failed with an OS error.
     Failed { step: String, errno: Errno },
     /// A restriction could not be applied.
@@ -107,7 +108,7 @@ const MAX_TEXT: usize = 3000;
 
 fn encode(frame: &Frame) -> Vec<u8> {
     let (tag, errno, text) = match frame {
-        Frame::Mounted => (TAG_MOUNTED, 0, String::new()),
+        Frame::Mounted { devices } => (TAG_MOUNTED, 0, devices.join(",")),
         Frame::Failed { step, errno } => (TAG_FAILED, *errno as i32, step.clone()),
         Frame::Refused { step, reason } => (TAG_REFUSED, 0, format!("{step}\0{reason}")),
         Frame::Exec { errno } => (TAG_EXEC, *errno as i32, String::new()),
@@ -149,7 +150,13 @@ pub(crate) fn read_frame(report: &mut File) -> io::Result<Option<Frame>> {
     report.read_exact(&mut text)?;
     let text = String::from_utf8_lossy(&text).into_owned();
     Ok(Some(match tag[0] {
-        TAG_MOUNTED => Frame::Mounted,
+        TAG_MOUNTED => Frame::Mounted {
+            devices: if text.is_empty() {
+                Vec::new()
+            } else {
+                text.split(',').map(str::to_string).collect()
+            },
+        },
         TAG_FAILED => Frame::Failed { step: text, errno },
         TAG_REFUSED => {
             let (step, reason) = text.split_once('\0').unwrap_or((&text, ""));
@@ -359,10 +366,11 @@ fn init(mut plan: Plan, staging: &Path, mut report: Reporter) -> ! {
             SETUP_FAILED,
         );
     }
-    if let Err(frame) = build_root(&plan, staging) {
-        report.fail(&frame, SETUP_FAILED);
-    }
-    report.send(&Frame::Mounted);
+    let devices = match build_root(&plan, staging) {
+        Ok(devices) => devices,
+        Err(frame) => report.fail(&frame, SETUP_FAILED),
+    };
+    report.send(&Frame::Mounted { devices });
     match fork_single_threaded() {
         Err(e) => report.fail(&failed("forking the program's process", e), SETUP_FAILED),
         Ok(ForkResult::Child) => program(plan, report),
@@ -510,9 +518,29 @@ fn bind(source: &Path, target: &Path, shown: &Path, extra: MsFlags) -> Result<()
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(|e| failed(step(), e))
 }
 
+/// The device number (`major:minor`) of the mount at `target`, from `/proc/self/mountinfo`
+/// (reading it asks nothing of the mount itself: a FUSE view is not served yet).
+fn device_of(target: &Path) -> String {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return String::new();
+    };
+    let target = target.to_string_lossy();
+    // The last mount at the target is the one on top.
+    mountinfo
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields.get(4) == Some(&target.as_ref())).then(|| fields.get(2).map(|d| d.to_string()))
+        })
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// Builds the new root on a tmpfs at `staging` (in the sandbox's own mount namespace), then
-/// pivots into it and makes it read-only.
-fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
+/// pivots into it and makes it read-only. Returns the device numbers of the views' mounts.
+fn build_root(plan: &Plan, staging: &Path) -> Result<Vec<String>, Frame> {
+    let mut devices = Vec::new();
     let root = staging;
     mount(
         None::<&str>,
@@ -646,6 +674,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
                     Some(options.as_str()),
                 )
                 .map_err(|e| failed(format!("mounting the view at {}", target.display()), e))?;
+                devices.push(device_of(&dst));
             }
         }
     }
@@ -667,7 +696,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<(), Frame> {
         None::<&str>,
     )
     .map_err(|e| failed("making / read-only", e))?;
-    Ok(())
+    Ok(devices)
 }
 
 /// The program's process: standard streams, working directory, no core dumps, unprivileged
@@ -757,7 +786,10 @@ mod tests {
     #[test]
     fn frames_round_trip() {
         let frames = [
-            Frame::Mounted,
+            Frame::Mounted {
+                devices: vec!["0:52".into(), String::new(), "0:53".into()],
+            },
+            Frame::Mounted { devices: vec![] },
             failed("mounting tmpfs at /tmp", Errno::EPERM),
             Frame::Refused {
                 step: "a".into(),

@@ -625,9 +625,9 @@ impl Prepared {
                 }
             }
             match child::read_frame(&mut self.report) {
-                Ok(Some(Frame::Mounted)) => {
+                Ok(Some(Frame::Mounted { devices })) => {
                     mounted = true;
-                    if let Err(e) = self.serve(&mut sessions) {
+                    if let Err(e) = self.serve(&mut sessions, &devices) {
                         break Err(ExecError::step("starting the FUSE server", io_errno(&e)));
                     }
                 }
@@ -668,12 +668,18 @@ impl Prepared {
         }
     }
 
-    fn serve(&mut self, sessions: &mut Vec<ViewSession>) -> std::io::Result<()> {
-        for pending in std::mem::take(&mut self.views) {
+    fn serve(
+        &mut self,
+        sessions: &mut Vec<ViewSession>,
+        devices: &[String],
+    ) -> std::io::Result<()> {
+        for (i, pending) in std::mem::take(&mut self.views).into_iter().enumerate() {
+            let device = devices.get(i).filter(|d| !d.is_empty()).cloned();
             sessions.push(ViewSession::serve_fd(
                 pending.view,
                 pending.options,
                 pending.fd,
+                device,
             )?);
         }
         Ok(())

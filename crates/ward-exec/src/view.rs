@@ -191,6 +191,9 @@ pub struct ViewOptions {
     pub keep_cache: bool,
     /// Number of FUSE server threads.
     pub threads: usize,
+    /// The kernel's read-ahead for the view, in KiB (its default, 128, is one FUSE request at
+    /// a time per file; 1024 roughly doubles cold sequential reads). `None` keeps the default.
+    pub read_ahead_kb: Option<u32>,
 }
 
 impl Default for ViewOptions {
@@ -201,6 +204,7 @@ impl Default for ViewOptions {
             negative_ttl: Duration::from_secs(60),
             keep_cache: true,
             threads: 2,
+            read_ahead_kb: Some(1024),
         }
     }
 }
@@ -757,18 +761,28 @@ pub struct ViewSession {
 
 impl ViewSession {
     /// Serves `view` on an already mounted (or about to be mounted) `/dev/fuse` descriptor.
+    /// `device` is the mount's `major:minor`, to set its read-ahead once the kernel knows the
+    /// server (the INIT reply would otherwise cap it again).
     pub(crate) fn serve_fd(
         view: Box<dyn View>,
         options: ViewOptions,
         fd: OwnedFd,
+        device: Option<String>,
     ) -> io::Result<ViewSession> {
         let config = session_config(&options);
+        let read_ahead = options.read_ahead_kb.zip(device);
         let adapter = Adapter::new(view, options);
         // The handshake waits for the kernel's INIT, sent once the sandbox has mounted the
         // descriptor: run it on the server thread.
         let thread = std::thread::Builder::new()
             .name("ward-exec-fuse".to_string())
-            .spawn(move || Session::from_fd(adapter, fd, SessionACL::All, config)?.run())?;
+            .spawn(move || {
+                let session = Session::from_fd(adapter, fd, SessionACL::All, config)?;
+                if let Some((kb, device)) = read_ahead {
+                    set_read_ahead(&device, kb);
+                }
+                session.run()
+            })?;
         Ok(ViewSession {
             threads: vec![thread],
             unmount: None,
@@ -790,6 +804,15 @@ impl ViewSession {
             }
         }
         result
+    }
+}
+
+/// Sets the read-ahead of the backing device `major:minor` (best effort: a kernel without the
+/// sysfs file keeps its default).
+fn set_read_ahead(device: &str, kb: u32) {
+    let path = format!("/sys/class/bdi/{device}/read_ahead_kb");
+    if let Err(e) = std::fs::write(&path, kb.to_string()) {
+        tracing::warn!("setting {path}: {e}");
     }
 }
 

@@ -224,6 +224,47 @@ impl View for Counting {
     }
 }
 
+fn views_get_their_read_ahead() -> Outcome {
+    let mut case = sh("head -c 1 /data/f; echo; echo ready; exec sleep 30");
+    case.sandbox = case.sandbox.view(
+        "/data",
+        MemView::new().file("/f", "x", 0o644),
+        ViewOptions {
+            read_ahead_kb: Some(768),
+            ..ViewOptions::default()
+        },
+    );
+    let running = case.sandbox.spawn().map_err(|e| e.to_string())?;
+    let mut stdout = BufReader::new(case.stdout);
+    let mut lines = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut lines).map_err(|e| e.to_string())?;
+    }
+    // FUSE mounts are anonymous devices, 0:N; the view's is the one set to 768 KiB (by the
+    // server thread right after the kernel's INIT, which may be just after the program's read).
+    let set = || -> std::io::Result<bool> {
+        Ok(std::fs::read_dir("/sys/class/bdi")?
+            .filter_map(Result::ok)
+            .filter(|d| d.file_name().to_string_lossy().starts_with("0:"))
+            .any(|d| {
+                std::fs::read_to_string(d.path().join("read_ahead_kb"))
+                    .is_ok_and(|v| v.trim() == "768")
+            }))
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let found = loop {
+        let found = set().map_err(|e| e.to_string())?;
+        if found || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    running.kill().map_err(|e| e.to_string())?;
+    wait(running, TIMEOUT)?;
+    expect_eq("output", lines.as_str(), "x\nready\n")?;
+    expect_eq("a FUSE device with 768 KiB of read-ahead", found, true)
+}
+
 fn negative_lookups_are_cached() -> Outcome {
     let lookups = Arc::new(Mutex::new(HashMap::new()));
     let view = Counting {
@@ -873,6 +914,7 @@ fn main() {
             "host_abstract_sockets_are_out_of_reach",
             host_abstract_sockets_are_out_of_reach,
         ),
+        ("views_get_their_read_ahead", views_get_their_read_ahead),
     ];
     let started = Instant::now();
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
