@@ -434,6 +434,30 @@ fn python_runs_from_a_fuse_view() -> Outcome {
     Ok(())
 }
 
+fn python_multiprocessing_works() -> Outcome {
+    // What data loaders need: fork and spawn workers, POSIX semaphores in /dev/shm, pipes and
+    // AF_UNIX descriptor passing, threads. (`abs`: spawn cannot pickle functions of a `-c`
+    // script.)
+    let out = run_ok(python(
+        "import multiprocessing as mp, threading, socket, os\n\
+         if __name__ == '__main__':\n\
+         \x20   for method in ('fork', 'spawn', 'forkserver'):\n\
+         \x20       with mp.get_context(method).Pool(2) as pool:\n\
+         \x20           print(method, sum(pool.map(abs, range(-9, 1))))\n\
+         \x20   t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n\
+         \x20   a, b = socket.socketpair()\n\
+         \x20   r, w = os.pipe()\n\
+         \x20   socket.send_fds(a, [b'fd'], [w])\n\
+         \x20   msg, fds, _, _ = socket.recv_fds(b, 2, 1)\n\
+         \x20   os.write(fds[0], b'passed'); print(os.read(r, 6).decode())\n",
+    ))?;
+    expect_eq(
+        "output",
+        out.as_str(),
+        "fork 45\nspawn 45\nforkserver 45\nthread\npassed\n",
+    )
+}
+
 fn inet_sockets_fail_unix_sockets_work() -> Outcome {
     let out = run_ok(python(
         "import socket, errno\n\
@@ -915,6 +939,7 @@ fn main() {
             host_abstract_sockets_are_out_of_reach,
         ),
         ("views_get_their_read_ahead", views_get_their_read_ahead),
+        ("python_multiprocessing_works", python_multiprocessing_works),
     ];
     let started = Instant::now();
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
