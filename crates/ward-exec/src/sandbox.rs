@@ -335,7 +335,16 @@ impl Sandbox {
             return Err(ExecError::NotRoot { uid: uid.as_raw() });
         }
         let plan = self.plan()?;
-        let threads = thread_count()?;
+        // A thread that was just joined may still be counted for a moment (the kernel
+        // releases it after waking its joiner): look again for up to 50 ms.
+        let mut threads = thread_count()?;
+        for _ in 0..50 {
+            if threads == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            threads = thread_count()?;
+        }
         if threads != 1 {
             return Err(ExecError::Threaded { threads });
         }
