@@ -26,7 +26,7 @@ fn the_shipped_manifests_pass_the_registry_check() {
         if path.extension().is_some_and(|e| e == "toml") {
             let m = ward_manifest::Manifest::load(&path).unwrap();
             registry()
-                .check(&m.loader.entrypoint, &m.loader.argv)
+                .check(m.workload(), &m.loader.argv)
                 .unwrap_or_else(|e| panic!("{}: {e}: {}", path.display(), cause(&e)));
             checked += 1;
         }
@@ -40,23 +40,22 @@ fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
     let m =
         ward_manifest::Manifest::from_toml("[loader]\nentrypoint = \"ward:clasify\"\nargv = []\n")
             .unwrap();
-    let e = r.check(&m.loader.entrypoint, &[]).unwrap_err();
+    let e = r.check(m.workload(), &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "entrypoint ward:clasify is not a built-in workload of this runtime; known: \
          ward:checksum, ward:classify"
     );
 
-    let classify =
+    let classify_manifest =
         ward_manifest::Manifest::from_toml("[loader]\nentrypoint = \"ward:classify\"\nargv = []\n")
-            .unwrap()
-            .loader
-            .entrypoint;
+            .unwrap();
+    let classify = classify_manifest.workload();
     let base = ["--model", "/m", "--labels", "/l", "--image", "/i"];
     // A misspelt flag: clap's message with its suggestion, then the argument syntax.
     let mut bad = argv(&base);
     bad.extend(argv(&["--output", "/o", "--topp", "3"]));
-    let e = r.check(&classify, &bad).unwrap_err();
+    let e = r.check(classify, &bad).unwrap_err();
     assert_eq!(e.to_string(), "ward:classify");
     let c = cause(&e);
     assert!(
@@ -70,19 +69,19 @@ fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
     // A bad value.
     let mut bad = argv(&base);
     bad.extend(argv(&["--output", "/o", "--top", "0"]));
-    let c = cause(&r.check(&classify, &bad).unwrap_err());
+    let c = cause(&r.check(classify, &bad).unwrap_err());
     assert!(
         c.contains("--top") && c.contains("must be at least 1"),
         "{c}"
     );
     // No output: fine for `ward classify`, not for the workload.
     assert!(ClassifyArgs::from_argv(base).unwrap().output.is_none());
-    let c = cause(&r.check(&classify, &argv(&base)).unwrap_err());
+    let c = cause(&r.check(classify, &argv(&base)).unwrap_err());
     assert!(c.starts_with("usage: --output is required"), "{c}");
     // No image at all.
     let c = cause(
         &r.check(
-            &classify,
+            classify,
             &argv(&["--model", "/m", "--labels", "/l", "-o", "/o"]),
         )
         .unwrap_err(),
@@ -99,7 +98,7 @@ fn unknown_builtins_and_bad_arguments_are_refused_naming_the_problem() {
         "--threads",
         "2",
     ]));
-    r.check(&classify, &good).unwrap();
+    r.check(classify, &good).unwrap();
     let a = ClassifyArgs::from_argv(&good).unwrap();
     assert_eq!((a.top, a.json, a.threads), (3, true, 2));
     assert_eq!(a.output.as_deref(), Some(Path::new("/o")));

@@ -328,7 +328,7 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
                 .map_err(step("saving the signer key"))?;
             let check = |m: &ward_manifest::Manifest| {
                 registry
-                    .check(&m.loader.entrypoint, &m.loader.argv)
+                    .check(m.workload(), &m.loader.argv)
                     .map_err(BoxError::from)
             };
             let (signed, stats) = ward_manifest::sign_to_file(

@@ -59,9 +59,12 @@ pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
+    #[serde(default)]
     loader: Loader,
     #[serde(default)]
     fs: Fs,
+    #[serde(default)]
+    libos: Option<Libos>,
     #[serde(default)]
     sgx: Sgx,
     #[serde(default)]
@@ -74,6 +77,7 @@ fn parse(text: &str) -> Result<(Manifest, Option<Signature>), Error> {
     let doc: Document = toml::from_str(text).map_err(|e| Error::from_toml(&e, text))?;
     let manifest = Manifest {
         loader: doc.loader,
+        libos: doc.libos,
         fs: doc.fs,
         sgx: doc.sgx,
         provision: doc.provision,

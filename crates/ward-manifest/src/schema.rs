@@ -12,7 +12,11 @@ use std::fmt;
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// What runs, with which arguments and environment.
+    #[serde(default)]
     pub loader: Loader,
+    /// `[libos]`: the user's own program, when the workload is not a built-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libos: Option<Libos>,
     /// What the workload's file system contains.
     #[serde(default)]
     pub fs: Fs,
@@ -25,13 +29,16 @@ pub struct Manifest {
 }
 
 /// `[loader]`: the entrypoint and its arguments and environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Loader {
-    /// A built-in workload, `ward:NAME` (e.g. `ward:checksum`).
-    pub entrypoint: Entrypoint,
+    /// A built-in workload, `ward:NAME` (e.g. `ward:checksum`); absent when `[libos]` names a
+    /// program instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Entrypoint>,
     /// Arguments passed to the workload (the signed ones; `ward run` may append only if
-    /// `insecure_host_args` is set).
+    /// `insecure_host_args` is set). For a program, as in Gramine, `argv[0]` comes first (default:
+    /// `[libos.entrypoint]`).
     #[serde(default)]
     pub argv: Vec<String>,
     /// Whether `ward run MANIFEST ARGS…` may append host-chosen arguments (unmeasured, so off by
@@ -41,6 +48,57 @@ pub struct Loader {
     /// Environment of the workload: a value, or `{ passthrough = true }` to copy the host's.
     #[serde(default)]
     pub env: BTreeMap<EnvName, EnvValue>,
+}
+
+/// `[libos]`: the user's own program (Gramine's `libos.entrypoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Libos {
+    /// The program, as a path in the workload's view (`/usr/bin/python3`); it must be a trusted
+    /// file.
+    pub entrypoint: WorkloadPath,
+}
+
+/// What a manifest runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload<'a> {
+    /// A built-in, `loader.entrypoint = "ward:NAME"`.
+    Builtin(&'a Entrypoint),
+    /// The user's program, `libos.entrypoint = "/path/in/view"`.
+    Program(&'a WorkloadPath),
+}
+
+impl<'a> Workload<'a> {
+    /// The name a person and a policy know it by: `ward:NAME` or the program's path.
+    pub fn name(&self) -> &'a str {
+        match self {
+            Workload::Builtin(e) => e.as_str(),
+            Workload::Program(p) => p.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Workload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Manifest {
+    /// What this manifest runs. A manifest that parsed but names neither or both (which
+    /// validation refuses) is treated as naming its program.
+    pub fn workload(&self) -> Option<Workload<'_>> {
+        match (&self.libos, &self.loader.entrypoint) {
+            (Some(l), _) => Some(Workload::Program(&l.entrypoint)),
+            (None, Some(e)) => Some(Workload::Builtin(e)),
+            (None, None) => None,
+        }
+    }
+
+    /// The workload's name (see [`Workload::name`]); empty for an invalid manifest naming none.
+    pub fn workload_name(&self) -> &str {
+        self.workload().map_or("", |w| w.name())
+    }
 }
 
 /// A built-in workload name, `ward:NAME`.
@@ -72,7 +130,8 @@ impl TryFrom<String> for Entrypoint {
         } else {
             Err(format!(
                 "entrypoint {s:?} is not a built-in workload; write \"ward:NAME\" (e.g. \
-                 \"ward:checksum\" or \"ward:classify\")"
+                 \"ward:checksum\" or \"ward:classify\"), or name your own program with \
+                 [libos] entrypoint = \"/usr/bin/python3\""
             ))
         }
     }
@@ -215,6 +274,9 @@ pub struct Fs {
     /// `[[fs.pinned]]`: protected files whose plaintext must have this SHA-256.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pinned: Vec<Pinned>,
+    /// The program's working directory (Gramine's `fs.start_dir`; default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_dir: Option<WorkloadPath>,
 }
 
 /// What a mount makes visible.

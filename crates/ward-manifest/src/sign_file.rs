@@ -101,7 +101,7 @@ pub fn identity(signed: &SignedManifest) -> ward_attest::Identity {
     let s = &signed.signature;
     let sgx = &signed.manifest.sgx;
     ward_attest::Identity::sgx(s.measurement.0)
-        .named(signed.manifest.loader.entrypoint.as_str())
+        .named(signed.manifest.workload_name())
         .mr_signer(s.mr_signer.0)
         .isv_prod_id(sgx.isv_prod_id)
         .min_isv_svn(sgx.isv_svn)

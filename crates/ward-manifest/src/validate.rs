@@ -31,6 +31,58 @@ pub(crate) fn check(m: &Manifest, text: Option<&str>) -> Vec<Problem> {
     };
     let mounts = |i: usize, key: &str| vec![k("fs"), k("mounts"), Seg::Index(i), k(key)];
 
+    // One workload: a built-in or a program, never both; a program's options only with one.
+    match (&m.libos, &m.loader.entrypoint) {
+        (Some(_), Some(_)) => p.push(
+            vec![k("loader"), k("entrypoint")],
+            "name either a built-in (loader.entrypoint = \"ward:NAME\") or your program \
+             ([libos] entrypoint = \"/path\"), not both",
+        ),
+        (None, None) => p.push(
+            vec![k("loader")],
+            "no workload: set loader.entrypoint = \"ward:NAME\" for a built-in, or [libos] \
+             entrypoint = \"/usr/bin/python3\" for your own program",
+        ),
+        _ => {}
+    }
+    if m.libos.is_none() && m.fs.start_dir.is_some() {
+        p.push(
+            vec![k("fs"), k("start_dir")],
+            "fs.start_dir is the working directory of a program ([libos] entrypoint); built-ins \
+             take none",
+        );
+    }
+    if let Some(libos) = &m.libos {
+        let covered = |path: &crate::schema::WorkloadPath| {
+            m.fs.mounts.iter().any(|mt| mt.path.contains(path))
+        };
+        if !m
+            .fs
+            .mounts
+            .iter()
+            .filter(|mt| mt.path.contains(&libos.entrypoint))
+            .max_by_key(|mt| mt.path.as_str().len())
+            .is_some_and(|mt| mt.kind == MountType::Chroot)
+        {
+            p.push(
+                vec![k("libos"), k("entrypoint")],
+                format!(
+                    "{} must be under a chroot mount (and a trusted file), e.g. [[fs.mounts]] \
+                     path = \"/usr\" uri = \"file:/usr\"",
+                    libos.entrypoint
+                ),
+            );
+        }
+        if let Some(dir) = &m.fs.start_dir {
+            if !covered(dir) {
+                p.push(
+                    vec![k("fs"), k("start_dir")],
+                    format!("{dir} is under no mount; the program could not start there"),
+                );
+            }
+        }
+    }
+
     // Mounts: one per path, the right fields for their type.
     let mut seen = BTreeMap::new();
     for (i, mount) in m.fs.mounts.iter().enumerate() {

@@ -57,7 +57,7 @@ fn err(text: &str) -> String {
 #[test]
 fn parses_the_documented_example() {
     let m = Manifest::from_toml(GOOD).unwrap();
-    assert_eq!(m.loader.entrypoint.builtin(), "checksum");
+    assert_eq!(m.loader.entrypoint.as_ref().unwrap().builtin(), "checksum");
     assert_eq!(m.fs.mounts[0].kind, MountType::Encrypted);
     assert_eq!(m.fs.mounts[0].key_name(), "default");
     assert_eq!(m.fs.mounts[1].kind, MountType::Chroot);
@@ -313,7 +313,7 @@ fn documented_manifests_parse() {
     assert_eq!(m.fs.mounts.len(), 3);
     let example = fs::read_to_string(root.join("examples/ppml/classify.toml")).unwrap();
     let m = Manifest::from_toml(&example).unwrap_or_else(|e| panic!("classify.toml: {e}"));
-    assert_eq!(m.loader.entrypoint.builtin(), "classify");
+    assert_eq!(m.loader.entrypoint.as_ref().unwrap().builtin(), "classify");
     let lib = fs::read_to_string(root.join("crates/ward-manifest/src/lib.rs")).unwrap();
     let block: String = lib
         .lines()
@@ -324,4 +324,79 @@ fn documented_manifests_parse() {
         .collect::<Vec<_>>()
         .join("\n");
     Manifest::from_toml(&block).unwrap_or_else(|e| panic!("lib.rs example: {e}"));
+}
+
+const PROGRAM: &str = r#"
+[libos]
+entrypoint = "/usr/bin/python3"
+
+[loader]
+argv = ["python3", "/app/main.py"]
+
+[fs]
+start_dir = "/app"
+
+[[fs.mounts]]
+path = "/usr"
+uri = "file:/usr"
+
+[[fs.mounts]]
+path = "/app"
+uri = "file:app"
+"#;
+
+#[test]
+fn a_program_manifest_names_its_program_and_working_directory() {
+    let m = Manifest::from_toml(PROGRAM).unwrap();
+    assert_eq!(
+        m.workload(),
+        Some(Workload::Program(
+            &WorkloadPath::try_from("/usr/bin/python3".to_string()).unwrap()
+        ))
+    );
+    assert_eq!(m.workload_name(), "/usr/bin/python3");
+    assert!(m.loader.entrypoint.is_none());
+    assert_eq!(m.fs.start_dir.as_ref().unwrap().as_str(), "/app");
+    // A built-in manifest keeps serialising exactly as before: no libos, no start_dir.
+    let builtin = Manifest::from_toml(GOOD).unwrap();
+    let json = serde_json::to_string(&builtin).unwrap();
+    assert!(
+        !json.contains("libos") && !json.contains("start_dir"),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_program_manifest_is_refused_when_it_names_two_workloads_or_none() {
+    let both = PROGRAM.replace("[loader]\n", "[loader]\nentrypoint = \"ward:checksum\"\n");
+    assert!(err(&both).contains("not both"), "{}", err(&both));
+    let none = "[loader]\nargv = []\n";
+    assert!(err(none).contains("no workload"), "{}", err(none));
+    // The program must be served by a chroot mount (as a trusted file).
+    let outside = PROGRAM.replace(
+        "entrypoint = \"/usr/bin/python3\"",
+        "entrypoint = \"/opt/python3\"",
+    );
+    let e = err(&outside);
+    assert!(
+        e.contains("libos.entrypoint") && e.contains("chroot mount"),
+        "{e}"
+    );
+    // A working directory under no mount, and one for a built-in.
+    let nowhere = PROGRAM.replace("start_dir = \"/app\"", "start_dir = \"/srv\"");
+    assert!(err(&nowhere).contains("fs.start_dir"), "{}", err(&nowhere));
+    let builtin_dir =
+        "[loader]\nentrypoint = \"ward:checksum\"\nargv = []\n[fs]\nstart_dir = \"/\"\n";
+    assert!(
+        err(builtin_dir).contains("built-ins"),
+        "{}",
+        err(builtin_dir)
+    );
+    // A path where a built-in is expected says how to name a program.
+    let path_builtin = "[loader]\nentrypoint = \"/usr/bin/python3\"\n";
+    assert!(
+        err(path_builtin).contains("[libos]"),
+        "{}",
+        err(path_builtin)
+    );
 }

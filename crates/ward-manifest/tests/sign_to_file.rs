@@ -86,7 +86,7 @@ fn a_refused_or_failed_signing_leaves_the_output_untouched() {
     fs::write(&out, "old").unwrap();
     let key = SignerKey::generate();
     let refuse: &Check<'_> =
-        &|m: &Manifest| Err(format!("no built-in {}", m.loader.entrypoint.as_str()).into());
+        &|m: &Manifest| Err(format!("no built-in {}", m.workload_name()).into());
     let e = sign_to_file(
         &key,
         &m,

@@ -9,7 +9,7 @@ use crate::vfs::VfsError;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::Read;
-use ward_manifest::Entrypoint;
+use ward_manifest::Workload;
 
 /// Why a workload failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,12 @@ pub enum RunError {
         #[source]
         error: WorkloadError,
     },
+    /// The manifest runs a program ([libos] entrypoint), not a built-in.
+    #[error("{program} is a program, not a built-in; ward run confines it with ward-exec")]
+    NotBuiltin {
+        /// The program's path.
+        program: String,
+    },
 }
 
 impl Registry {
@@ -123,9 +129,15 @@ impl Registry {
         })
     }
 
-    /// Checks that `entrypoint` names a registered built-in and that it accepts `argv`, without
-    /// running anything (`ward sign` calls it before hashing or writing).
-    pub fn check(&self, entrypoint: &Entrypoint, argv: &[String]) -> Result<(), RunError> {
+    /// Checks that a built-in `workload` is registered and accepts `argv`, without running
+    /// anything (`ward sign` calls it before hashing or writing). A program passes: what it
+    /// accepts is its own business.
+    pub fn check(&self, workload: Option<Workload<'_>>, argv: &[String]) -> Result<(), RunError> {
+        let entrypoint = match workload {
+            Some(Workload::Builtin(e)) => e,
+            // Validation refused a manifest naming no workload before this is reached.
+            Some(Workload::Program(_)) | None => return Ok(()),
+        };
         let name = entrypoint.builtin();
         let builtin = self.get(name)?;
         (builtin.check)(argv).map_err(|error| workload_error(name, builtin, error))
@@ -133,7 +145,14 @@ impl Registry {
 
     /// Runs the manifest's entrypoint in `ctx`.
     pub fn run(&self, ctx: &Context) -> Result<(), RunError> {
-        let name = ctx.manifest.manifest.loader.entrypoint.builtin();
+        let name = match ctx.manifest.manifest.workload() {
+            Some(Workload::Builtin(e)) => e.builtin(),
+            other => {
+                return Err(RunError::NotBuiltin {
+                    program: other.map(|w| w.name().to_owned()).unwrap_or_default(),
+                })
+            }
+        };
         let builtin = self.get(name)?;
         (builtin.run)(ctx).map_err(|error| workload_error(name, builtin, error))
     }
@@ -212,12 +231,9 @@ fn checksum(ctx: &Context) -> Result<(), WorkloadError> {
 mod tests {
     use super::*;
 
-    fn entry(s: &str) -> Entrypoint {
-        let m = ward_manifest::Manifest::from_toml(&format!(
-            "[loader]\nentrypoint = \"{s}\"\nargv = []\n"
-        ))
-        .unwrap();
-        m.loader.entrypoint
+    fn entry(s: &str) -> ward_manifest::Manifest {
+        ward_manifest::Manifest::from_toml(&format!("[loader]\nentrypoint = \"{s}\"\nargv = []\n"))
+            .unwrap()
     }
 
     fn argv(a: &[&str]) -> Vec<String> {
@@ -227,16 +243,22 @@ mod tests {
     #[test]
     fn check_refuses_unknown_builtins_and_bad_arguments() {
         let r = Registry::with_builtins();
-        r.check(&entry("ward:checksum"), &argv(&["--output", "/o", "/i"]))
-            .unwrap();
-        let e = r.check(&entry("ward:chcksum"), &[]).unwrap_err();
+        r.check(
+            entry("ward:checksum").workload(),
+            &argv(&["--output", "/o", "/i"]),
+        )
+        .unwrap();
+        let e = r.check(entry("ward:chcksum").workload(), &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "entrypoint ward:chcksum is not a built-in workload of this runtime; known: \
              ward:checksum"
         );
         let e = r
-            .check(&entry("ward:checksum"), &argv(&["--output", "/o"]))
+            .check(
+                entry("ward:checksum").workload(),
+                &argv(&["--output", "/o"]),
+            )
             .unwrap_err();
         assert_eq!(e.to_string(), "ward:checksum");
         let cause = std::error::Error::source(&e).unwrap().to_string();
@@ -245,7 +267,7 @@ mod tests {
             "usage: name at least one input (arguments: --output OUT_PATH INPUT_PATH...)"
         );
         let e = r
-            .check(&entry("ward:checksum"), &argv(&["--bogus", "/i"]))
+            .check(entry("ward:checksum").workload(), &argv(&["--bogus", "/i"]))
             .unwrap_err();
         assert!(
             std::error::Error::source(&e)

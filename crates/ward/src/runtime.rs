@@ -118,7 +118,7 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     let registry = ward_classify::registry();
     let check = |m: &ward_manifest::Manifest| {
         registry
-            .check(&m.loader.entrypoint, &m.loader.argv)
+            .check(m.workload(), &m.loader.argv)
             .map_err(ward_classify::BoxError::from)
     };
     let mut on_file = |uri: &ward_manifest::FileUri, _: &Path, size: u64| {
@@ -219,7 +219,7 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let m = &ctx.manifest;
     eprintln!(
         "workload {} measured {} signer {}",
-        m.manifest.loader.entrypoint,
+        m.manifest.workload_name(),
         short(&m.measurement.to_string()),
         short(&m.mr_signer.to_string())
     );
@@ -237,7 +237,7 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         let files = ctx.vfs.stats();
         let object = serde_json::json!({
-            "workload": m.manifest.loader.entrypoint,
+            "workload": m.manifest.workload_name(),
             "measurement": m.measurement.to_string(),
             "mr_signer": m.mr_signer.to_string(),
             "seconds": t.elapsed().as_secs_f64(),
