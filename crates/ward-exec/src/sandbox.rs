@@ -610,12 +610,52 @@ impl Prepared {
     /// Tells the zygote to build the sandbox and start the program, serves the views once
     /// they are mounted, and returns when the program's `execve` has succeeded, or with the
     /// error that happened before.
-    pub fn start(mut self) -> Result<Running, ExecError> {
+    pub fn start(self) -> Result<Running, ExecError> {
+        self.start_inner(&[child::GO])
+    }
+
+    /// Like [`Prepared::start`], adding `env` (`NAME`, `VALUE` pairs) to the program's
+    /// environment: values known only after `prepare` (secrets fetched once the process may
+    /// have threads). The bytes sent are wiped from the supervisor's memory afterwards.
+    pub fn start_with_env<'a>(
+        self,
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Running, ExecError> {
+        let mut message = vec![child::GO_WITH_ENV, 0, 0, 0, 0];
+        for (name, value) in env {
+            if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+                message.fill(0);
+                return Err(ExecError::Invalid(format!(
+                    "environment variable {name:?}: a name is non-empty without '=' or NUL, a \
+                     value has no NUL"
+                )));
+            }
+            message.extend_from_slice(name.as_bytes());
+            message.push(b'=');
+            message.extend_from_slice(value.as_bytes());
+            message.push(0);
+        }
+        let len = message.len() - 5;
+        if len > child::MAX_LATE_ENV {
+            message.fill(0);
+            return Err(ExecError::Invalid(format!(
+                "the environment is {len} bytes; at most {} can be added at start",
+                child::MAX_LATE_ENV
+            )));
+        }
+        message[1..5].copy_from_slice(&(len as u32).to_le_bytes());
+        let result = self.start_inner(&message);
+        message.fill(0);
+        std::hint::black_box(&message);
+        result
+    }
+
+    fn start_inner(mut self, message: &[u8]) -> Result<Running, ExecError> {
         let mut go = self
             .go
             .take()
             .ok_or_else(|| ExecError::Invalid("the sandbox was started twice".into()))?;
-        go.write_all(&[1])
+        go.write_all(message)
             .map_err(|e| ExecError::step("starting the zygote", io_errno(&e)))?;
         drop(go);
         let mut sessions = Vec::new();

@@ -127,6 +127,27 @@ fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Out
     }
 }
 
+fn environment_added_at_start_reaches_the_program() -> Outcome {
+    let case = sh("printf '%s|%s\\n' \"$LANG\" \"$API_TOKEN\"");
+    let prepared = case.sandbox.prepare().map_err(|e| format!("prepare: {e}"))?;
+    let running = prepared
+        .start_with_env([("API_TOKEN", "s3cret value")])
+        .map_err(|e| format!("start: {e}"))?;
+    let status = wait(running, TIMEOUT)?;
+    expect_eq("status", status.code(), Some(0))?;
+    expect_eq(
+        "output",
+        read_all(case.stdout).as_str(),
+        "C.UTF-8|s3cret value\n",
+    )?;
+    // A name with '=' is refused before anything starts.
+    let bad = sh("true").sandbox.prepare().map_err(|e| format!("prepare: {e}"))?;
+    match bad.start_with_env([("A=B", "x")]) {
+        Err(ExecError::Invalid(_)) => Ok(()),
+        other => Err(format!("expected Invalid, got {other:?}")),
+    }
+}
+
 fn exit_status_is_the_programs() -> Outcome {
     expect_eq("exit 0", run(sh("exit 0"))?.0, 0)?;
     expect_eq("exit 3", run(sh("exit 3"))?.0, 3)?;
@@ -872,6 +893,10 @@ fn main() {
         .collect();
     let tests: &[Test] = &[
         ("exit_status_is_the_programs", exit_status_is_the_programs),
+        (
+            "environment_added_at_start_reaches_the_program",
+            environment_added_at_start_reaches_the_program,
+        ),
         ("host_files_are_not_visible", host_files_are_not_visible),
         (
             "root_is_read_only_and_tmp_writable",
