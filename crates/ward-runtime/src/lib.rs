@@ -15,6 +15,8 @@
 //! their [`bootstrap::Context`].
 
 pub mod bootstrap;
+#[cfg(target_os = "linux")]
+pub mod program;
 pub mod vfs;
 pub mod workload;
 

@@ -69,9 +69,11 @@ fn main() -> ExitCode {
     // Ctrl-C or SIGTERM while an output is being written removes its temporary, then exits
     // 130 / 143: nothing half-written is left behind by any command. The provisioning server
     // writes no such outputs and handles Ctrl-C itself, stopping gracefully.
+    // `ward run` installs it itself, after forking a program's sandbox (which needs the process
+    // single-threaded, and the handler is a thread).
     let serving = matches!(
         cli.command,
-        Command::Provision(provision::ProvisionCommand::Serve(_))
+        Command::Provision(provision::ProvisionCommand::Serve(_)) | Command::Run(_)
     );
     if let Err(e) = (!serving)
         .then(ward_fsio::install_signal_cleanup)

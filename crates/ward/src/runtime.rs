@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use ward_attest::sim::SimPlatformKey;
 use ward_manifest::{SignOptions, SignerKey};
+use ward_runtime::program::{PreparedProgram, ProgramError};
 use ward_runtime::{AttesterKind, BootOptions};
 
 /// Sign a manifest: hash its trusted files, compute the measurement, write the signed manifest.
@@ -195,7 +196,7 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(path) = a.manifest else {
+    let Some(path) = a.manifest.clone() else {
         bail!("name the signed manifest to run");
     };
     // Before the attester's key, so a mistyped manifest path is what the user is told about.
@@ -206,6 +207,16 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         );
     }
     let t = Instant::now();
+    // A program's sandbox is forked first, while ward is single-threaded; a built-in needs none.
+    let program = match PreparedProgram::prepare(&path, &a.args) {
+        Ok(prepared) => Some(prepared),
+        Err(ProgramError::NotAProgram(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    ward_fsio::install_signal_cleanup()?;
+    if let Some(prepared) = program {
+        return run_program(prepared, a, t);
+    }
     let runtime_digest = ward_runtime::runtime_digest()?;
     let self_measure = t.elapsed();
     let options = BootOptions {
@@ -262,6 +273,62 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     }
     eprintln!("workload finished in {:.0?}", t.elapsed());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the user's own program confined; its exit status becomes ward's.
+fn run_program(prepared: PreparedProgram, a: RunArgs, t: Instant) -> Result<ExitCode> {
+    let options = BootOptions {
+        runtime_digest: ward_runtime::runtime_digest()?,
+        attester: a.attester,
+        sim_key: attester_choice(a.attester, &a.sim_key)?,
+        host_args: a.args,
+    };
+    let running = prepared.start(options)?;
+    let booted = t.elapsed();
+    let ctx = running.context();
+    let m = &ctx.manifest;
+    eprintln!(
+        "program {} measured {} signer {} (confined; booted in {booted:.0?})",
+        m.manifest.workload_name(),
+        short(&m.measurement.to_string()),
+        short(&m.mr_signer.to_string())
+    );
+    let workload = m.manifest.workload_name().to_owned();
+    let (measurement, mr_signer) = (m.measurement.to_string(), m.mr_signer.to_string());
+    let outcome = running.wait()?;
+    if outcome.code == 0 {
+        eprintln!(
+            "program exited 0 after {:.0?}; {} output file(s) committed",
+            t.elapsed(),
+            outcome.committed
+        );
+    } else {
+        eprintln!(
+            "program exited {}; {} new file(s) discarded, existing files left as they were",
+            outcome.code, outcome.discarded
+        );
+    }
+    if a.json {
+        let s = outcome.stats;
+        let object = serde_json::json!({
+            "workload": workload,
+            "measurement": measurement,
+            "mr_signer": mr_signer,
+            "exit_code": outcome.code,
+            "seconds": t.elapsed().as_secs_f64(),
+            "files": {
+                "opened": s.files_opened,
+                "committed": outcome.committed,
+                "discarded": outcome.discarded,
+                "trusted_bytes_verified": s.trusted_bytes_verified,
+                "protected_bytes_decrypted": s.protected_bytes_decrypted,
+                "protected_bytes_encrypted": s.protected_bytes_encrypted,
+                "refused": s.refused,
+            },
+        });
+        println!("{object}");
+    }
+    Ok(ExitCode::from(outcome.code.clamp(0, 255) as u8))
 }
 
 fn short(hex: &str) -> String {

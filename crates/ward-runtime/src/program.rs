@@ -1,0 +1,506 @@
+//! Running the user's own program (`[libos] entrypoint`) confined to the manifest's view.
+//!
+//! The manifest's mounts become the program's file system through `ward-exec`: each top-level
+//! chroot or encrypted mount is a FUSE view answered by the [`Vfs`] (trusted files verified
+//! before any byte is served, protected files decrypted, anything else absent), tmpfs mounts are
+//! the kernel's. New files the program writes are held as uncommitted [`VfsWriter`]s and
+//! committed (synced and renamed into place) only if the program exits 0; otherwise they are
+//! discarded and existing files stay as they were.
+//!
+//! The order matters: the sandbox's zygote is forked ([`PreparedProgram::prepare`]) while the
+//! process is still single-threaded, before the runtime digest, attestation and key fetching
+//! start threads; the keys then never exist in the zygote's copy of ward's memory. The manifest
+//! is read (unverified) to lay out the sandbox, then verified by [`boot`]; a verified manifest
+//! that differs from the one laid out is refused.
+//!
+//! What it is not: the confinement itself (namespaces, seccomp, Landlock) is `ward-exec`'s.
+
+use crate::bootstrap::{boot, BootError, BootOptions, Context};
+use crate::vfs::{FileKind, Vfs, VfsError, VfsStats, VfsWriter};
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+use ward_exec::{Attr, DirEntry, Errno, Handle, Kind, View, ViewOptions};
+use ward_manifest::{Manifest, MountType, SignedManifest, Workload};
+
+/// The size of a tmpfs mount of the manifest (the kernel's, in memory).
+const TMPFS_BYTES: u64 = 256 << 20;
+
+/// Why a program could not be run, or its outputs not be committed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProgramError {
+    /// The signed manifest could not be read.
+    #[error("reading the signed manifest {}", path.display())]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ward_manifest::Error,
+    },
+    /// The manifest names a built-in, not a program.
+    #[error("the manifest runs the built-in {0}, not a program")]
+    NotAProgram(String),
+    /// The sandbox could not be prepared or started (not root, no FUSE, a mount, the
+    /// entrypoint).
+    #[error("confining the program")]
+    Sandbox(#[source] ward_exec::ExecError),
+    /// Verifying the manifest, attesting or fetching keys failed.
+    #[error("booting the workload")]
+    Boot(#[source] Box<BootError>),
+    /// The file changed between the layout and its verification.
+    #[error("the signed manifest changed while ward was starting (it was read twice and differed); run again")]
+    ManifestChanged,
+    /// Waiting for the program failed.
+    #[error("waiting for the program")]
+    Wait(#[source] ward_exec::ExecError),
+    /// An output could not be committed after the program succeeded.
+    #[error("committing {path} after the program succeeded")]
+    Commit {
+        /// The workload path.
+        path: String,
+        /// Why.
+        #[source]
+        source: VfsError,
+    },
+}
+
+/// What a program's run came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgramOutcome {
+    /// The program's exit code (128 + N when killed by signal N).
+    pub code: i32,
+    /// Files committed (only when `code` is 0).
+    pub committed: usize,
+    /// New files discarded because the program failed.
+    pub discarded: usize,
+    /// The file system's counters.
+    pub stats: VfsStats,
+}
+
+/// What the views share: the booted context (set once booted), the writers waiting for the
+/// program's exit, and the paths already reported as refused.
+#[derive(Default)]
+struct Shared {
+    ctx: OnceLock<Arc<Context>>,
+    /// New versions of files, by workload path, written but not committed; the last one
+    /// written for a path wins.
+    pending: Mutex<Vec<(String, VfsWriter)>>,
+    /// Sizes of files being written (open or pending), for `stat`.
+    writing: Mutex<HashMap<String, u64>>,
+    refused: Mutex<BTreeSet<String>>,
+}
+
+impl Shared {
+    fn vfs(&self) -> Result<&Vfs, Errno> {
+        self.ctx.get().map(|c| &c.vfs).ok_or(Errno::EIO)
+    }
+
+    /// The errno the program sees for `e`; refusals are reported once per path with the rule
+    /// that would allow the access.
+    fn errno(&self, path: &str, e: &VfsError) -> Errno {
+        if e.is_denied() || e.is_integrity() {
+            let first = self
+                .refused
+                .lock()
+                .map(|mut r| r.insert(path.to_owned()))
+                .unwrap_or(false);
+            if first {
+                tracing::warn!("refused {path}: {}", ward_attest::ErrorChain(e));
+            }
+        }
+        match e {
+            VfsError::NotFound { .. }
+            | VfsError::MountMissing { .. }
+            | VfsError::NoMount { .. }
+            | VfsError::NotListed { .. } => Errno::ENOENT,
+            VfsError::IsADirectory { .. } => Errno::EISDIR,
+            VfsError::NotADirectory { .. } => Errno::ENOTDIR,
+            VfsError::InvalidPath { .. } => Errno::EINVAL,
+            VfsError::NotWritable { .. }
+            | VfsError::TrustedReadOnly { .. }
+            | VfsError::PinnedReadOnly { .. } => Errno::EACCES,
+            VfsError::Escape { .. } => Errno::EACCES,
+            VfsError::Io { source, .. } => source
+                .raw_os_error()
+                .map(Errno::from_raw)
+                .unwrap_or(Errno::EIO),
+            _ => Errno::EIO,
+        }
+    }
+}
+
+/// One top-level mount of the manifest, served as a FUSE view; paths below it (nested mounts
+/// included) are resolved by the [`Vfs`].
+struct MountView {
+    /// The mount's workload path (`/usr`).
+    prefix: String,
+    shared: Arc<Shared>,
+}
+
+impl MountView {
+    fn workload_path(&self, path: &str) -> String {
+        match path.trim_start_matches('/') {
+            "" => self.prefix.clone(),
+            rest if self.prefix == "/" => format!("/{rest}"),
+            rest => format!("{}/{rest}", self.prefix),
+        }
+    }
+
+    /// Mode and mtime from the host file behind `path`, when there is one.
+    fn host_attrs(vfs: &Vfs, path: &str) -> (u16, SystemTime) {
+        use std::os::unix::fs::PermissionsExt;
+        let host = vfs.locate(path).ok().and_then(|l| l.host);
+        match host.and_then(|h| std::fs::metadata(h).ok()) {
+            Some(md) => (
+                (md.permissions().mode() & 0o7777) as u16,
+                md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ),
+            None => (0o755, SystemTime::UNIX_EPOCH),
+        }
+    }
+
+    fn attr(&self, path: &str) -> Result<Attr, Errno> {
+        let vfs = self.shared.vfs()?;
+        if let Some(size) = self.shared.writing.lock().ok().and_then(|w| w.get(path).copied()) {
+            return Ok(Attr::file(size, 0o644, SystemTime::now()));
+        }
+        let md = vfs.metadata(path).map_err(|e| self.shared.errno(path, &e))?;
+        let (mode, mtime) = Self::host_attrs(vfs, path);
+        Ok(match md.kind {
+            None => Attr::dir(mode | 0o555, mtime),
+            // Trusted files cannot be written: say so in the mode as well.
+            Some(FileKind::Trusted) => Attr::file(md.len, mode & !0o222, mtime),
+            Some(_) => Attr::file(md.len, mode, mtime),
+        })
+    }
+
+    fn writer(&self, path: &str) -> Result<Box<dyn Handle>, Errno> {
+        let vfs = self.shared.vfs()?;
+        let writer = vfs.create(path).map_err(|e| self.shared.errno(path, &e))?;
+        if let Ok(mut w) = self.shared.writing.lock() {
+            w.insert(path.to_owned(), 0);
+        }
+        Ok(Box::new(WriteHandle {
+            path: path.to_owned(),
+            state: Mutex::new(Some((writer, 0))),
+            shared: self.shared.clone(),
+        }))
+    }
+}
+
+impl View for MountView {
+    fn lookup(&self, path: &str) -> Result<Attr, Errno> {
+        self.attr(&self.workload_path(path))
+    }
+
+    fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, Errno> {
+        let dir = self.workload_path(path);
+        let vfs = self.shared.vfs()?;
+        let names = vfs.read_dir(&dir).map_err(|e| self.shared.errno(&dir, &e))?;
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let child = if dir == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{dir}/{name}")
+                };
+                let kind = match vfs.metadata(&child) {
+                    Ok(md) if md.is_dir() => Kind::Dir,
+                    _ => Kind::File,
+                };
+                DirEntry { name, kind }
+            })
+            .collect())
+    }
+
+    fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno> {
+        let path = self.workload_path(path);
+        if flags & libc_accmode() != 0 {
+            // Opening an existing file for writing starts its new version, as create does.
+            return self.writer(&path);
+        }
+        if self
+            .shared
+            .writing
+            .lock()
+            .is_ok_and(|w| w.contains_key(&path))
+        {
+            // Written in this run but not committed: nothing to read yet.
+            return Err(Errno::EBUSY);
+        }
+        let vfs = self.shared.vfs()?;
+        let file = vfs.open(&path).map_err(|e| self.shared.errno(&path, &e))?;
+        Ok(Box::new(ReadHandle {
+            path,
+            file: Mutex::new(file),
+            shared: self.shared.clone(),
+        }))
+    }
+
+    fn create(&self, path: &str, _mode: u16, _flags: i32) -> Result<(Attr, Box<dyn Handle>), Errno> {
+        let path = self.workload_path(path);
+        let handle = self.writer(&path)?;
+        Ok((Attr::file(0, 0o644, SystemTime::now()), handle))
+    }
+}
+
+/// `O_WRONLY | O_RDWR`.
+fn libc_accmode() -> i32 {
+    0o3
+}
+
+struct ReadHandle {
+    path: String,
+    file: Mutex<crate::vfs::VfsFile>,
+    shared: Arc<Shared>,
+}
+
+impl Handle for ReadHandle {
+    fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let mut file = self.file.lock().map_err(|_| Errno::EIO)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(offset + done as u64, &mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Err(self.shared.errno(&self.path, &e)),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+}
+
+/// A new version of a file: sequential writes only, committed after the program succeeds.
+struct WriteHandle {
+    path: String,
+    /// The writer and how many bytes it holds; `None` once released.
+    state: Mutex<Option<(VfsWriter, u64)>>,
+    shared: Arc<Shared>,
+}
+
+impl Handle for WriteHandle {
+    fn read_at(&self, _offset: u64, _size: u32) -> Result<Vec<u8>, Errno> {
+        // A file being written is not readable until it is committed.
+        Err(Errno::EBADF)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        let mut state = self.state.lock().map_err(|_| Errno::EIO)?;
+        let (writer, len) = state.as_mut().ok_or(Errno::EBADF)?;
+        if offset != *len {
+            // New protected files are written front to back; a seek back is not supported.
+            return Err(Errno::ESPIPE);
+        }
+        writer.write_all(data).map_err(|e| {
+            tracing::warn!("writing {}: {e}", self.path);
+            Errno::EIO
+        })?;
+        *len += data.len() as u64;
+        if let Ok(mut w) = self.shared.writing.lock() {
+            w.insert(self.path.clone(), *len);
+        }
+        Ok(data.len())
+    }
+
+    fn set_len(&self, new_len: u64) -> Result<(), Errno> {
+        let state = self.state.lock().map_err(|_| Errno::EIO)?;
+        match &*state {
+            // O_TRUNC of the fresh version, or a no-op: fine.
+            Some((_, len)) if *len == new_len => Ok(()),
+            Some(_) => Err(Errno::EINVAL),
+            None => Err(Errno::EBADF),
+        }
+    }
+
+    fn release(&self) -> Result<(), Errno> {
+        let taken = self.state.lock().map_err(|_| Errno::EIO)?.take();
+        if let Some((writer, _)) = taken {
+            if let Ok(mut pending) = self.shared.pending.lock() {
+                pending.retain(|(p, _)| *p != self.path);
+                pending.push((self.path.clone(), writer));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A program's sandbox, forked and waiting for its keys and its start.
+pub struct PreparedProgram {
+    prepared: ward_exec::Prepared,
+    shared: Arc<Shared>,
+    layout: Manifest,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for PreparedProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedProgram")
+            .field("manifest", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedProgram {
+    /// Reads the signed manifest at `path` (unverified, for its layout) and forks the
+    /// program's sandbox, with `host_args` after the manifest's arguments (refused at boot
+    /// unless the manifest allows them). Must be called while the process is single-threaded.
+    pub fn prepare(path: &Path, host_args: &[String]) -> Result<PreparedProgram, ProgramError> {
+        let signed = SignedManifest::load(path).map_err(|source| ProgramError::Manifest {
+            path: path.to_owned(),
+            source,
+        })?;
+        let layout = signed.manifest;
+        let program = match layout.workload() {
+            Some(Workload::Program(p)) => p.as_str().to_owned(),
+            other => {
+                return Err(ProgramError::NotAProgram(
+                    other.map(|w| w.name().to_owned()).unwrap_or_default(),
+                ))
+            }
+        };
+        let shared = Arc::new(Shared::default());
+        let mut sandbox = ward_exec::Sandbox::new(&program)
+            .args(layout.loader.argv.iter().skip(1).cloned())
+            .args(host_args.iter().cloned())
+            .cwd(
+                layout
+                    .fs
+                    .start_dir
+                    .as_ref()
+                    .map_or("/", |d| d.as_str()),
+            );
+        let mounts = &layout.fs.mounts;
+        let top: Vec<_> = mounts
+            .iter()
+            .filter(|m| {
+                !mounts
+                    .iter()
+                    .any(|o| o.path != m.path && o.path.contains(&m.path))
+            })
+            .collect();
+        for m in &top {
+            sandbox = match m.kind {
+                MountType::Tmpfs => sandbox.tmpfs(m.path.as_str(), TMPFS_BYTES),
+                MountType::Chroot | MountType::Encrypted => sandbox.view(
+                    m.path.as_str(),
+                    MountView {
+                        prefix: m.path.as_str().to_owned(),
+                        shared: shared.clone(),
+                    },
+                    ViewOptions {
+                        // The Vfs decides what may be written (allowed files, encrypted mounts).
+                        read_only: false,
+                        ttl: Duration::from_secs(60),
+                        negative_ttl: Duration::from_secs(60),
+                        ..ViewOptions::default()
+                    },
+                ),
+            };
+        }
+        // A merged /usr: the host's /bin, /lib, /lib64, /sbin are links into it.
+        if top.iter().any(|m| m.path.as_str() == "/usr") {
+            for link in ["bin", "lib", "lib64", "sbin"] {
+                let host = Path::new("/").join(link);
+                let covered = top
+                    .iter()
+                    .any(|m| Path::new(m.path.as_str()).starts_with(&host));
+                if let (false, Ok(target)) = (covered, std::fs::read_link(&host)) {
+                    if target.starts_with("usr") || target.starts_with("/usr") {
+                        sandbox = sandbox.symlink(&host, target);
+                    }
+                }
+            }
+        }
+        let prepared = sandbox.prepare().map_err(ProgramError::Sandbox)?;
+        Ok(PreparedProgram {
+            prepared,
+            shared,
+            layout,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Boots the workload (verifies the manifest, attests, fetches keys: threads are fine
+    /// now), checks it is the manifest laid out, and starts the program with the manifest's
+    /// environment.
+    pub fn start(self, options: BootOptions) -> Result<RunningProgram, ProgramError> {
+        let ctx = boot(&self.path, options).map_err(|e| ProgramError::Boot(Box::new(e)))?;
+        if ctx.manifest.manifest != self.layout {
+            return Err(ProgramError::ManifestChanged);
+        }
+        let ctx = Arc::new(ctx);
+        let _ = self.shared.ctx.set(ctx.clone());
+        let running = self
+            .prepared
+            .start_with_env(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(ProgramError::Sandbox)?;
+        Ok(RunningProgram {
+            running,
+            shared: self.shared,
+            ctx,
+        })
+    }
+}
+
+/// A program running confined.
+pub struct RunningProgram {
+    running: ward_exec::Running,
+    shared: Arc<Shared>,
+    ctx: Arc<Context>,
+}
+
+impl std::fmt::Debug for RunningProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningProgram").finish_non_exhaustive()
+    }
+}
+
+impl RunningProgram {
+    /// The booted context (manifest, timings).
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Waits for the program; on exit 0 commits every file it wrote, otherwise discards them.
+    pub fn wait(self) -> Result<ProgramOutcome, ProgramError> {
+        let status = self.running.wait().map_err(ProgramError::Wait)?;
+        let code = status
+            .code()
+            .or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                status.signal().map(|s| 128 + s)
+            })
+            .unwrap_or(1);
+        let pending = std::mem::take(&mut *self.shared.pending.lock().map_err(|_| {
+            ProgramError::Wait(ward_exec::ExecError::Invalid(
+                "the output list was poisoned".into(),
+            ))
+        })?);
+        let mut outcome = ProgramOutcome {
+            code,
+            committed: 0,
+            discarded: 0,
+            stats: self.ctx.vfs.stats(),
+        };
+        if code == 0 {
+            for (path, writer) in pending {
+                writer
+                    .commit()
+                    .map_err(|source| ProgramError::Commit { path, source })?;
+                outcome.committed += 1;
+            }
+        } else {
+            // Dropping an uncommitted writer removes its temporary; old files stay.
+            outcome.discarded = pending.len();
+        }
+        outcome.stats = self.ctx.vfs.stats();
+        Ok(outcome)
+    }
+}
