@@ -129,7 +129,10 @@ fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Out
 
 fn environment_added_at_start_reaches_the_program() -> Outcome {
     let case = sh("printf '%s|%s\\n' \"$LANG\" \"$API_TOKEN\"");
-    let prepared = case.sandbox.prepare().map_err(|e| format!("prepare: {e}"))?;
+    let prepared = case
+        .sandbox
+        .prepare()
+        .map_err(|e| format!("prepare: {e}"))?;
     let running = prepared
         .start_with_env([("API_TOKEN", "s3cret value")])
         .map_err(|e| format!("start: {e}"))?;
@@ -141,7 +144,10 @@ fn environment_added_at_start_reaches_the_program() -> Outcome {
         "C.UTF-8|s3cret value\n",
     )?;
     // A name with '=' is refused before anything starts.
-    let bad = sh("true").sandbox.prepare().map_err(|e| format!("prepare: {e}"))?;
+    let bad = sh("true")
+        .sandbox
+        .prepare()
+        .map_err(|e| format!("prepare: {e}"))?;
     match bad.start_with_env([("A=B", "x")]) {
         Err(ExecError::Invalid(_)) => Ok(()),
         other => Err(format!("expected Invalid, got {other:?}")),

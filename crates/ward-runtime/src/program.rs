@@ -165,10 +165,18 @@ impl MountView {
 
     fn attr(&self, path: &str) -> Result<Attr, Errno> {
         let vfs = self.shared.vfs()?;
-        if let Some(size) = self.shared.writing.lock().ok().and_then(|w| w.get(path).copied()) {
+        if let Some(size) = self
+            .shared
+            .writing
+            .lock()
+            .ok()
+            .and_then(|w| w.get(path).copied())
+        {
             return Ok(Attr::file(size, 0o644, SystemTime::now()));
         }
-        let md = vfs.metadata(path).map_err(|e| self.shared.errno(path, &e))?;
+        let md = vfs
+            .metadata(path)
+            .map_err(|e| self.shared.errno(path, &e))?;
         let (mode, mtime) = Self::host_attrs(vfs, path);
         Ok(match md.kind {
             None => Attr::dir(mode | 0o555, mtime),
@@ -200,7 +208,9 @@ impl View for MountView {
     fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, Errno> {
         let dir = self.workload_path(path);
         let vfs = self.shared.vfs()?;
-        let names = vfs.read_dir(&dir).map_err(|e| self.shared.errno(&dir, &e))?;
+        let names = vfs
+            .read_dir(&dir)
+            .map_err(|e| self.shared.errno(&dir, &e))?;
         Ok(names
             .into_iter()
             .map(|name| {
@@ -242,7 +252,12 @@ impl View for MountView {
         }))
     }
 
-    fn create(&self, path: &str, _mode: u16, _flags: i32) -> Result<(Attr, Box<dyn Handle>), Errno> {
+    fn create(
+        &self,
+        path: &str,
+        _mode: u16,
+        _flags: i32,
+    ) -> Result<(Attr, Box<dyn Handle>), Errno> {
         let path = self.workload_path(path);
         let handle = self.writer(&path)?;
         Ok((Attr::file(0, 0o644, SystemTime::now()), handle))
@@ -369,13 +384,7 @@ impl PreparedProgram {
         let mut sandbox = ward_exec::Sandbox::new(&program)
             .args(layout.loader.argv.iter().skip(1).cloned())
             .args(host_args.iter().cloned())
-            .cwd(
-                layout
-                    .fs
-                    .start_dir
-                    .as_ref()
-                    .map_or("/", |d| d.as_str()),
-            );
+            .cwd(layout.fs.start_dir.as_ref().map_or("/", |d| d.as_str()));
         let mounts = &layout.fs.mounts;
         let top: Vec<_> = mounts
             .iter()

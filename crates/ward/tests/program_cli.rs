@@ -1,0 +1,329 @@
+//! `ward run` of the user's own, unmodified program: the system `python3` confined to a signed
+//! manifest's view, with a real provisioning server on loopback, a protected input, a protected
+//! output, and the refusals a data owner relies on. Needs root, `/dev/fuse` and
+//! `/usr/bin/python3` (skips, saying why, otherwise).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+mod common;
+use common::ward;
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    if !nix_is_root() {
+        return Some("not root".into());
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Some("no /dev/fuse".into());
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        return Some("no /usr/bin/python3".into());
+    }
+    None
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        })
+        .unwrap_or(false)
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The interpreter's real file and the shared objects it loads, as `file:` URIs: what a
+/// manifest must trust for `python3` to start (`ldd` resolves them as the loader would).
+fn python_trusted() -> (PathBuf, Vec<String>) {
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    let out = Command::new("ldd").arg(&python).output().unwrap();
+    let mut uris = vec![format!("file:{}", python.display())];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)" or "/lib64/ld-linux… (0x…)"
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        if let Some(path) = path {
+            // The view shows the host's /lib as /usr/lib (merged /usr); trust the name the
+            // loader opens there, and the file it resolves to.
+            let under_usr = if path.starts_with("/usr/") {
+                path.to_string()
+            } else {
+                format!("/usr{path}")
+            };
+            uris.push(format!("file:{under_usr}"));
+            let real = std::fs::canonicalize(path).unwrap();
+            uris.push(format!("file:{}", real.display()));
+        }
+    }
+    let stdlib = python
+        .file_name()
+        .map(|n| format!("file:/usr/lib/{}/", n.to_string_lossy()))
+        .unwrap();
+    uris.push(stdlib);
+    uris.sort();
+    uris.dedup();
+    (python, uris)
+}
+
+const SCRIPT: &str = r#"
+import mmap, os, socket, subprocess, sys
+
+# (a) a protected input, decrypted transparently; a protected output, encrypted transparently.
+with open("/data/input.txt") as f:
+    data = f.read()
+with open("/out/result.txt", "w") as f:
+    f.write(data.upper())
+
+# (b) mmap of a protected file.
+with open("/data/input.txt", "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    print("mmap:", m[:7].decode())
+
+# (c) a subprocess (another trusted program) reads a protected file.
+child = subprocess.run([sys.executable, "-c", "print(open('/data/input.txt').read()[:7])"],
+                       capture_output=True, text=True)
+print("child:", child.returncode, child.stdout.strip())
+
+# (d) refusals: outside the manifest, a write to a trusted file, an inet socket.
+for path in ["/etc/passwd", "/root", "/app/not-listed.txt"]:
+    try:
+        open(path)
+        print("LEAK", path)
+    except OSError as e:
+        print("absent:", path, e.errno)
+try:
+    open("/app/main.py", "a")
+    print("LEAK trusted writable")
+except OSError as e:
+    print("trusted read-only:", e.errno)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print("LEAK inet")
+except OSError as e:
+    print("inet:", e.errno)
+print("uid:", os.getuid())
+sys.exit(int(os.environ.get("WARD_TEST_EXIT", "0")))
+"#;
+
+#[test]
+fn python_reads_protected_files_and_writes_a_protected_result_confined() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ok = |out: Output| {
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+        (stdout, stderr)
+    };
+    ok(ward(p, &["provision", "init", "--dir", "srv"]));
+    ok(ward(p, &["sign", "keygen", "-o", "signer.pem"]));
+    for dir in ["plain", "enc", "out", "app"] {
+        std::fs::create_dir_all(p.join(dir)).unwrap();
+    }
+    std::fs::write(p.join("app/main.py"), SCRIPT).unwrap();
+    std::fs::write(p.join("app/not-listed.txt"), b"not for the program").unwrap();
+    std::fs::write(p.join("plain/input.txt"), b"private data of the owner\n").unwrap();
+    let key = "srv/secrets/wrap_key";
+    ok(ward(
+        p,
+        &[
+            "pf",
+            "encrypt",
+            "-w",
+            key,
+            "-i",
+            "plain/input.txt",
+            "-o",
+            "enc/input.txt",
+        ],
+    ));
+    let (python, trusted) = python_trusted();
+    let trusted: Vec<String> = trusted
+        .into_iter()
+        .chain(["file:app/main.py".to_string()])
+        .map(|u| format!("  \"{u}\","))
+        .collect();
+    let manifest = format!(
+        r#"[libos]
+entrypoint = "{python}"
+
+[loader]
+argv = ["python3", "-I", "/app/main.py"]
+
+[loader.env]
+LANG = "C.UTF-8"
+PYTHONDONTWRITEBYTECODE = "1"
+WARD_TEST_EXIT = {{ passthrough = true }}
+
+[fs]
+start_dir = "/app"
+
+[[fs.mounts]]
+path = "/usr"
+uri = "file:/usr"
+
+[[fs.mounts]]
+path = "/app"
+uri = "file:app"
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/data"
+uri = "file:enc"
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/out"
+uri = "file:out"
+
+[[fs.mounts]]
+type = "tmpfs"
+path = "/tmp"
+
+[sgx]
+trusted_files = [
+{trusted}
+]
+
+[provision]
+servers = ["127.0.0.1:{port}"]
+ca_chain = "file:srv/ca.pem"
+secrets = [{{ name = "wrap_key", key_name = "default" }}]
+"#,
+        python = python.display(),
+        trusted = trusted.join("\n"),
+    );
+    std::fs::write(p.join("py.toml"), manifest).unwrap();
+    let (stdout, _) = ok(ward(p, &["sign", "--key", "signer.pem", "py.toml"]));
+    let measurement = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("measurement (MRENCLAVE): "))
+        .unwrap()
+        .to_string();
+    let policy = std::fs::read_to_string(p.join("srv/policy.toml")).unwrap();
+    let sim_key = policy
+        .lines()
+        .find(|l| l.starts_with("simulated_platform_keys"))
+        .unwrap();
+    std::fs::write(
+        p.join("policy.toml"),
+        format!(
+            "allow_simulated = true\n{sim_key}\n[[identity]]\nname = \"python\"\n\
+             mr_enclave = \"{measurement}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["provision", "serve", "--secret", &format!("wrap_key={key}")])
+        .args(["--policy", "policy.toml", "--cert", "srv/server.pem"])
+        .args(["--key", "srv/server-key.pem", "--audit-log", "audit.jsonl"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(p)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    std::thread::spawn(move || for _ in lines {});
+    let _server = Server(child);
+    let run = |exit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ward"))
+            .args(["run", "py.signed.toml", "--sim-key", "srv/sim-platform.pem"])
+            .env("WARD_TEST_EXIT", exit)
+            .current_dir(p)
+            .output()
+            .unwrap()
+    };
+
+    // The good run.
+    let (stdout, stderr) = ok(run("0"));
+    for want in [
+        "mmap: private",
+        "child: 0 private",
+        "absent: /etc/passwd 2",
+        "absent: /root 2",
+        "absent: /app/not-listed.txt 2",
+        "trusted read-only: 13",
+        "uid: 65534",
+    ] {
+        assert!(
+            stdout.contains(want),
+            "{want:?} missing:\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(!stdout.contains("LEAK"), "{stdout}");
+    assert!(stdout.contains("inet: 13"), "{stdout}");
+    // Each refusal is named once, with the rule that would allow it.
+    assert!(
+        stderr.contains("refused /app/not-listed.txt") && stderr.contains("sgx.trusted_files"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 output file(s) committed"), "{stderr}");
+    // The result is a protected file bound to its path, that the owner decrypts.
+    ok(ward(
+        p,
+        &[
+            "pf",
+            "decrypt",
+            "-w",
+            key,
+            "-i",
+            "out/result.txt",
+            "-o",
+            "plain/result.txt",
+            "-V",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(p.join("plain/result.txt")).unwrap(),
+        "PRIVATE DATA OF THE OWNER\n"
+    );
+    let committed = std::fs::read(p.join("out/result.txt")).unwrap();
+
+    // A program that fails: its exit status is ward's, nothing it wrote is committed, the old
+    // output is intact, and no temporary is left.
+    let out = run("3");
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
+    assert_eq!(std::fs::read(p.join("out/result.txt")).unwrap(), committed);
+    let left: Vec<_> = std::fs::read_dir(p.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["result.txt"], "{left:?}");
+
+    // A trusted file changed after signing: refused, the program cannot start it.
+    std::fs::write(p.join("app/main.py"), format!("{SCRIPT}\n# changed\n")).unwrap();
+    let out = run("0");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("/app/main.py"), "{stderr}");
+    assert_eq!(std::fs::read(p.join("out/result.txt")).unwrap(), committed);
+}
