@@ -225,7 +225,8 @@ pub struct PythonOptions {
     pub provision: Option<Provision>,
     /// A tmpfs at `/tmp` (default true).
     pub tmpfs_tmp: bool,
-    /// Directory names left out of every trusted tree, `NAME` or `PREFIX*` (default `.git`).
+    /// Directory names left out of every trusted tree, `NAME` or `PREFIX*` (default `.git` and
+    /// `.venv`: a venv in the project is mounted as a prefix when it is the interpreter).
     pub exclude: Vec<String>,
     /// Directory names left out of the stdlib, same syntax (default `config-*`: the static
     /// `libpython` and `Makefile` for building C extensions, 25 MB on Debian, not needed to run).
@@ -237,7 +238,8 @@ pub struct PythonOptions {
 }
 
 impl PythonOptions {
-    /// The defaults for `script`: mounted at `/app`, stdlib only, tmpfs `/tmp`, `.git` excluded.
+    /// The defaults for `script`: mounted at `/app`, stdlib only, tmpfs `/tmp`, `.git` and `.venv`
+    /// excluded.
     pub fn new(script: impl Into<PathBuf>) -> Self {
         PythonOptions {
             script: script.into(),
@@ -248,7 +250,7 @@ impl PythonOptions {
             encrypted: Vec::new(),
             provision: None,
             tmpfs_tmp: true,
-            exclude: vec![".git".into()],
+            exclude: vec![".git".into(), ".venv".into()],
             stdlib_exclude: vec!["config-*".into()],
             args: Vec::new(),
         }
