@@ -310,8 +310,11 @@ fn uri(p: &Path, dir: bool, base: Option<&Path>) -> Result<FileUri, TemplateErro
 
 /// Writes the manifest that runs `options.script` with `install`'s interpreter:
 ///
-/// - `[libos] entrypoint` = the interpreter as given (merged-/usr mapped: `/bin/python3` is
-///   `/usr/bin/python3` in the view); `argv = [NAME, APP_DIR/SCRIPT, args…]`;
+/// - `[libos] entrypoint` = the interpreter's resolved ELF file (`/usr/bin/python3.11`: a regular
+///   file, so no symlink has to cross mounts, as a venv's `bin/python3` → `/usr/bin/python3`
+///   would); `argv = [INTERPRETER, APP_DIR/SCRIPT, args…]` with `argv[0]` the interpreter as
+///   given, absolute (merged-/usr mapped: `/bin/python3` is `/usr/bin/python3` in the view),
+///   from which Python derives `sys.executable` and finds a venv's `pyvenv.cfg`;
 /// - env `PYTHONDONTWRITEBYTECODE=1` (nothing to write `.pyc` to), `LANG=C.UTF-8`,
 ///   `PYTHONPATH` only for `extra_paths`, `LD_LIBRARY_PATH` only for libraries that only
 ///   `/etc/ld.so.cache` finds (the view has no cache); `PYTHONHASHSEED` unset (random hashing, as Python's
@@ -548,10 +551,10 @@ pub fn manifest(
         set("PYTHONPATH", parts?.join(":"));
     }
 
-    let name = entry
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "python3".into());
+    // argv[0] is the interpreter as given, absolute: Python derives sys.executable and a venv's
+    // prefix (pyvenv.cfg beside it) from argv[0]; a bare "python3" with no PATH gives
+    // sys.executable = "" and sys.prefix = "/".
+    let name = utf8(&entry)?.to_owned();
     let script_view = format!(
         "{}/{}",
         app.as_str().trim_end_matches('/'),
@@ -568,7 +571,7 @@ pub fn manifest(
             env,
         },
         libos: Some(Libos {
-            entrypoint: view_path(&entry)?,
+            entrypoint: view_path(&host.usr_map(&install.resolved))?,
         }),
         fs: Fs {
             mounts,

@@ -80,8 +80,12 @@ fn stdlib_manifest_parses_and_trusts_what_runs() {
     let (got, text) = generate(&opts, &py);
     let m = Manifest::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(m, got.manifest);
-    assert_eq!(m.libos.as_ref().unwrap().entrypoint.as_str(), PY);
-    assert_eq!(m.loader.argv, ["python3", "/app/script.py"]);
+    let real = fs::canonicalize(PY).unwrap();
+    assert_eq!(
+        m.libos.as_ref().unwrap().entrypoint.as_str(),
+        real.to_str().unwrap()
+    );
+    assert_eq!(m.loader.argv, [PY, "/app/script.py"]);
     assert_eq!(m.fs.start_dir.as_ref().unwrap().as_str(), "/app");
     assert!(m.loader.env.contains_key("PYTHONDONTWRITEBYTECODE"));
     assert!(!m.loader.env.contains_key("PYTHONHASHSEED"));
@@ -118,7 +122,6 @@ fn stdlib_manifest_parses_and_trusts_what_runs() {
     }
 
     // The interpreter, its resolved file, libc and the loader are trusted.
-    let real = fs::canonicalize(PY).unwrap();
     for p in [Path::new(PY), real.as_path()] {
         assert!(
             trusts(&m, d.path(), p),
@@ -293,11 +296,13 @@ fn a_venv_is_recognised_and_its_site_packages_included() {
     opts.manifest_dir = Some(d.path().to_owned());
     let (got, text) = generate(&opts, &py);
     let m = Manifest::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    // The venv's python is the entrypoint (so pyvenv.cfg is found), mounted at its own path.
+    // The venv's python is argv[0] (so pyvenv.cfg is found), the base ELF file the entrypoint;
+    // the venv is mounted at its own path.
     let entry = venv.join("bin/python3");
+    assert_eq!(m.loader.argv[0], entry.to_str().unwrap());
     assert_eq!(
-        m.libos.as_ref().unwrap().entrypoint.as_str(),
-        entry.to_str().unwrap()
+        Path::new(m.libos.as_ref().unwrap().entrypoint.as_str()),
+        fs::canonicalize(PY).unwrap()
     );
     assert!(
         m.fs.mounts
