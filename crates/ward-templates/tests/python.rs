@@ -324,6 +324,11 @@ fn a_venv_is_recognised_and_its_site_packages_included() {
     // The base interpreter's file and stdlib.
     assert!(trusts(&m, d.path(), &fs::canonicalize(PY).unwrap()));
     assert!(trusts(&m, d.path(), &py.stdlib.join("os.py")));
+    // And it runs, importing from the venv, in a root holding only the trusted files.
+    fs::write(&script, "import sys, mylib\nprint(sys.prefix, mylib.Y)\n").unwrap();
+    if let Some((stdout, stderr)) = run_in_trusted_root(&m, d.path()) {
+        assert_eq!(stdout.trim(), format!("{} 2", venv.display()), "{stderr}");
+    }
 }
 
 #[test]
@@ -420,9 +425,101 @@ fn another_prefix_gets_its_own_mount() {
     );
     assert!(trusts(&m, d.path(), &py.resolved), "{text}");
     assert!(trusts(&m, d.path(), &py.stdlib.join("os.py")), "{text}");
+    fs::write(
+        &script,
+        "import sys, json, ssl, sqlite3, ctypes, helper\nprint(sys.prefix)\n",
+    )
+    .unwrap();
+    if let Some((stdout, stderr)) = run_in_trusted_root(&m, d.path()) {
+        assert_eq!(Path::new(stdout.trim()), py.prefix, "{stderr}");
+    }
     eprintln!(
         "pyenv manifest: {} trusted entries, {} unresolved",
         m.sgx.trusted_files.len(),
         got.unresolved.len()
     );
+}
+
+/// Copies every trusted file (as the signer expands them) to where the view shows it, adds the
+/// merged-/usr links the runtime adds, and runs the script there with `chroot`: what the manifest
+/// forgot, the program cannot find. (The copies follow symlinks, as the runtime's view does.)
+#[test]
+fn the_script_runs_in_a_root_holding_only_the_trusted_files() {
+    let Some(py) = system_python() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let app = d.path().join("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("helper.py"), "X = 'helper'\n").unwrap();
+    let script = app.join("script.py");
+    fs::write(
+        &script,
+        "import json, ssl, sqlite3, decimal, ctypes, hashlib, lzma, bz2, zlib, uuid, \
+         locale, sys, helper\n\
+         print(json.dumps([helper.X, sys.executable, sys.prefix, locale.getpreferredencoding(), \
+         ssl.OPENSSL_VERSION.split()[0], hashlib.sha256(b'').hexdigest()[:8]]))\n",
+    )
+    .unwrap();
+    let mut opts = PythonOptions::new(&script);
+    opts.manifest_dir = Some(d.path().to_owned());
+    let (got, _) = generate(&opts, &py);
+    let (stdout, stderr) = match run_in_trusted_root(&got.manifest, d.path()) {
+        Some(r) => r,
+        None => return,
+    };
+    eprintln!("ran in the trusted-files root: {stdout}{stderr}");
+    assert!(stdout.contains("\"helper\""), "{stdout}");
+    assert!(stdout.contains("UTF-8"), "{stdout}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Runs `m`'s argv in a root holding only its trusted files (see the test above); `None` (with
+/// the reason printed) when this machine cannot (not root, no chroot).
+fn run_in_trusted_root(m: &Manifest, base: &Path) -> Option<(String, String)> {
+    let chroot = Path::new("/usr/sbin/chroot");
+    let root_user = fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !chroot.exists() || !root_user {
+        eprintln!("skipped: needs root and {}", chroot.display());
+        return None;
+    }
+    let hashed = m.hash_trusted_files(base, &mut |_, _, _| {}).unwrap();
+
+    let view = base.join("root");
+    for t in &hashed.sgx.trusted_files {
+        let host = ward_manifest::resolve(base, t.uri());
+        // The longest chroot mount whose host directory holds it gives its place in the view.
+        let (mount, rel) =
+            m.fs.mounts
+                .iter()
+                .filter(|mt| mt.kind == MountType::Chroot)
+                .filter_map(|mt| {
+                    let h = ward_manifest::resolve(base, mt.uri.as_ref().unwrap());
+                    host.strip_prefix(&h).ok().map(|r| (mt, r.to_owned()))
+                })
+                .max_by_key(|(mt, _)| mt.path.as_str().len())
+                .unwrap_or_else(|| panic!("{} is under no mount", t.uri()));
+        let dest = view
+            .join(mount.path.as_str().trim_start_matches('/'))
+            .join(rel);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(&host, &dest).unwrap();
+    }
+    for n in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        if fs::read_link(Path::new("/").join(n)).is_ok_and(|t| t == Path::new("usr").join(n)) {
+            std::os::unix::fs::symlink(format!("usr/{n}"), view.join(n)).unwrap();
+        }
+    }
+    fs::create_dir_all(view.join("tmp")).unwrap();
+    let mut cmd = Command::new(chroot);
+    cmd.env_clear().arg(&view).args(&m.loader.argv);
+    for (k, v) in &m.loader.env {
+        cmd.env(k.as_str(), v.fixed().unwrap());
+    }
+    // chroot runs the argv[0] it is given; the manifest's entrypoint is the same file.
+    let out = cmd.current_dir(&view).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    Some((stdout, stderr))
 }
