@@ -273,9 +273,10 @@ pub struct PythonManifest {
 }
 
 impl PythonManifest {
-    /// The manifest as TOML (the typed schema serialised, comments none).
+    /// The manifest as TOML: the typed schema serialised (`toml::to_string_pretty`, one trusted
+    /// file a line), no comments.
     pub fn to_toml(&self) -> String {
-        toml::to_string(&self.manifest).expect("a manifest always serialises")
+        toml::to_string_pretty(&self.manifest).expect("a manifest always serialises")
     }
 }
 
