@@ -4,6 +4,7 @@
 mod attest;
 mod classify;
 mod demo;
+mod manifest;
 mod meta;
 mod pf;
 mod provision;
@@ -48,6 +49,9 @@ enum Command {
     /// The simulated TEE, for development on machines without SGX/TDX.
     #[command(subcommand)]
     Sim(attest::SimCommand),
+    /// Write the manifest of your own program from its installation (Python).
+    #[command(subcommand)]
+    Manifest(manifest::ManifestCommand),
     Sign(runtime::SignArgs),
     Run(runtime::RunArgs),
     Classify(classify::ClassifyCommand),
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Attest(cmd) => attest::run(cmd),
         Command::Sim(cmd) => attest::run_sim(cmd),
         Command::Provision(cmd) => provision::run(cmd),
+        Command::Manifest(cmd) => manifest::run(cmd),
         Command::Sign(args) => runtime::sign(args),
         Command::Run(args) => runtime::run(args),
         Command::Classify(args) => classify::run(&args).map(|()| ExitCode::SUCCESS),

@@ -1,0 +1,134 @@
+//! `ward manifest …`: write the manifest of a user's own program from its installation.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use ward_manifest::{FileUri, Provision, SecretBinding, TrustedFile};
+use ward_templates::python::{self, EncryptedMount, PythonOptions};
+
+#[derive(Subcommand)]
+pub(crate) enum ManifestCommand {
+    /// Write the manifest that runs a Python script unmodified under `ward run`.
+    ///
+    /// Runs the interpreter once to learn its prefix, stdlib and site-packages, follows the ELF
+    /// dependencies of the interpreter and of every extension module, and writes a manifest
+    /// that mounts what is needed and trusts (hash-pins) the interpreter, its loader and
+    /// libraries, the stdlib, the script's directory (at /app, the working directory) and,
+    /// with --site-packages, the installed packages. Sign it with `ward sign`.
+    ///
+    /// Example:  ward manifest python app/infer.py --encrypted /data=file:enc \
+    ///               --server localhost:4433 --ca provision/ca.pem -o infer.toml
+    Python(PythonArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct PythonArgs {
+    /// The script (on this machine); its directory is mounted at /app and trusted whole.
+    #[arg(value_name = "SCRIPT")]
+    script: PathBuf,
+    /// Arguments after the script (signed with the manifest).
+    #[arg(value_name = "ARGS", trailing_var_arg = true)]
+    args: Vec<String>,
+    /// The interpreter (a venv's `bin/python` works too).
+    #[arg(long, value_name = "PATH", default_value = python::DEFAULT_INTERPRETER)]
+    python: PathBuf,
+    /// Trust the installation's site-packages too (for a venv: the venv's).
+    #[arg(long)]
+    site_packages: bool,
+    /// An encrypted mount of protected files: PATH=file:DIR[,key=NAME] (repeatable). Needs
+    /// --server and --ca, which fetch its key.
+    #[arg(long, value_name = "PATH=file:DIR", requires_all = ["servers", "ca"])]
+    encrypted: Vec<EncryptedMount>,
+    /// A provisioning server host:port (repeatable; tried in order).
+    #[arg(long = "server", value_name = "HOST:PORT", id = "servers")]
+    servers: Vec<String>,
+    /// The provisioning servers' CA chain (PEM), pinned by hash when signing.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The secret on the servers that holds each key: the key named `default` is fetched as
+    /// this secret, any other key under its own name.
+    #[arg(long, value_name = "NAME", default_value = "wrap_key")]
+    secret: String,
+    /// Write the manifest here (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub(crate) fn run(cmd: ManifestCommand) -> Result<ExitCode> {
+    match cmd {
+        ManifestCommand::Python(a) => python_manifest(a),
+    }
+}
+
+fn python_manifest(a: PythonArgs) -> Result<ExitCode> {
+    let install = python::inspect(&a.python)?;
+    let mut opts = PythonOptions::new(&a.script);
+    opts.include_site_packages = a.site_packages;
+    opts.args = a.args;
+    opts.manifest_dir = Some(match &a.output {
+        Some(out) => std::path::absolute(out)?
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+        None => std::env::current_dir()?,
+    });
+    if !a.encrypted.is_empty() {
+        let ca = a.ca.as_ref().context("--encrypted needs --ca")?;
+        let mut keys: Vec<&str> = a
+            .encrypted
+            .iter()
+            .map(|m| m.key_name.as_deref().unwrap_or("default"))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let ca_uri = format!("file:{}", ca.display());
+        opts.provision = Some(Provision {
+            servers: a.servers.clone(),
+            ca_chain: TrustedFile::Uri(
+                FileUri::try_from(ca_uri.clone())
+                    .map_err(|e| anyhow::anyhow!("--ca {ca_uri}: {e}"))?,
+            ),
+            secrets: keys
+                .into_iter()
+                .map(|k| SecretBinding {
+                    name: if k == "default" {
+                        a.secret.clone()
+                    } else {
+                        k.to_owned()
+                    },
+                    key_name: Some(k.to_owned()),
+                    env: None,
+                })
+                .collect(),
+        });
+        opts.encrypted = a.encrypted;
+    }
+    let made = python::manifest(&install, &opts)?;
+    for s in &made.skipped {
+        eprintln!("skipped {} ({:?})", s.path.display(), s.reason);
+    }
+    for (file, name) in &made.unresolved {
+        eprintln!(
+            "warning: {name} (needed by {}) was not found; add it to sgx.trusted_files by hand",
+            file.display()
+        );
+    }
+    let text = made.to_toml();
+    match &a.output {
+        Some(out) => {
+            ward_fsio::write_atomic(out, text.as_bytes(), 0o644)?;
+            eprintln!(
+                "wrote {} (Python {}.{}.{}, {} trusted entries); sign it with `ward sign --key SIGNER_KEY {}`",
+                out.display(),
+                install.version.0,
+                install.version.1,
+                install.version.2,
+                made.manifest.sgx.trusted_files.len(),
+                out.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
