@@ -145,6 +145,7 @@ impl std::fmt::Debug for Mount {
 #[derive(Debug)]
 pub struct Sandbox {
     program: PathBuf,
+    arg0: Option<OsString>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     cwd: PathBuf,
@@ -169,6 +170,7 @@ impl Sandbox {
     pub fn new(program: impl Into<PathBuf>) -> Self {
         Sandbox {
             program: program.into(),
+            arg0: None,
             args: Vec::new(),
             env: Vec::new(),
             cwd: PathBuf::from("/"),
@@ -182,6 +184,12 @@ impl Sandbox {
             start_timeout: None,
             stdio: [None, None, None],
         }
+    }
+
+    /// Sets `argv[0]` (default: the program's path). Python, for one, finds a venv from it.
+    pub fn arg0(mut self, arg0: impl Into<OsString>) -> Self {
+        self.arg0 = Some(arg0.into());
+        self
     }
 
     /// Appends one argument (after `argv[0]`).
@@ -471,7 +479,11 @@ impl Sandbox {
             CString::new(bytes)
                 .map_err(|_| ExecError::Invalid(format!("{what} contains a NUL byte")))
         };
-        let mut argv = vec![cstring("the program", self.program.as_os_str().as_bytes())?];
+        let program = cstring("the program", self.program.as_os_str().as_bytes())?;
+        let mut argv = vec![match &self.arg0 {
+            Some(arg0) => cstring("argv[0]", arg0.as_bytes())?,
+            None => program.clone(),
+        }];
         for arg in &self.args {
             argv.push(cstring("an argument", arg.as_bytes())?);
         }
@@ -490,7 +502,7 @@ impl Sandbox {
         let deny_network = self.network == Network::None;
         let filters: Vec<BpfProgram> = filter::seccomp_filters(deny_network)?;
         let plan = child::Plan {
-            program: argv[0].clone(),
+            program,
             argv,
             env,
             cwd: self.cwd.clone(),

@@ -381,19 +381,29 @@ impl PreparedProgram {
             }
         };
         let shared = Arc::new(Shared::default());
-        let mut sandbox = ward_exec::Sandbox::new(&program)
+        let mut sandbox = ward_exec::Sandbox::new(&program);
+        // As in Gramine, loader.argv[0] is the program's argv[0] (its path when absent).
+        if let Some(arg0) = layout.loader.argv.first() {
+            sandbox = sandbox.arg0(arg0);
+        }
+        let mut sandbox = sandbox
             .args(layout.loader.argv.iter().skip(1).cloned())
             .args(host_args.iter().cloned())
             .cwd(layout.fs.start_dir.as_ref().map_or("/", |d| d.as_str()));
+        // A mount is the sandbox's own (a FUSE view, or a kernel tmpfs) unless a view above it
+        // serves it: the Vfs resolves nested mounts itself, and nothing may be mounted inside a
+        // FUSE view. A mount under a tmpfs (a venv in /tmp) is mounted on top of it. Parents
+        // first.
         let mounts = &layout.fs.mounts;
-        let top: Vec<_> = mounts
+        let mut top: Vec<_> = mounts
             .iter()
             .filter(|m| {
-                !mounts
-                    .iter()
-                    .any(|o| o.path != m.path && o.path.contains(&m.path))
+                !mounts.iter().any(|o| {
+                    o.path != m.path && o.path.contains(&m.path) && o.kind != MountType::Tmpfs
+                })
             })
             .collect();
+        top.sort_by_key(|m| m.path.as_str().matches('/').count());
         for m in &top {
             sandbox = match m.kind {
                 MountType::Tmpfs => sandbox.tmpfs(m.path.as_str(), TMPFS_BYTES),
