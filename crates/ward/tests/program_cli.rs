@@ -175,7 +175,7 @@ fn python_reads_protected_files_and_writes_a_protected_result_confined() {
 entrypoint = "{python}"
 
 [loader]
-argv = ["python3", "-I", "/app/main.py"]
+argv = ["{python}", "-I", "/app/main.py"]
 
 [loader.env]
 LANG = "C.UTF-8"
