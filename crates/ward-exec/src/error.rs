@@ -19,7 +19,7 @@ pub enum ExecError {
         uid: u32,
     },
     /// `/dev/fuse` cannot be opened, so no view can be mounted.
-    #[error("/dev/fuse cannot be opened, so the view cannot be mounted: {source}")]
+    #[error("/dev/fuse cannot be opened, so the view cannot be mounted")]
     NoFuse {
         /// Why opening it failed.
         #[source]
@@ -39,7 +39,7 @@ pub enum ExecError {
     Invalid(String),
     /// A step of building or starting the sandbox failed, in the supervisor or inside the
     /// sandbox before the program started.
-    #[error("{step}: {source}")]
+    #[error("{step}")]
     Step {
         /// What was being done, e.g. `mounting tmpfs at /tmp`.
         step: String,
@@ -56,7 +56,7 @@ pub enum ExecError {
         reason: String,
     },
     /// The entrypoint could not be executed (missing, not executable, bad interpreter, …).
-    #[error("cannot execute the entrypoint {}: {source}", path.display())]
+    #[error("cannot execute the entrypoint {}", path.display())]
     Entrypoint {
         /// The entrypoint, as seen inside the sandbox.
         path: PathBuf,

@@ -669,7 +669,8 @@ fn failed_mount_names_the_step() -> Outcome {
     let case = sh("true").bind_missing();
     match case.sandbox.spawn() {
         Err(e @ ExecError::Step { .. }) => {
-            let text = e.to_string();
+            let cause = std::error::Error::source(&e).map(|c| c.to_string());
+            let text = format!("{e}: {}", cause.unwrap_or_default());
             if text.contains("/no/such/dir") && text.contains("ENOENT") {
                 Ok(())
             } else {
@@ -847,7 +848,11 @@ fn scenario(mode: &str) {
     };
     match result {
         Ok(()) => println!("prepared"),
-        Err(e) => println!("{e}"),
+        // The one line a CLI prints: the error and its cause.
+        Err(e) => match std::error::Error::source(&e) {
+            Some(cause) => println!("{e}: {cause}"),
+            None => println!("{e}"),
+        },
     }
 }
 
