@@ -231,6 +231,11 @@ impl View for MountView {
     fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno> {
         let path = self.workload_path(path);
         if flags & libc_accmode() != 0 {
+            if flags & O_APPEND != 0 {
+                // A new version starts empty: appending would commit only the appended bytes.
+                tracing::warn!("refused {path}: appending to an existing file is not supported");
+                return Err(Errno::EOPNOTSUPP);
+            }
             // Opening an existing file for writing starts its new version, as create does.
             return self.writer(&path);
         }
@@ -268,6 +273,9 @@ impl View for MountView {
 fn libc_accmode() -> i32 {
     0o3
 }
+
+/// `O_APPEND` (Linux).
+const O_APPEND: i32 = 0o2000;
 
 struct ReadHandle {
     path: String,

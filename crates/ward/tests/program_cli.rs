@@ -111,10 +111,15 @@ for path in ["/etc/passwd", "/root", "/app/not-listed.txt"]:
     except OSError as e:
         print("absent:", path, e.errno)
 try:
-    open("/app/main.py", "a")
+    open("/app/main.py", "w")
     print("LEAK trusted writable")
 except OSError as e:
     print("trusted read-only:", e.errno)
+try:
+    open("/out/result.txt", "a")
+    print("appended")
+except OSError as e:
+    print("append:", e.errno)
 try:
     socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     print("LEAK inet")
@@ -272,6 +277,7 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
         "absent: /root 2",
         "absent: /app/not-listed.txt 2",
         "trusted read-only: 13",
+        "append: 95",
         "uid: 65534",
     ] {
         assert!(
