@@ -62,9 +62,13 @@ enum SignCommand {
 ///
 /// Verifies the signed manifest for this ward binary, attests (simulated TEE by default), fetches
 /// the workload's keys from the manifest's provisioning servers over RA-TLS, then runs the
-/// built-in entrypoint through a file system that checks trusted files, decrypts protected files
-/// with their mount's key and refuses everything else. Outputs appear only if the workload
-/// succeeds.
+/// workload through a file system that checks trusted files, decrypts protected files with their
+/// mount's key and refuses everything else. Outputs appear only if the workload succeeds.
+///
+/// The workload is a built-in (`loader.entrypoint = "ward:NAME"`) or your own program
+/// (`[libos] entrypoint = "/usr/bin/python3.11"`, see `ward manifest python`), which runs
+/// unmodified in new namespaces as an unprivileged user behind a FUSE view of the manifest; that
+/// needs root and /dev/fuse, and the program's exit status becomes ward's.
 ///
 /// Example:  ward run classify.signed.toml
 #[derive(Args)]
