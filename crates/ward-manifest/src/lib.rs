@@ -66,6 +66,8 @@ struct Document {
     #[serde(default)]
     libos: Option<Libos>,
     #[serde(default)]
+    network: Option<Network>,
+    #[serde(default)]
     sgx: Sgx,
     #[serde(default)]
     provision: Option<Provision>,
@@ -78,6 +80,7 @@ fn parse(text: &str) -> Result<(Manifest, Option<Signature>), Error> {
     let manifest = Manifest {
         loader: doc.loader,
         libos: doc.libos,
+        network: doc.network,
         fs: doc.fs,
         sgx: doc.sgx,
         provision: doc.provision,

@@ -17,6 +17,9 @@ pub struct Manifest {
     /// `[libos]`: the user's own program, when the workload is not a built-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub libos: Option<Libos>,
+    /// `[network]`: none by default; a program may opt in to the host's network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// What the workload's file system contains.
     #[serde(default)]
     pub fs: Fs,
@@ -57,6 +60,25 @@ pub struct Libos {
     /// The program, as a path in the workload's view (`/usr/bin/python3`); it must be a trusted
     /// file.
     pub entrypoint: WorkloadPath,
+}
+
+/// `[network]`: what network a program has. Without the section (or with `host = false`) it has
+/// none: a new, empty network namespace, and no socket but `AF_UNIX`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Share the host's network. ward does not protect that traffic: the program must encrypt
+    /// and authenticate whatever it sends (the key material ward provisions never leaves
+    /// otherwise).
+    #[serde(default)]
+    pub host: bool,
+}
+
+impl Manifest {
+    /// Whether the program shares the host's network.
+    pub fn host_network(&self) -> bool {
+        self.network.is_some_and(|n| n.host)
+    }
 }
 
 /// What a manifest runs.

@@ -45,6 +45,12 @@ pub(crate) fn check(m: &Manifest, text: Option<&str>) -> Vec<Problem> {
         ),
         _ => {}
     }
+    if m.libos.is_none() && m.network.is_some() {
+        p.push(
+            vec![k("network")],
+            "[network] is for a program ([libos] entrypoint); built-ins use no network",
+        );
+    }
     if m.libos.is_none() && m.fs.start_dir.is_some() {
         p.push(
             vec![k("fs"), k("start_dir")],

@@ -400,3 +400,14 @@ fn a_program_manifest_is_refused_when_it_names_two_workloads_or_none() {
         err(path_builtin)
     );
 }
+
+#[test]
+fn a_program_may_opt_in_to_the_host_network_and_a_builtin_may_not() {
+    let m = Manifest::from_toml(&format!("{PROGRAM}\n[network]\nhost = true\n")).unwrap();
+    assert!(m.host_network());
+    assert!(!Manifest::from_toml(PROGRAM).unwrap().host_network());
+    let builtin = "[loader]\nentrypoint = \"ward:checksum\"\nargv = []\n[network]\nhost = true\n";
+    assert!(err(builtin).contains("[network]"), "{}", err(builtin));
+    let typo = format!("{PROGRAM}\n[network]\nhosts = true\n");
+    assert!(err(&typo).contains("hosts"), "{}", err(&typo));
+}

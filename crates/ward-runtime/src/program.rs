@@ -402,6 +402,13 @@ impl PreparedProgram {
         // serves it: the Vfs resolves nested mounts itself, and nothing may be mounted inside a
         // FUSE view. A mount under a tmpfs (a venv in /tmp) is mounted on top of it. Parents
         // first.
+        if layout.host_network() {
+            tracing::warn!(
+                "INSECURE: the manifest gives the program the host's network ([network] host = \
+                 true); ward does not protect what it sends or receives"
+            );
+            sandbox = sandbox.network(ward_exec::Network::Host);
+        }
         let mounts = &layout.fs.mounts;
         let mut top: Vec<_> = mounts
             .iter()

@@ -574,6 +574,7 @@ pub fn manifest(
         libos: Some(Libos {
             entrypoint: view_path(&host.usr_map(&install.resolved))?,
         }),
+        network: None,
         fs: Fs {
             mounts,
             pinned: Vec::new(),

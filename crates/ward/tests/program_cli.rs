@@ -225,13 +225,23 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
         python = python.display(),
         trusted = trusted.join("\n"),
     );
+    // The same program with the host's network, opted into.
+    std::fs::write(
+        p.join("net.toml"),
+        format!("{manifest}\n[network]\nhost = true\n"),
+    )
+    .unwrap();
     std::fs::write(p.join("py.toml"), manifest).unwrap();
-    let (stdout, _) = ok(ward(p, &["sign", "--key", "signer.pem", "py.toml"]));
-    let measurement = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("measurement (MRENCLAVE): "))
-        .unwrap()
-        .to_string();
+    let sign = |name: &str| {
+        let (stdout, _) = ok(ward(p, &["sign", "--key", "signer.pem", name]));
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("measurement (MRENCLAVE): "))
+            .unwrap()
+            .to_string()
+    };
+    let measurement = sign("py.toml");
+    let net_measurement = sign("net.toml");
     let policy = std::fs::read_to_string(p.join("srv/policy.toml")).unwrap();
     let sim_key = policy
         .lines()
@@ -241,7 +251,7 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
         p.join("policy.toml"),
         format!(
             "allow_simulated = true\n{sim_key}\n[[identity]]\nname = \"python\"\n\
-             mr_enclave = \"{measurement}\"\n"
+             mr_enclave = [\"{measurement}\", \"{net_measurement}\"]\n"
         ),
     )
     .unwrap();
@@ -259,14 +269,15 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
     assert!(line.contains("listening on"), "{line}");
     std::thread::spawn(move || for _ in lines {});
     let _server = Server(child);
-    let run = |exit: &str| {
+    let run_manifest = |manifest: &str, exit: &str| {
         Command::new(env!("CARGO_BIN_EXE_ward"))
-            .args(["run", "py.signed.toml", "--sim-key", "srv/sim-platform.pem"])
+            .args(["run", manifest, "--sim-key", "srv/sim-platform.pem"])
             .env("WARD_TEST_EXIT", exit)
             .current_dir(p)
             .output()
             .unwrap()
     };
+    let run = |exit: &str| run_manifest("py.signed.toml", exit);
 
     // The good run.
     let (stdout, stderr) = ok(run("0"));
@@ -332,4 +343,14 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("/app/main.py"), "{stderr}");
     assert_eq!(std::fs::read(p.join("out/result.txt")).unwrap(), committed);
+
+    // With [network] host = true the program may open inet sockets, and ward says loudly that it
+    // does not protect that traffic.
+    std::fs::write(p.join("app/main.py"), SCRIPT).unwrap();
+    let (stdout, stderr) = ok(run_manifest("net.signed.toml", "0"));
+    assert!(stdout.contains("LEAK inet"), "{stdout}");
+    assert!(
+        stderr.contains("INSECURE") && stderr.contains("host's network"),
+        "{stderr}"
+    );
 }
