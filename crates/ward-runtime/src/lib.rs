@@ -17,6 +17,7 @@
 pub mod bootstrap;
 #[cfg(target_os = "linux")]
 pub mod program;
+pub mod report;
 pub mod vfs;
 pub mod workload;
 

@@ -16,6 +16,7 @@
 //! What it is not: the confinement itself (namespaces, seccomp, Landlock) is `ward-exec`'s.
 
 use crate::bootstrap::{boot, BootError, BootOptions, Context};
+use crate::report::{FileCounts, RunReport};
 use crate::vfs::{FileKind, Vfs, VfsError, VfsStats, VfsWriter};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -493,6 +494,20 @@ pub struct RunningProgram {
 impl std::fmt::Debug for RunningProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningProgram").finish_non_exhaustive()
+    }
+}
+
+impl ProgramOutcome {
+    /// `report` (made before the program ended) completed with this outcome, after `elapsed`.
+    pub fn report(&self, mut report: RunReport, elapsed: Duration) -> RunReport {
+        report.exit_code = Some(self.code);
+        report.seconds = elapsed.as_secs_f64();
+        report.files = FileCounts {
+            committed: self.committed as u64,
+            discarded: Some(self.discarded as u64),
+            ..FileCounts::from_stats(&self.stats)
+        };
+        report
     }
 }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 use ward_manifest::{
-    EnvName, EnvValue, FileUri, Fs, Libos, Loader, Manifest, Mount, MountType, Provision, Sgx,
-    TrustedFile, WorkloadPath,
+    EnvName, EnvValue, FileUri, Fs, Libos, Loader, Manifest, Mount, MountType, Provision,
+    SecretBinding, Sgx, TrustedFile, WorkloadPath,
 };
 
 /// The interpreter used when none is given.
@@ -200,6 +200,48 @@ impl FromStr for EncryptedMount {
             key_name: key,
         })
     }
+}
+
+/// The `[provision]` section that fetches the keys of `encrypted` mounts from `servers`, whose
+/// certificates chain to the CA at `ca` (pinned by hash when signing): one secret per distinct
+/// key name, the key `default` fetched as the secret `default_secret` (what `ward provision
+/// init` serves as `wrap_key`), any other key under its own name.
+pub fn provision_for(
+    encrypted: &[EncryptedMount],
+    servers: Vec<String>,
+    ca: &Path,
+    default_secret: &str,
+) -> Result<Provision, TemplateError> {
+    if servers.is_empty() {
+        return Err(TemplateError::Option(
+            "encrypted mounts need a provisioning server to fetch their keys from".into(),
+        ));
+    }
+    let ca_uri = format!("file:{}", utf8(ca)?);
+    let ca_chain = FileUri::try_from(ca_uri).map_err(|reason| TemplateError::Path {
+        path: ca.to_string_lossy().into_owned(),
+        reason,
+    })?;
+    let keys: BTreeSet<&str> = encrypted
+        .iter()
+        .map(|m| m.key_name.as_deref().unwrap_or("default"))
+        .collect();
+    Ok(Provision {
+        servers,
+        ca_chain: TrustedFile::Uri(ca_chain),
+        secrets: keys
+            .into_iter()
+            .map(|key| SecretBinding {
+                name: if key == "default" {
+                    default_secret.to_owned()
+                } else {
+                    key.to_owned()
+                },
+                key_name: Some(key.to_owned()),
+                env: None,
+            })
+            .collect(),
+    })
 }
 
 /// What [`manifest`] writes, besides the interpreter's installation.

@@ -343,15 +343,36 @@ fn encrypted_mounts_parse_and_land_in_the_manifest() {
     let script = project(d.path());
     let mut opts = PythonOptions::new(&script);
     opts.encrypted.push("/data=file:enc".parse().unwrap());
-    opts.provision = Some(ward_manifest::Provision {
-        servers: vec!["localhost:4433".into()],
-        ca_chain: TrustedFile::Uri(FileUri::from_path("ca.pem").unwrap()),
-        secrets: vec![ward_manifest::SecretBinding {
-            name: "wrap_key".into(),
-            key_name: Some("default".into()),
-            env: None,
-        }],
-    });
+    opts.encrypted
+        .push("/models=file:models,key=model_key".parse().unwrap());
+    let provision = python::provision_for(
+        &opts.encrypted,
+        vec!["localhost:4433".into()],
+        Path::new("ca.pem"),
+        "wrap_key",
+    )
+    .unwrap();
+    // One secret per key: the default key is the server's `wrap_key`, another under its name.
+    let secrets: Vec<_> = provision
+        .secrets
+        .iter()
+        .map(|b| (b.name.as_str(), b.key_name.as_deref()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("wrap_key", Some("default")),
+            ("model_key", Some("model_key"))
+        ]
+    );
+    assert_eq!(
+        provision.ca_chain,
+        TrustedFile::Uri(FileUri::from_path("ca.pem").unwrap())
+    );
+    // No server to fetch from: refused, saying why.
+    let none = python::provision_for(&opts.encrypted, vec![], Path::new("ca.pem"), "wrap_key");
+    assert!(matches!(none, Err(TemplateError::Option(_))), "{none:?}");
+    opts.provision = Some(provision);
     let (_, text) = generate(&opts, &py);
     let m = Manifest::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(m

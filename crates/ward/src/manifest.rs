@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ward_manifest::{FileUri, Provision, SecretBinding, TrustedFile};
 use ward_templates::python::{self, EncryptedMount, PythonOptions};
 
 #[derive(Subcommand)]
@@ -74,34 +73,13 @@ fn python_manifest(a: PythonArgs) -> Result<ExitCode> {
         None => std::env::current_dir()?,
     });
     if !a.encrypted.is_empty() {
-        let ca = a.ca.as_ref().context("--encrypted needs --ca")?;
-        let mut keys: Vec<&str> = a
-            .encrypted
-            .iter()
-            .map(|m| m.key_name.as_deref().unwrap_or("default"))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let ca_uri = format!("file:{}", ca.display());
-        opts.provision = Some(Provision {
-            servers: a.servers.clone(),
-            ca_chain: TrustedFile::Uri(
-                FileUri::try_from(ca_uri.clone())
-                    .map_err(|e| anyhow::anyhow!("--ca {ca_uri}: {e}"))?,
-            ),
-            secrets: keys
-                .into_iter()
-                .map(|k| SecretBinding {
-                    name: if k == "default" {
-                        a.secret.clone()
-                    } else {
-                        k.to_owned()
-                    },
-                    key_name: Some(k.to_owned()),
-                    env: None,
-                })
-                .collect(),
-        });
+        let ca = a.ca.as_deref().context("--encrypted needs --ca")?;
+        opts.provision = Some(python::provision_for(
+            &a.encrypted,
+            a.servers,
+            ca,
+            &a.secret,
+        )?);
         opts.encrypted = a.encrypted;
     }
     let made = python::manifest(&install, &opts)?;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use ward_attest::sim::SimPlatformKey;
 use ward_manifest::{SignOptions, SignerKey};
 use ward_runtime::program::{PreparedProgram, ProgramError};
+use ward_runtime::report::RunReport;
 use ward_runtime::{AttesterKind, BootOptions};
 
 /// Sign a manifest: hash its trusted files, compute the measurement, write the signed manifest.
@@ -249,31 +250,9 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         );
     }
     if a.json {
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-        let files = ctx.vfs.stats();
-        let object = serde_json::json!({
-            "workload": m.manifest.workload_name(),
-            "measurement": m.measurement.to_string(),
-            "mr_signer": m.mr_signer.to_string(),
-            "seconds": t.elapsed().as_secs_f64(),
-            "timings_ms": {
-                "self_measure": ms(self_measure),
-                "manifest": ms(tm.manifest),
-                "attest": ms(tm.attest),
-                "provision": ms(tm.provision),
-                "vfs": ms(tm.vfs),
-                "workload": ms(workload_time),
-            },
-            "files": {
-                "opened": files.files_opened,
-                "committed": files.files_committed,
-                "trusted_bytes_verified": files.trusted_bytes_verified,
-                "protected_bytes_decrypted": files.protected_bytes_decrypted,
-                "protected_bytes_encrypted": files.protected_bytes_encrypted,
-                "refused": files.refused,
-            },
-        });
-        println!("{object}");
+        let report =
+            RunReport::new(&ctx, t.elapsed()).with_timings(&ctx, self_measure, workload_time);
+        println!("{}", serde_json::to_string(&report)?);
     }
     eprintln!("workload finished in {:.0?}", t.elapsed());
     Ok(ExitCode::SUCCESS)
@@ -297,8 +276,7 @@ fn run_program(prepared: PreparedProgram, a: RunArgs, t: Instant) -> Result<Exit
         short(&m.measurement.to_string()),
         short(&m.mr_signer.to_string())
     );
-    let workload = m.manifest.workload_name().to_owned();
-    let (measurement, mr_signer) = (m.measurement.to_string(), m.mr_signer.to_string());
+    let report = RunReport::new(ctx, booted);
     let outcome = running.wait()?;
     if outcome.code == 0 {
         eprintln!(
@@ -313,24 +291,10 @@ fn run_program(prepared: PreparedProgram, a: RunArgs, t: Instant) -> Result<Exit
         );
     }
     if a.json {
-        let s = outcome.stats;
-        let object = serde_json::json!({
-            "workload": workload,
-            "measurement": measurement,
-            "mr_signer": mr_signer,
-            "exit_code": outcome.code,
-            "seconds": t.elapsed().as_secs_f64(),
-            "files": {
-                "opened": s.files_opened,
-                "committed": outcome.committed,
-                "discarded": outcome.discarded,
-                "trusted_bytes_verified": s.trusted_bytes_verified,
-                "protected_bytes_decrypted": s.protected_bytes_decrypted,
-                "protected_bytes_encrypted": s.protected_bytes_encrypted,
-                "refused": s.refused,
-            },
-        });
-        println!("{object}");
+        println!(
+            "{}",
+            serde_json::to_string(&outcome.report(report, t.elapsed()))?
+        );
     }
     Ok(ExitCode::from(outcome.code.clamp(0, 255) as u8))
 }

@@ -3,20 +3,11 @@
 //! output, and the refusals a data owner relies on. Needs root, `/dev/fuse` and
 //! `/usr/bin/python3` (skips, saying why, otherwise).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 mod common;
-use common::ward;
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{free_port, serve, ward};
 
 fn skip_reason() -> Option<String> {
     if !nix_is_root() {
@@ -137,11 +128,7 @@ fn python_reads_protected_files_and_writes_a_protected_result_confined() {
     }
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let ok = |out: Output| {
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -255,20 +242,25 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["provision", "serve", "--secret", &format!("wrap_key={key}")])
-        .args(["--policy", "policy.toml", "--cert", "srv/server.pem"])
-        .args(["--key", "srv/server-key.pem", "--audit-log", "audit.jsonl"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(p)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    assert!(line.contains("listening on"), "{line}");
-    std::thread::spawn(move || for _ in lines {});
-    let _server = Server(child);
+    let listen = format!("127.0.0.1:{port}");
+    let secret = format!("wrap_key={key}");
+    let (_server, _) = serve(
+        p,
+        &[
+            "--secret",
+            &secret,
+            "--policy",
+            "policy.toml",
+            "--cert",
+            "srv/server.pem",
+            "--key",
+            "srv/server-key.pem",
+            "--audit-log",
+            "audit.jsonl",
+            "--listen",
+            &listen,
+        ],
+    );
     let run_manifest = |manifest: &str, exit: &str| {
         Command::new(env!("CARGO_BIN_EXE_ward"))
             .args(["run", manifest, "--sim-key", "srv/sim-platform.pem"])

@@ -1,12 +1,11 @@
 //! `ward sign` + `ward run` end to end on loopback: the sim TEE, a real provisioning server, a
 //! protected input and output, and every violation refused with no output written.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::ward;
+use common::{free_port, serve, ward};
 
 fn ok(out: Output) -> String {
     assert!(
@@ -27,37 +26,6 @@ fn fails(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("refused as expected: {err}");
     err
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path, args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["provision", "serve"])
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    assert!(line.contains("listening on"), "{line}");
-    std::thread::spawn(move || for _ in lines {});
-    Server(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn manifest(port: u16, argv: &str, extra: &str) -> String {
@@ -210,7 +178,7 @@ fn sign_run_and_every_violation() {
     )
     .unwrap();
     let listen = format!("127.0.0.1:{port}");
-    let _server = serve(
+    let (_server, _) = serve(
         p,
         &[
             "--secret",
