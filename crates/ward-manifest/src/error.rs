@@ -54,6 +54,31 @@ pub enum Error {
         /// The file's hash.
         found: String,
     },
+    /// A trusted directory's tree is not the one the manifest gives.
+    #[error(
+        "trusted directory {uri} ({}) has changed since it was signed (its tree digest is \
+         {found}, the manifest gives {expected}); remove the stale `tree` to have `ward sign` \
+         record it again, or restore the directory",
+        path.display()
+    )]
+    StaleTree {
+        /// The URI as written.
+        uri: String,
+        /// Where it resolved.
+        path: PathBuf,
+        /// The digest written in the manifest.
+        expected: String,
+        /// The directory's digest now.
+        found: String,
+    },
+    /// A trusted directory could not be recorded, or its tree read back.
+    #[error("trusted directory {uri}")]
+    Tree {
+        /// The URI as written.
+        uri: String,
+        /// What failed.
+        source: crate::tree::TreeError,
+    },
     /// The manifest carries no `[signature]`, or lacks hashes only `ward sign` fills in.
     #[error("not a signed manifest: {0}")]
     Unsigned(String),

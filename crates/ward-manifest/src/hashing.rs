@@ -1,12 +1,14 @@
-//! Filling in trusted-file hashes at sign time (directories expand to every file inside).
+//! Filling in trusted-file hashes at sign time (directories become trusted trees).
 
 use crate::error::Error;
-use crate::schema::{FileUri, HashedFile, Manifest, Sha256, TrustedFile};
+use crate::schema::{FileUri, HashedFile, Manifest, Sha256, TreeRef, TrustedFile};
+use crate::tree::{TrustTree, TrustTrees, DEFAULT_CHUNK_SIZE};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
 
 /// Resolves a `file:` URI against the manifest's directory.
 pub fn resolve(base_dir: &Path, uri: &FileUri) -> PathBuf {
@@ -39,32 +41,112 @@ pub fn sha256_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Resul
 /// Called before each file is hashed: (uri, host path, size).
 pub type OnFile<'a> = dyn FnMut(&FileUri, &Path, u64) + 'a;
 
+/// A manifest with every trusted file hashed, and the trees of its trusted directories (to be
+/// written to the sidecar that `sgx.trusted_trees` names).
+#[derive(Debug, Clone)]
+pub struct Hashed {
+    /// The manifest, its trusted files hashed and its directories pinned by tree digest.
+    pub manifest: Manifest,
+    /// One tree per trusted directory, in the manifest's order.
+    pub trees: TrustTrees,
+}
+
 impl Manifest {
-    /// Returns the manifest with every trusted file (and the provisioning CA chain) hashed:
-    /// directories become one entry per regular file inside (recursively, sorted), entries that
-    /// already carry a hash are checked against the file.
+    /// Returns the manifest with every trusted file (and the provisioning CA chain) hashed, and
+    /// every trusted directory recorded as a [`TrustTree`] pinned by its digest; entries that
+    /// already carry a hash or digest are checked against the files. `on_file` is called for
+    /// each file hashed (inside directories too).
     pub fn hash_trusted_files(
         &self,
         base_dir: &Path,
         on_file: &mut OnFile<'_>,
-    ) -> Result<Manifest, Error> {
+    ) -> Result<Hashed, Error> {
         let mut out = self.clone();
         let mut hashed: BTreeMap<FileUri, Sha256> = BTreeMap::new();
+        let mut trees: BTreeMap<FileUri, TrustTree> = BTreeMap::new();
         for entry in &self.sgx.trusted_files {
-            for (uri, expected) in expand(base_dir, entry)? {
-                let sha = hash_one(base_dir, &uri, expected, on_file)?;
-                hashed.insert(uri, sha);
+            let uri = entry.uri();
+            let path = resolve(base_dir, uri);
+            let meta = fs::metadata(&path).map_err(Error::io(format!(
+                "trusted file {uri} ({})",
+                path.display()
+            )))?;
+            if meta.is_dir() {
+                let expected = match entry {
+                    TrustedFile::Hashed(_) => {
+                        return Err(Error::Io {
+                            context: format!(
+                                "trusted file {uri} has a sha256 but {} is a directory",
+                                path.display()
+                            ),
+                            source: std::io::ErrorKind::IsADirectory.into(),
+                        })
+                    }
+                    TrustedFile::Tree(t) => Some(t.tree),
+                    TrustedFile::Uri(_) => None,
+                };
+                if trees.contains_key(uri) {
+                    continue;
+                }
+                let tree = build_tree(uri, &path, on_file)?;
+                let found = tree.digest();
+                if let Some(e) = expected.filter(|e| *e != found) {
+                    return Err(Error::StaleTree {
+                        uri: uri.to_string(),
+                        path,
+                        expected: e.to_string(),
+                        found: found.to_string(),
+                    });
+                }
+                trees.insert(uri.clone(), tree);
+                continue;
             }
+            let expected = match entry {
+                _ if uri.is_dir_syntax() => {
+                    return Err(Error::Io {
+                        context: format!(
+                            "trusted file {uri} ends in / but {} is not a directory",
+                            path.display()
+                        ),
+                        source: std::io::ErrorKind::NotADirectory.into(),
+                    })
+                }
+                TrustedFile::Tree(_) => {
+                    return Err(Error::Io {
+                        context: format!(
+                            "trusted file {uri} has a tree but {} is not a directory",
+                            path.display()
+                        ),
+                        source: std::io::ErrorKind::NotADirectory.into(),
+                    })
+                }
+                TrustedFile::Hashed(h) => Some(h.sha256),
+                TrustedFile::Uri(_) => None,
+            };
+            let sha = hash_one(base_dir, uri, expected, on_file)?;
+            hashed.insert(uri.clone(), sha);
         }
+        let mut all = TrustTrees::default();
         out.sgx.trusted_files = hashed
             .into_iter()
             .map(|(uri, sha256)| TrustedFile::Hashed(HashedFile { uri, sha256 }))
+            .chain(trees.into_values().map(|t| {
+                let r = TreeRef {
+                    uri: t.uri().clone(),
+                    tree: t.digest(),
+                };
+                all.push(t);
+                TrustedFile::Tree(r)
+            }))
             .collect();
+        if all.is_empty() {
+            out.sgx.trusted_trees = None;
+        }
         if let Some(pr) = &mut out.provision {
             let uri = pr.ca_chain.uri().clone();
             let expected = match &pr.ca_chain {
                 TrustedFile::Hashed(h) => Some(h.sha256),
-                TrustedFile::Uri(_) => None,
+                _ => None,
             };
             let path = resolve(base_dir, &uri);
             if path.is_dir() {
@@ -79,8 +161,29 @@ impl Manifest {
             let sha256 = hash_one(base_dir, &uri, expected, on_file)?;
             pr.ca_chain = TrustedFile::Hashed(HashedFile { uri, sha256 });
         }
-        Ok(out)
+        Ok(Hashed {
+            manifest: out,
+            trees: all,
+        })
     }
+}
+
+// Records directory `path` (the manifest's `uri`) as a tree, reporting each file as done.
+fn build_tree(uri: &FileUri, path: &Path, on_file: &mut OnFile<'_>) -> Result<TrustTree, Error> {
+    let prefix = uri.path().trim_end_matches('/');
+    let root = path.to_owned();
+    TrustTree::build(uri, path, DEFAULT_CHUNK_SIZE, &mut |file: &Path, size| {
+        let rel = file.strip_prefix(&root).unwrap_or(file);
+        // Names were checked to be UTF-8 by the walk.
+        let shown = format!("{prefix}/{}", rel.display());
+        if let Ok(u) = FileUri::from_path(&shown) {
+            on_file(&u, file, size);
+        }
+    })
+    .map_err(|source| Error::Tree {
+        uri: uri.to_string(),
+        source,
+    })
 }
 
 fn hash_one(
@@ -110,82 +213,4 @@ fn hash_one(
         }),
         _ => Ok(found),
     }
-}
-
-// One entry becomes the files it names, each with the hash written for it (if any).
-fn expand(base_dir: &Path, entry: &TrustedFile) -> Result<Vec<(FileUri, Option<Sha256>)>, Error> {
-    let uri = entry.uri();
-    let path = resolve(base_dir, uri);
-    let meta = fs::metadata(&path).map_err(Error::io(format!(
-        "trusted file {uri} ({})",
-        path.display()
-    )))?;
-    if !meta.is_dir() {
-        if uri.is_dir_syntax() {
-            return Err(Error::Io {
-                context: format!(
-                    "trusted file {uri} ends in / but {} is not a directory",
-                    path.display()
-                ),
-                source: std::io::ErrorKind::NotADirectory.into(),
-            });
-        }
-        let expected = match entry {
-            TrustedFile::Hashed(h) => Some(h.sha256),
-            TrustedFile::Uri(_) => None,
-        };
-        return Ok(vec![(uri.clone(), expected)]);
-    }
-    if let TrustedFile::Hashed(_) = entry {
-        return Err(Error::Io {
-            context: format!(
-                "trusted file {uri} has a sha256 but {} is a directory",
-                path.display()
-            ),
-            source: std::io::ErrorKind::IsADirectory.into(),
-        });
-    }
-    let mut files = Vec::new();
-    walk(&path, &mut files)?;
-    files.sort();
-    let prefix = uri.path().trim_end_matches('/');
-    files
-        .into_iter()
-        .map(|rel| {
-            let rel = rel.to_str().ok_or_else(|| Error::Io {
-                context: format!(
-                    "{} under trusted directory {uri} is not valid UTF-8",
-                    rel.display()
-                ),
-                source: std::io::ErrorKind::InvalidData.into(),
-            })?;
-            let joined = format!("{prefix}/{rel}");
-            let file_uri = FileUri::from_path(&joined).map_err(|m| Error::Io {
-                context: m,
-                source: std::io::ErrorKind::InvalidData.into(),
-            })?;
-            Ok((file_uri, None))
-        })
-        .collect()
-}
-
-// Regular files under `dir`, relative to it.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    fn go(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-        let entries = fs::read_dir(dir).map_err(Error::io(format!("listing {}", dir.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(Error::io(format!("listing {}", dir.display())))?;
-            let path = entry.path();
-            // Follow symlinks as a read would; the VFS re-checks containment at run time.
-            let meta =
-                fs::metadata(&path).map_err(Error::io(format!("reading {}", path.display())))?;
-            if meta.is_dir() {
-                go(root, &path, out)?;
-            } else if meta.is_file() {
-                out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
-            }
-        }
-        Ok(())
-    }
-    go(dir, dir, out)
 }

@@ -39,12 +39,15 @@ pub mod hashing;
 pub mod schema;
 mod sign_file;
 pub mod signing;
+pub mod tree;
 mod validate;
 
 pub use error::{Error, Problem};
-pub use hashing::{resolve, sha256_file};
+pub use hashing::{resolve, sha256_file, Hashed};
 pub use schema::*;
-pub use sign_file::{identity, sign_to_file, signed_name, Check, SignOptions, SignStats};
+pub use sign_file::{
+    identity, sign_to_file, signed_name, trees_name, Check, SignOptions, SignStats,
+};
 pub use signing::{
     canonical, measurement, Signature, SignedManifest, SignerKey, SignerPublicKey, VerifiedManifest,
 };

@@ -377,6 +377,10 @@ pub struct Sgx {
     /// Host files passed through unchecked (`file:dir/` means everything under `dir`).
     #[serde(default)]
     pub allowed_files: Vec<FileUri>,
+    /// The sidecar holding the trusted trees (written by `ward sign` beside the signed manifest;
+    /// each tree is pinned by the digest in its `trusted_files` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_trees: Option<FileUri>,
 }
 
 /// A trusted file: `"file:…"` (or `{ uri }`) before signing, `{ uri, sha256 }` after.
@@ -387,6 +391,8 @@ pub enum TrustedFile {
     Uri(FileUri),
     /// A file with its hash.
     Hashed(HashedFile),
+    /// A directory signed as a tree (see [`crate::tree`]).
+    Tree(TreeRef),
 }
 
 /// The table form of a trusted file, as written (the hash is optional before signing).
@@ -396,6 +402,8 @@ struct TrustedFileTable {
     uri: FileUri,
     #[serde(default)]
     sha256: Option<Sha256>,
+    #[serde(default)]
+    tree: Option<Sha256>,
 }
 
 // Hand-written so a bad entry gets the precise reason, not "did not match any variant".
@@ -419,9 +427,16 @@ impl<'de> Deserialize<'de> for TrustedFile {
                 let t = TrustedFileTable::deserialize(
                     serde::de::value::MapAccessDeserializer::new(map),
                 )?;
-                Ok(match t.sha256 {
-                    Some(sha256) => TrustedFile::Hashed(HashedFile { uri: t.uri, sha256 }),
-                    None => TrustedFile::Uri(t.uri),
+                Ok(match (t.sha256, t.tree) {
+                    (Some(_), Some(_)) => {
+                        return Err(serde::de::Error::custom(
+                            "a trusted file has either a sha256 (a file) or a tree (a directory), \
+                             not both",
+                        ))
+                    }
+                    (Some(sha256), None) => TrustedFile::Hashed(HashedFile { uri: t.uri, sha256 }),
+                    (None, Some(tree)) => TrustedFile::Tree(TreeRef { uri: t.uri, tree }),
+                    (None, None) => TrustedFile::Uri(t.uri),
                 })
             }
         }
@@ -435,8 +450,20 @@ impl TrustedFile {
         match self {
             TrustedFile::Uri(u) => u,
             TrustedFile::Hashed(h) => &h.uri,
+            TrustedFile::Tree(t) => &t.uri,
         }
     }
+}
+
+/// A trusted directory after signing: its tree's digest (the tree itself is in the sidecar
+/// named by `sgx.trusted_trees`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeRef {
+    /// The host directory (`file:dir/`).
+    pub uri: FileUri,
+    /// SHA-256 of the tree's section of the sidecar.
+    pub tree: Sha256,
 }
 
 /// A file and its SHA-256.

@@ -79,11 +79,36 @@ pub fn sign_to_file(
             f(uri, path, size);
         }
     })?;
-    let signed = key.sign(hashed, runtime_digest)?;
+    let mut manifest = hashed.manifest;
+    if !hashed.trees.is_empty() {
+        // The trees go to a sidecar beside the output, written first: the manifest names it and
+        // pins each tree by digest, so the sidecar needs no signature of its own.
+        let sidecar = trees_name(output);
+        let name = sidecar
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        manifest.sgx.trusted_trees =
+            Some(FileUri::from_path(&name).map_err(|m| Error::Unsigned(m))?);
+        ward_fsio::write_atomic(&sidecar, hashed.trees.encode().as_bytes(), 0o644)
+            .map_err(Error::Output)?;
+    }
+    let signed = key.sign(manifest, runtime_digest)?;
     // Temp file beside the target, synced, renamed, directory synced: a crash leaves either the
     // old file or the new one, never half of one.
     ward_fsio::write_atomic(output, signed.to_toml().as_bytes(), 0o644).map_err(Error::Output)?;
     Ok((signed, stats))
+}
+
+/// `x.signed.toml` → `x.signed.trees`, beside it: the sidecar holding a signed manifest's
+/// trusted trees.
+pub fn trees_name(signed_manifest: &Path) -> PathBuf {
+    let name = signed_manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".toml").unwrap_or(&name);
+    signed_manifest.with_file_name(format!("{stem}.trees"))
 }
 
 fn parent_dir(path: &Path) -> &Path {

@@ -256,8 +256,21 @@ fn require_hashed(m: &Manifest) -> Result<(), Error> {
             "trusted file {u} has no sha256 (only `ward sign` output is complete)"
         )));
     }
+    let has_trees = m
+        .sgx
+        .trusted_files
+        .iter()
+        .any(|t| matches!(t, TrustedFile::Tree(_)));
+    if has_trees && m.sgx.trusted_trees.is_none() {
+        return Err(Error::Unsigned(
+            "trusted directories are pinned by tree but sgx.trusted_trees names no sidecar \
+             (only `ward sign` output is complete)"
+                .into(),
+        ));
+    }
     if let Some(pr) = &m.provision {
-        if let TrustedFile::Uri(u) = &pr.ca_chain {
+        if !matches!(pr.ca_chain, TrustedFile::Hashed(_)) {
+            let u = pr.ca_chain.uri();
             return Err(Error::Unsigned(format!(
                 "provision.ca_chain {u} has no sha256 (only `ward sign` output is complete)"
             )));

@@ -150,16 +150,20 @@ fn signed(dir: &Path) -> (SignedManifest, SignerKey) {
     project(dir);
     let m = Manifest::from_toml(GOOD).unwrap();
     let mut seen = Vec::new();
-    let hashed = m
+    let mut hashed = m
         .hash_trusted_files(dir, &mut |uri, _, size| seen.push((uri.to_string(), size)))
-        .unwrap();
+        .unwrap()
+        .manifest;
+    hashed.sgx.trusted_trees = Some(FileUri::from_path("good.signed.trees").unwrap());
+    // A directory's files are hashed on all cores, so they are reported in any order.
+    seen.sort();
     assert_eq!(
         seen,
         vec![
             ("file:app/a.txt".to_string(), 5),
             ("file:app/sub/b.txt".to_string(), 4),
-            ("file:labels.txt".to_string(), 8),
             ("file:ca.pem".to_string(), 28),
+            ("file:labels.txt".to_string(), 8),
         ]
     );
     let key = SignerKey::generate();
@@ -167,28 +171,65 @@ fn signed(dir: &Path) -> (SignedManifest, SignerKey) {
 }
 
 #[test]
-fn directories_expand_and_hashes_match_sha256sum() {
+fn files_hash_like_sha256sum_and_directories_become_trees() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = signed(dir.path());
-    let files: Vec<_> = s
+    project(dir.path());
+    let hashed = Manifest::from_toml(GOOD)
+        .unwrap()
+        .hash_trusted_files(dir.path(), &mut |_, _, _| {})
+        .unwrap();
+    let entries: Vec<_> = hashed
         .manifest
         .sgx
         .trusted_files
         .iter()
         .map(|t| match t {
-            TrustedFile::Hashed(h) => (h.uri.to_string(), h.sha256.to_string()),
+            TrustedFile::Hashed(h) => ("file", h.uri.to_string(), h.sha256.to_string()),
+            TrustedFile::Tree(t) => ("tree", t.uri.to_string(), t.tree.to_string()),
             TrustedFile::Uri(u) => panic!("unhashed {u}"),
         })
         .collect();
-    // sha256("alpha"), computed independently.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0].0, "file");
+    assert_eq!(entries[0].1, "file:labels.txt");
     assert_eq!(
-        files[0],
-        (
-            "file:app/a.txt".into(),
-            "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8".into()
-        )
+        entries[0].2,
+        hex_sha256(&fs::read(dir.path().join("labels.txt")).unwrap())
     );
-    assert_eq!(files.len(), 3);
+    // The directory is one entry, pinned by the digest of its tree, which lists both files
+    // with the SHA-256 of their (single) chunk: sha256("alpha"), computed independently.
+    assert_eq!((entries[1].0, entries[1].1.as_str()), ("tree", "file:app/"));
+    let trees: Vec<_> = hashed.trees.iter().collect();
+    assert_eq!(trees.len(), 1);
+    assert_eq!(trees[0].digest().to_string(), entries[1].2);
+    match trees[0].get("a.txt") {
+        Some(ward_manifest::tree::TreeEntry::File(f)) => {
+            assert_eq!(f.size, 5);
+            assert_eq!(
+                hex::encode(f.chunks[0]),
+                "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(trees[0].get("sub/b.txt").is_some());
+    // Signing again over the signed entries checks them: a changed file in the tree is stale.
+    let again = hashed
+        .manifest
+        .hash_trusted_files(dir.path(), &mut |_, _, _| {})
+        .unwrap();
+    assert_eq!(again.manifest.sgx.trusted_files, hashed.manifest.sgx.trusted_files);
+    fs::write(dir.path().join("app/sub/b.txt"), b"BETA").unwrap();
+    let e = hashed
+        .manifest
+        .hash_trusted_files(dir.path(), &mut |_, _, _| {})
+        .unwrap_err();
+    assert!(matches!(e, Error::StaleTree { .. }), "{e}");
+}
+
+fn hex_sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
 }
 
 #[test]
