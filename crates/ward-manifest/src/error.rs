@@ -77,7 +77,7 @@ pub enum Error {
         /// The URI as written.
         uri: String,
         /// What failed.
-        source: crate::tree::TreeError,
+        source: Box<crate::tree::TreeError>,
     },
     /// The manifest carries no `[signature]`, or lacks hashes only `ward sign` fills in.
     #[error("not a signed manifest: {0}")]

@@ -9,7 +9,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-
 /// Resolves a `file:` URI against the manifest's directory.
 pub fn resolve(base_dir: &Path, uri: &FileUri) -> PathBuf {
     let p = Path::new(uri.path());
@@ -182,7 +181,7 @@ fn build_tree(uri: &FileUri, path: &Path, on_file: &mut OnFile<'_>) -> Result<Tr
     })
     .map_err(|source| Error::Tree {
         uri: uri.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -88,8 +88,11 @@ pub fn sign_to_file(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        manifest.sgx.trusted_trees =
-            Some(FileUri::from_path(&name).map_err(|m| Error::Unsigned(m))?);
+        let uri = FileUri::from_path(&name).map_err(|m| Error::Io {
+            context: format!("naming the trusted-tree sidecar {}: {m}", sidecar.display()),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
+        manifest.sgx.trusted_trees = Some(uri);
         ward_fsio::write_atomic(&sidecar, hashed.trees.encode().as_bytes(), 0o644)
             .map_err(Error::Output)?;
     }

@@ -558,18 +558,26 @@ impl TrustTrees {
         for (i, line) in text.split_inclusive('\n').enumerate() {
             let n = i + 1;
             let body = line.strip_suffix('\n').ok_or_else(|| {
-                syntax(n, "the last line has no newline: the file is cut short".into())
+                syntax(
+                    n,
+                    "the last line has no newline: the file is cut short".into(),
+                )
             })?;
             if let Some(rest) = body.strip_prefix(MAGIC) {
                 if start.is_some() {
-                    return Err(syntax(n, "a new tree starts before the last one ended".into()));
+                    return Err(syntax(
+                        n,
+                        "a new tree starts before the last one ended".into(),
+                    ));
                 }
                 let mut parts = rest.split(' ').skip(1);
                 let version = parts.next().unwrap_or("");
                 if version != VERSION {
                     return Err(syntax(
                         n,
-                        format!("tree format version {version:?}; this ward reads version {VERSION}"),
+                        format!(
+                            "tree format version {version:?}; this ward reads version {VERSION}"
+                        ),
                     ));
                 }
                 let _chunk = parts.next();
@@ -589,7 +597,10 @@ impl TrustTrees {
             offset += line.len();
         }
         if let Some((first, _, _)) = start {
-            return Err(syntax(first, "this tree has no \"end\" line: the file is cut short".into()));
+            return Err(syntax(
+                first,
+                "this tree has no \"end\" line: the file is cut short".into(),
+            ));
         }
         let mut out = Vec::with_capacity(wanted.len());
         for (uri, expected) in wanted {
@@ -701,7 +712,10 @@ fn parse_section(text: &str, first: usize, uri: &FileUri) -> Result<TrustTree, (
             }
             "end" => {
                 let c = field("count")?;
-                count = Some(c.parse::<usize>().map_err(|_| (n, format!("{c:?} is not a count")))?);
+                count = Some(
+                    c.parse::<usize>()
+                        .map_err(|_| (n, format!("{c:?} is not a count")))?,
+                );
                 continue;
             }
             other => return Err((n, format!("unknown entry kind {other:?}"))),
@@ -725,7 +739,10 @@ fn parse_section(text: &str, first: usize, uri: &FileUri) -> Result<TrustTree, (
         }
     }
     if count != Some(entries.len()) {
-        return Err((first, "the entry count does not match the \"end\" line".into()));
+        return Err((
+            first,
+            "the entry count does not match the \"end\" line".into(),
+        ));
     }
     if !entries.contains_key("") {
         return Err((first, "the tree has no root entry \".\"".into()));
@@ -737,7 +754,10 @@ fn check_rel(rel: &str) -> Result<(), String> {
     if rel.is_empty() {
         return Ok(());
     }
-    if rel.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0')) {
+    if rel
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0'))
+    {
         return Err(format!("{rel:?} is not a relative path of plain names"));
     }
     Ok(())
@@ -768,22 +788,39 @@ mod tests {
     fn build_encode_parse_round_trip() {
         let d = tempfile::tempdir().unwrap();
         let t = sample(d.path());
-        assert_eq!(t.children(""), Some(&["a.py".to_string(), "empty".into(), "link".into(), "out".into(), "sub dir".into()][..]));
+        assert_eq!(
+            t.children(""),
+            Some(
+                &[
+                    "a.py".to_string(),
+                    "empty".into(),
+                    "link".into(),
+                    "out".into(),
+                    "sub dir".into()
+                ][..]
+            )
+        );
         match t.get("sub dir/big") {
             Some(TreeEntry::File(f)) => {
                 assert_eq!(f.size, 10_000);
                 assert_eq!(f.chunks.len(), 3);
-                assert_eq!(f.chunks[0], <[u8; 32]>::from(sha2::Sha256::digest([7u8; 4096])));
+                assert_eq!(
+                    f.chunks[0],
+                    <[u8; 32]>::from(sha2::Sha256::digest([7u8; 4096]))
+                );
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(t.get("empty"), Some(TreeEntry::File(f)) if f.chunks.is_empty()));
-        assert!(matches!(t.get("out"), Some(TreeEntry::Symlink { target, .. }) if target == "/elsewhere/x"));
+        assert!(
+            matches!(t.get("out"), Some(TreeEntry::Symlink { target, .. }) if target == "/elsewhere/x")
+        );
         let text = t.encode();
         assert!(text.contains(" sub%20dir/big "), "{text}");
         let mut all = TrustTrees::default();
         all.push(t.clone());
-        let back = TrustTrees::parse_signed(&all.encode(), "x.trees", &[(uri("t/"), t.digest())]).unwrap();
+        let back =
+            TrustTrees::parse_signed(&all.encode(), "x.trees", &[(uri("t/"), t.digest())]).unwrap();
         assert_eq!(back, vec![t]);
     }
 
@@ -822,9 +859,15 @@ mod tests {
                 .to_string()
         };
         let root = "d 0755 1.000000000 .\n";
-        let e = bad(&format!("{root}f 0644 1.000000000 5 a {}\n", hex::encode([0u8; 32])));
+        let e = bad(&format!(
+            "{root}f 0644 1.000000000 5 a {}\n",
+            hex::encode([0u8; 32])
+        ));
         assert!(e.contains("line 3") && e.contains("2 chunk"), "{e}");
-        let e = bad(&format!("{root}f 0644 1.000000000 1 ../a {}\n", hex::encode([0u8; 32])));
+        let e = bad(&format!(
+            "{root}f 0644 1.000000000 1 ../a {}\n",
+            hex::encode([0u8; 32])
+        ));
         assert!(e.contains("plain names"), "{e}");
         let e = bad(&format!("{root}l 1.000000000 x/y z\n"));
         assert!(e.contains("before its directory"), "{e}");

@@ -218,7 +218,10 @@ fn files_hash_like_sha256sum_and_directories_become_trees() {
         .manifest
         .hash_trusted_files(dir.path(), &mut |_, _, _| {})
         .unwrap();
-    assert_eq!(again.manifest.sgx.trusted_files, hashed.manifest.sgx.trusted_files);
+    assert_eq!(
+        again.manifest.sgx.trusted_files,
+        hashed.manifest.sgx.trusted_files
+    );
     fs::write(dir.path().join("app/sub/b.txt"), b"BETA").unwrap();
     let e = hashed
         .manifest

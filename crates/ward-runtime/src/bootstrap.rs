@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ward_attest::attester::{Attester, AttesterKind, SimAttester};
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
+use ward_manifest::tree::{TrustTree, TrustTrees, MAX_SIDECAR_BYTES};
 use ward_manifest::{
     resolve, FileUri, Manifest, MountType, Sha256, SignedManifest, TrustedFile, VerifiedManifest,
 };
@@ -84,6 +85,9 @@ pub enum BootError {
     /// A passthrough environment variable is not valid UTF-8 on the host.
     #[error("host environment variable {0} is not valid UTF-8")]
     HostEnv(String),
+    /// The sidecar of trusted trees is missing, unreadable or not the one the manifest signed.
+    #[error("trusted trees")]
+    Trees(#[source] ward_manifest::tree::TreeError),
     /// The VFS could not be built from the manifest.
     #[error("file system: {0}")]
     Vfs(VfsError),
@@ -303,6 +307,11 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         env.insert(name.to_string(), Zeroizing::new(v));
     }
 
+    // Before any key is fetched: a broken sidecar fails the boot without contacting a server.
+    let t = Instant::now();
+    let trees = load_trees(&base_dir, m)?;
+    timings.vfs = t.elapsed();
+
     let mut keys: Vec<(String, WrapKey)> = Vec::new();
     if let Some(pr) = &m.provision {
         let ca_pem = read_pinned(&base_dir, &pr.ca_chain)?;
@@ -346,8 +355,8 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
     }
 
     let t = Instant::now();
-    let vfs = build_vfs(&base_dir, m, keys)?;
-    timings.vfs = t.elapsed();
+    let vfs = build_vfs(&base_dir, m, keys, trees)?;
+    timings.vfs += t.elapsed();
     Ok(Context {
         manifest: verified,
         argv,
@@ -409,12 +418,77 @@ fn bound_prefix(uri: &FileUri) -> &str {
     }
 }
 
+/// The trusted trees the manifest pins, read from its sidecar and checked against their
+/// digests: (host directory, tree).
+fn load_trees(base_dir: &Path, m: &Manifest) -> Result<Vec<(PathBuf, TrustTree)>, BootError> {
+    let wanted: Vec<(FileUri, Sha256)> = m
+        .sgx
+        .trusted_files
+        .iter()
+        .filter_map(|t| match t {
+            TrustedFile::Tree(r) => Some((r.uri.clone(), r.tree)),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(uri) = &m.sgx.trusted_trees else {
+        // Refused by signature verification already; kept as a clear error regardless.
+        return Err(BootError::Io {
+            context: "the manifest pins trusted trees but names no sidecar (sgx.trusted_trees)"
+                .into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    };
+    let path = resolve(base_dir, uri);
+    let shown = format!("{uri} ({})", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(MAX_SIDECAR_BYTES + 1).read_to_end(&mut bytes)
+        })
+        .map_err(|source| BootError::Io {
+            context: format!(
+                "reading the trusted trees {shown}, which `ward sign` wrote beside the signed \
+                 manifest"
+            ),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_SIDECAR_BYTES {
+        return Err(BootError::Io {
+            context: format!(
+                "the trusted trees {shown} are larger than {} MiB",
+                MAX_SIDECAR_BYTES >> 20
+            ),
+            source: std::io::ErrorKind::InvalidData.into(),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| BootError::Io {
+        context: format!("the trusted trees {shown} are not text"),
+        source: std::io::ErrorKind::InvalidData.into(),
+    })?;
+    let trees = TrustTrees::parse_signed(&text, &shown, &wanted).map_err(BootError::Trees)?;
+    Ok(trees
+        .into_iter()
+        .map(|t| {
+            let dir = resolve(base_dir, t.uri());
+            (dir, t)
+        })
+        .collect())
+}
+
 fn build_vfs(
     base_dir: &Path,
     m: &Manifest,
     keys: Vec<(String, WrapKey)>,
+    trees: Vec<(PathBuf, TrustTree)>,
 ) -> Result<Vfs, BootError> {
     let mut b = Vfs::builder().manifest_dir(base_dir);
+    for (dir, tree) in trees {
+        b = b.trusted_tree(dir, std::sync::Arc::new(tree));
+    }
     for mount in &m.fs.mounts {
         let path = mount.path.as_str();
         b = match (mount.kind, &mount.uri) {

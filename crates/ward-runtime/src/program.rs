@@ -40,7 +40,7 @@ pub enum ProgramError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: ward_manifest::Error,
+        source: Box<ward_manifest::Error>,
     },
     /// The manifest names a built-in, not a program.
     #[error("the manifest runs the built-in {0}, not a program")]
@@ -178,7 +178,17 @@ impl MountView {
         let md = vfs
             .metadata(path)
             .map_err(|e| self.shared.errno(path, &e))?;
-        let (mode, mtime) = Self::host_attrs(vfs, path);
+        if md.symlink {
+            return Ok(Attr::symlink(
+                md.len,
+                md.mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+            ));
+        }
+        // A trusted tree's entries carry their signed mode and mtime; the host is not asked.
+        let (mode, mtime) = match (md.mode, md.mtime) {
+            (Some(mode), Some(mtime)) => ((mode & 0o7777) as u16, mtime),
+            _ => Self::host_attrs(vfs, path),
+        };
         Ok(match md.kind {
             None => Attr::dir(mode | 0o555, mtime),
             // Trusted files cannot be written: say so in the mode as well.
@@ -222,11 +232,20 @@ impl View for MountView {
                 };
                 let kind = match vfs.metadata(&child) {
                     Ok(md) if md.is_dir() => Kind::Dir,
+                    Ok(md) if md.symlink => Kind::Symlink,
                     _ => Kind::File,
                 };
                 DirEntry { name, kind }
             })
             .collect())
+    }
+
+    fn read_link(&self, path: &str) -> Result<Vec<u8>, Errno> {
+        let path = self.workload_path(path);
+        let vfs = self.shared.vfs()?;
+        vfs.read_link(&path)
+            .map(String::into_bytes)
+            .map_err(|e| self.shared.errno(&path, &e))
     }
 
     fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno> {
@@ -378,7 +397,7 @@ impl PreparedProgram {
     pub fn prepare(path: &Path, host_args: &[String]) -> Result<PreparedProgram, ProgramError> {
         let signed = SignedManifest::load(path).map_err(|source| ProgramError::Manifest {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         let layout = signed.manifest;
         let program = match layout.workload() {
@@ -434,6 +453,13 @@ impl PreparedProgram {
                         read_only: false,
                         ttl: Duration::from_secs(60),
                         negative_ttl: Duration::from_secs(60),
+                        // Code is mapped and touched sparsely: a small read-around keeps the
+                        // chunks verified close to the pages used. Data is read in sequence.
+                        read_ahead_kb: Some(if m.kind == MountType::Chroot {
+                            128
+                        } else {
+                            1024
+                        }),
                         ..ViewOptions::default()
                     },
                 ),

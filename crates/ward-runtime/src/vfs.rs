@@ -32,6 +32,7 @@ mod error;
 mod file;
 mod path;
 mod tmpfs;
+mod tree;
 mod writer;
 
 pub use error::VfsError;
@@ -47,7 +48,9 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::SystemTime;
 use tmpfs::Tmpfs;
+use ward_manifest::tree::{TreeEntry, TrustTree};
 use ward_pf::WrapKey;
 use zeroize::Zeroizing;
 
@@ -58,6 +61,12 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
 /// Granularity of re-verification for trusted files above the memory limit; see
 /// [`VfsBuilder::chunk_size`].
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+
+/// Symbolic links followed in a row before giving up (as the kernel's `ELOOP`).
+const MAX_LINK_DEPTH: u8 = 40;
+
+/// `O_NONBLOCK` on Linux.
+const O_NONBLOCK: i32 = 0o4000;
 
 /// What kind of file a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,30 +83,64 @@ pub enum FileKind {
 
 /// What [`Vfs::metadata`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VfsMetadata {
-    /// Length in bytes (plaintext for protected files; 0 for directories).
+    /// Length in bytes (plaintext for protected files; 0 for directories; a symlink's target
+    /// length).
     pub len: u64,
     /// The file's kind, or `None` for a directory.
     pub kind: Option<FileKind>,
+    /// Permission bits signed in a trusted tree (`None`: not signed; the host's apply).
+    pub mode: Option<u32>,
+    /// Modification time signed in a trusted tree.
+    pub mtime: Option<SystemTime>,
+    /// A symbolic link of a trusted tree ([`Vfs::read_link`] gives its target).
+    pub symlink: bool,
 }
 
 impl VfsMetadata {
     fn directory() -> Self {
-        VfsMetadata { len: 0, kind: None }
+        VfsMetadata {
+            len: 0,
+            kind: None,
+            mode: None,
+            mtime: None,
+            symlink: false,
+        }
     }
     fn file(len: u64, kind: FileKind) -> Self {
         VfsMetadata {
-            len,
             kind: Some(kind),
+            len,
+            ..Self::directory()
+        }
+    }
+    fn tree(entry: &TreeEntry) -> Self {
+        match entry {
+            TreeEntry::Dir { mode, mtime } => VfsMetadata {
+                mode: Some(*mode),
+                mtime: Some(mtime.system_time()),
+                ..Self::directory()
+            },
+            TreeEntry::File(f) => VfsMetadata {
+                mode: Some(f.mode),
+                mtime: Some(f.mtime.system_time()),
+                ..Self::file(f.size, FileKind::Trusted)
+            },
+            TreeEntry::Symlink { target, mtime } => VfsMetadata {
+                mtime: Some(mtime.system_time()),
+                symlink: true,
+                ..Self::file(target.len() as u64, FileKind::Trusted)
+            },
         }
     }
     /// Whether this is a directory.
     pub fn is_dir(&self) -> bool {
         self.kind.is_none()
     }
-    /// Whether this is a file.
+    /// Whether this is a file (not a directory, not a symlink).
     pub fn is_file(&self) -> bool {
-        self.kind.is_some()
+        self.kind.is_some() && !self.symlink
     }
 }
 
@@ -227,6 +270,7 @@ enum Resolved<'v> {
 pub struct VfsBuilder {
     mounts: Vec<(String, PendingMount)>,
     trusted: Vec<(PathBuf, [u8; 32])>,
+    trees: Vec<(PathBuf, Arc<TrustTree>)>,
     allowed: Vec<PathBuf>,
     pins: Vec<(String, [u8; 32])>,
     keys: Vec<(String, WrapKey)>,
@@ -306,6 +350,14 @@ impl VfsBuilder {
     /// A trusted file: the exact host file, whose SHA-256 the manifest fixes.
     pub fn trusted(mut self, host_file: impl Into<PathBuf>, sha256: [u8; 32]) -> Self {
         self.trusted.push((host_file.into(), sha256));
+        self
+    }
+
+    /// Trusts the host directory `host_dir` as signed in `tree`: its files are served chunk by
+    /// chunk, each chunk checked against its signed hash; its listing, modes, mtimes and
+    /// symlinks are the tree's.
+    pub fn trusted_tree(mut self, host_dir: impl Into<PathBuf>, tree: Arc<TrustTree>) -> Self {
+        self.trees.push((host_dir.into(), tree));
         self
     }
 
@@ -442,6 +494,18 @@ impl VfsBuilder {
                 }
             }
         }
+        let mut trees: BTreeMap<PathBuf, Arc<TrustTree>> = BTreeMap::new();
+        for (host, tree) in self.trees {
+            let abs = path::lexical_abs(&host, &cwd);
+            if let Some(old) = trees.insert(abs, tree.clone()) {
+                if old.digest() != tree.digest() {
+                    return Err(config(format!(
+                        "trusted directory {} is given two different trees",
+                        host.display()
+                    )));
+                }
+            }
+        }
         let allowed: BTreeSet<PathBuf> = self
             .allowed
             .iter()
@@ -451,6 +515,7 @@ impl VfsBuilder {
         let mut vfs = Vfs {
             mounts,
             trusted,
+            trees,
             allowed,
             pins: BTreeMap::new(),
             keys,
@@ -505,6 +570,8 @@ pub struct Vfs {
     mounts: Vec<Mount>,
     /// Absolute, lexically normalised host path → SHA-256.
     trusted: BTreeMap<PathBuf, [u8; 32]>,
+    /// Absolute, lexically normalised host directory → its signed tree.
+    trees: BTreeMap<PathBuf, Arc<TrustTree>>,
     /// Absolute, lexically normalised host paths (files or directories).
     allowed: BTreeSet<PathBuf>,
     /// Normalised workload path → plaintext SHA-256.
@@ -751,6 +818,114 @@ impl Vfs {
         }))
     }
 
+    /// The entry of a trusted tree at host path `abs` (the deepest tree holding it).
+    fn tree_at(&self, abs: &Path) -> Option<tree::TreeRef> {
+        if self.trees.is_empty() {
+            return None;
+        }
+        abs.ancestors().find_map(|root| {
+            let t = self.trees.get(root)?;
+            let rel = abs.strip_prefix(root).ok()?.to_str()?;
+            t.get(rel).map(|_| tree::TreeRef {
+                tree: t.clone(),
+                rel: rel.to_string(),
+            })
+        })
+    }
+
+    /// A symlink's target as a normalised workload path, from the link at workload path `norm`.
+    fn link_target(norm: &str, target: &str) -> Result<String, VfsError> {
+        if target.starts_with('/') {
+            normalize_path(target)
+        } else {
+            let parent = norm.rsplit_once('/').map_or("", |(p, _)| p);
+            normalize_path(&format!("{parent}/{target}"))
+        }
+    }
+
+    fn open_tree(
+        &self,
+        t: &HostTarget<'_>,
+        at: tree::TreeRef,
+        whole: bool,
+        depth: u8,
+    ) -> Result<VfsFile, VfsError> {
+        match at.entry() {
+            Some(TreeEntry::Dir { .. }) => {
+                return Err(VfsError::IsADirectory {
+                    path: t.names.path.clone(),
+                })
+            }
+            Some(TreeEntry::Symlink { target, .. }) => {
+                // The kernel follows links in a program's view; built-ins get the same here.
+                if depth >= MAX_LINK_DEPTH {
+                    return Err(VfsError::InvalidPath {
+                        path: t.names.path.clone(),
+                        reason: "too many levels of symbolic links",
+                    });
+                }
+                let next = Self::link_target(&t.names.path, target)?;
+                return self.open_depth(&next, whole, depth + 1);
+            }
+            _ => {}
+        }
+        // The host file is opened wherever it leads: every byte served is checked against the
+        // signed chunk hashes, so its location does not matter. Non-blocking, so that a FIFO
+        // swapped in cannot hang the open; it is then refused as not a regular file.
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&t.abs)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Self::not_found(t),
+                _ => t.names.io("opening", e),
+            })?;
+        let md = file
+            .metadata()
+            .map_err(|e| t.names.io("reading metadata of", e))?;
+        if !md.is_file() {
+            return Err(VfsError::NotRegularFile {
+                path: t.names.path.clone(),
+                host: t.names.host.clone(),
+            });
+        }
+        let names = t.names.clone();
+        let stats = self.stats.clone();
+        let opened = tree::open(file, at, whole, &names, &stats)?;
+        self.stats.files_opened.fetch_add(1, Relaxed);
+        Ok(match opened {
+            tree::Opened::Whole(data) => {
+                VfsFile::memory(names, FileKind::Trusted, Arc::new(data), stats)
+            }
+            tree::Opened::Lazy(c) => {
+                let len = c.len();
+                VfsFile::new(names, FileKind::Trusted, len, Inner::Tree(c), stats)
+            }
+        })
+    }
+
+    /// The target of the symlink at `path` (a symlink of a trusted tree).
+    pub fn read_link(&self, path: &str) -> Result<String, VfsError> {
+        let r = (|| {
+            let norm = normalize_path(path)?;
+            if let Resolved::Host(t) = self.resolve(&norm)? {
+                if t.enc.is_none() {
+                    if let Some(at) = self.tree_at(&t.abs) {
+                        if let Some(TreeEntry::Symlink { target, .. }) = at.entry() {
+                            return Ok(target.clone());
+                        }
+                    }
+                }
+            }
+            Err(VfsError::InvalidPath {
+                path: norm,
+                reason: "it is not a symbolic link",
+            })
+        })();
+        self.note(r)
+    }
+
     fn is_allowed(&self, abs: &Path) -> bool {
         abs.ancestors().any(|a| self.allowed.contains(a))
     }
@@ -762,6 +937,11 @@ impl Vfs {
             .range::<Path, _>((Bound::Excluded(abs), Bound::Unbounded))
             .next()
             .is_some_and(|(p, _)| below(p))
+            || self
+                .trees
+                .range::<Path, _>((Bound::Excluded(abs), Bound::Unbounded))
+                .next()
+                .is_some_and(|(p, _)| below(p))
             || self
                 .allowed
                 .range::<Path, _>((Bound::Excluded(abs), Bound::Unbounded))
@@ -882,6 +1062,10 @@ impl Vfs {
     }
 
     fn open_with(&self, path: &str, whole: bool) -> Result<VfsFile, VfsError> {
+        self.open_depth(path, whole, 0)
+    }
+
+    fn open_depth(&self, path: &str, whole: bool, depth: u8) -> Result<VfsFile, VfsError> {
         let norm = normalize_path(path)?;
         let file = match self.resolve(&norm)? {
             Resolved::Virtual => return Err(VfsError::IsADirectory { path: norm }),
@@ -894,7 +1078,10 @@ impl Vfs {
                 VfsFile::memory(names, FileKind::Tmpfs, data, self.stats.clone())
             }
             Resolved::Host(t) => match &t.enc {
-                None => self.open_chroot(&t, whole)?,
+                None => match self.tree_at(&t.abs) {
+                    Some(at) => return self.open_tree(&t, at, whole, depth),
+                    None => self.open_chroot(&t, whole)?,
+                },
                 Some(enc) => self.open_protected(&t, enc, whole)?,
             },
         };
@@ -911,7 +1098,13 @@ impl Vfs {
                 host: t.names.host.clone(),
             });
         }
-        let canon = self.contain(t)?;
+        // A trusted file is opened wherever a host symlink leads (a venv's bin/python into
+        // /usr/bin): what is served is checked against the signed hash, so its location does
+        // not matter. An allowed file must stay inside its mount.
+        let canon = match expected {
+            Some(_) => t.abs.clone(),
+            None => self.contain(t)?,
+        };
         let (mut file, md) = Self::open_file(t, &canon)?;
         let stats = self.stats.clone();
         let names = t.names.clone();
@@ -1004,7 +1197,7 @@ impl Vfs {
             }
             Resolved::Host(t) => {
                 if t.enc.is_none() {
-                    if self.trusted.contains_key(&t.abs) {
+                    if self.trusted.contains_key(&t.abs) || self.tree_at(&t.abs).is_some() {
                         return Err(VfsError::TrustedReadOnly {
                             path: t.names.path.clone(),
                             host: t.names.host.clone(),
@@ -1041,6 +1234,20 @@ impl Vfs {
             Resolved::Virtual => {}
             Resolved::Tmpfs { mount } => names.extend(self.tmpfs.list(&norm, mount)?),
             Resolved::Host(t) => {
+                if t.enc.is_none() {
+                    if let Some(at) = self.tree_at(&t.abs) {
+                        // A signed directory lists exactly what was signed.
+                        return match at.tree.children(&at.rel) {
+                            Some(children) => {
+                                names.extend(children.iter().cloned());
+                                Ok(names.into_iter().collect())
+                            }
+                            None => Err(VfsError::NotADirectory {
+                                path: t.names.path.clone(),
+                            }),
+                        };
+                    }
+                }
                 let canon = match self.contain(&t) {
                     // Only a path to a mount point, e.g. /srv for a mount at /srv/www.
                     Err(VfsError::NotFound { .. } | VfsError::MountMissing { .. })
@@ -1072,7 +1279,9 @@ impl Vfs {
                     let visible = if t.enc.is_some() {
                         md.is_file() || md.is_dir()
                     } else if md.is_dir() {
-                        self.is_allowed(&child) || self.listed_below(&child)
+                        self.is_allowed(&child)
+                            || self.trees.contains_key(&child)
+                            || self.listed_below(&child)
                     } else {
                         md.is_file()
                             && (self.trusted.contains_key(&child) || self.is_allowed(&child))
@@ -1092,12 +1301,23 @@ impl Vfs {
             Resolved::Virtual => Ok(VfsMetadata::directory()),
             Resolved::Tmpfs { mount } => self.tmpfs.stat(&norm, mount),
             Resolved::Host(t) => {
+                if t.enc.is_none() {
+                    if let Some(at) = self.tree_at(&t.abs) {
+                        // Signed: the host is not asked.
+                        return Ok(at
+                            .entry()
+                            .map_or_else(VfsMetadata::directory, VfsMetadata::tree));
+                    }
+                }
+                let trusted = t.enc.is_none() && self.trusted.contains_key(&t.abs);
                 let canon = match self.contain(&t) {
                     Err(VfsError::NotFound { .. } | VfsError::MountMissing { .. })
                         if !self.child_mounts(&norm).is_empty() =>
                     {
                         return Ok(VfsMetadata::directory())
                     }
+                    // As at open: a trusted file may be a link out of its mount.
+                    Err(VfsError::Escape { .. }) if trusted => t.abs.clone(),
                     r => r?,
                 };
                 let md = fs::metadata(&canon).map_err(|e| t.names.io("reading metadata of", e))?;

@@ -241,7 +241,7 @@ fn large_trusted_file_modified_after_open_is_refused_at_the_bad_chunk() {
     }
     let msg = e.to_string();
     assert!(
-        msg.contains("changed while open: chunk 5 at offset 20480"),
+        msg.contains("has changed: chunk 5 at offset 20480"),
         "{msg}"
     );
     assert!(msg.contains("/app/big.bin"), "{msg}");
@@ -482,7 +482,7 @@ fn symlinks_cannot_escape() {
         .build()
         .unwrap();
 
-    for p in ["/out/evil", "/out/dir/x.txt", "/data/m.bin"] {
+    for p in ["/out/dir/x.txt", "/data/m.bin"] {
         let e = err(vfs.open(p));
         assert!(
             matches!(e, VfsError::Escape { .. }) && e.is_denied(),
@@ -493,10 +493,11 @@ fn symlinks_cannot_escape() {
             "{e}"
         );
     }
-    assert!(matches!(
-        err(vfs.read("/out/evil")),
-        VfsError::Escape { .. }
-    ));
+    // A trusted file may be a link out of its mount (a venv's bin/python): what it serves is
+    // checked against the signed hash, so where it leads cannot matter.
+    assert_eq!(&vfs.read("/out/evil").unwrap()[..], b"top secret");
+    fs::write(&secret, b"top SECRET").unwrap();
+    assert!(err(vfs.read("/out/evil")).is_integrity());
     assert!(matches!(
         err(vfs.create("/out/dir/new.txt")),
         VfsError::Escape { .. }
@@ -513,7 +514,7 @@ fn symlinks_cannot_escape() {
     let mut w = vfs.create("/out/evil2").unwrap();
     w.write_all(b"mine").unwrap();
     w.commit().unwrap();
-    assert_eq!(fs::read(&secret).unwrap(), b"top secret");
+    assert_eq!(fs::read(&secret).unwrap(), b"top SECRET");
     assert_eq!(fs::read(f.p("out/evil2")).unwrap(), b"mine");
     assert!(matches!(
         err(vfs.create("/out/evil")),

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use ward_manifest::tree::TreeEntry;
 use ward_manifest::{FileUri, Manifest, MountType, Sha256, SignOptions, SignerKey, TrustedFile};
 use ward_templates::python::{self, EncryptedMount, PythonOptions};
 use ward_templates::TemplateError;
@@ -215,7 +216,9 @@ fn stdlib_manifest_parses_and_trusts_what_runs() {
         .sgx
         .trusted_files
         .iter()
-        .all(|t| matches!(t, TrustedFile::Hashed(_))));
+        .all(|t| matches!(t, TrustedFile::Hashed(_) | TrustedFile::Tree(_))));
+    // Directories are signed as trees, in the sidecar beside the output.
+    assert!(signed.manifest.sgx.trusted_trees.is_some());
     signed.verify(&Sha256([7; 32])).unwrap();
 }
 
@@ -507,9 +510,8 @@ fn run_in_trusted_root(m: &Manifest, base: &Path) -> Option<(String, String)> {
     let hashed = m.hash_trusted_files(base, &mut |_, _, _| {}).unwrap();
 
     let view = base.join("root");
-    for t in &hashed.sgx.trusted_files {
-        let host = ward_manifest::resolve(base, t.uri());
-        // The longest chroot mount whose host directory holds it gives its place in the view.
+    // The longest chroot mount whose host directory holds a host path gives its place in the view.
+    let place = |host: &Path| {
         let (mount, rel) =
             m.fs.mounts
                 .iter()
@@ -519,12 +521,35 @@ fn run_in_trusted_root(m: &Manifest, base: &Path) -> Option<(String, String)> {
                     host.strip_prefix(&h).ok().map(|r| (mt, r.to_owned()))
                 })
                 .max_by_key(|(mt, _)| mt.path.as_str().len())
-                .unwrap_or_else(|| panic!("{} is under no mount", t.uri()));
-        let dest = view
-            .join(mount.path.as_str().trim_start_matches('/'))
-            .join(rel);
-        fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        fs::copy(&host, &dest).unwrap();
+                .unwrap_or_else(|| panic!("{} is under no mount", host.display()));
+        view.join(mount.path.as_str().trim_start_matches('/'))
+            .join(rel)
+    };
+    for t in &hashed.manifest.sgx.trusted_files {
+        if let TrustedFile::Hashed(h) = t {
+            let host = ward_manifest::resolve(base, &h.uri);
+            let dest = place(&host);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(&host, &dest).unwrap();
+        }
+    }
+    // Trusted trees: exactly what was signed (files, directories, symlinks).
+    for tree in hashed.trees.iter() {
+        let root = ward_manifest::resolve(base, tree.uri());
+        for (rel, entry) in tree.entries() {
+            let host = root.join(rel);
+            let dest = place(&host);
+            match entry {
+                TreeEntry::Dir { .. } => fs::create_dir_all(&dest).unwrap(),
+                TreeEntry::File(_) => {
+                    fs::copy(&host, &dest).unwrap();
+                }
+                TreeEntry::Symlink { target, .. } => {
+                    let _ = fs::remove_file(&dest);
+                    std::os::unix::fs::symlink(target, &dest).unwrap();
+                }
+            }
+        }
     }
     for n in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
         if fs::read_link(Path::new("/").join(n)).is_ok_and(|t| t == Path::new("usr").join(n)) {

@@ -346,3 +346,119 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
         "{stderr}"
     );
 }
+
+const TREE_SCRIPT: &str = r#"
+import os, sys
+st = os.stat("/app/lib/data.bin")
+print("mode:", oct(st.st_mode & 0o7777), "mtime:", st.st_mtime_ns)
+print("link:", os.readlink("/app/lib/current"))
+print("listing:", sorted(os.listdir("/app/lib")))
+with open("/app/lib/current", "rb") as f:
+    head = f.read(4096)
+    print("head:", len(head), head[:4] == bytes(4))
+    try:
+        f.seek(2 << 20)
+        f.read(4096)
+        print("LEAK changed chunk served")
+    except OSError as e:
+        print("changed chunk:", e.errno)
+"#;
+
+/// A trusted directory is signed as a tree: the program sees its signed modes, mtimes, listing
+/// and symlinks, and a chunk changed on the host behind an unchanged mtime is refused with EIO
+/// when read, while the rest of the file reads.
+#[test]
+fn python_sees_a_trusted_tree_as_signed_and_never_a_changed_chunk() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let ok = |out: Output| {
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+        (stdout, stderr)
+    };
+    ok(ward(p, &["sign", "keygen", "-o", "signer.pem"]));
+    ok(ward(p, &["sim", "init", "-o", "sim.pem"]));
+    std::fs::create_dir_all(p.join("app/lib")).unwrap();
+    std::fs::write(p.join("app/main.py"), TREE_SCRIPT).unwrap();
+    let data = p.join("app/lib/data.bin");
+    std::fs::write(&data, vec![0u8; 3 << 20]).unwrap();
+    std::os::unix::fs::symlink("data.bin", p.join("app/lib/current")).unwrap();
+    let (python, trusted) = python_trusted();
+    let trusted: Vec<String> = trusted
+        .into_iter()
+        .chain(["file:app/".to_string()])
+        .map(|u| format!("  \"{u}\","))
+        .collect();
+    let manifest = format!(
+        r#"[libos]
+entrypoint = "{python}"
+
+[loader]
+argv = ["{python}", "-I", "/app/main.py"]
+
+[loader.env]
+PYTHONDONTWRITEBYTECODE = "1"
+
+[[fs.mounts]]
+path = "/usr"
+uri = "file:/usr"
+
+[[fs.mounts]]
+path = "/app"
+uri = "file:app"
+
+[sgx]
+trusted_files = [
+{trusted}
+]
+"#,
+        python = python.display(),
+        trusted = trusted.join("\n"),
+    );
+    std::fs::write(p.join("tree.toml"), manifest).unwrap();
+    ok(ward(p, &["sign", "--key", "signer.pem", "tree.toml"]));
+    assert!(p.join("tree.signed.trees").exists());
+    let signed_mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
+    let signed_ns = signed_mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // After signing the host changes a chunk, puts the mtime back, adds a file and changes
+    // the mode: none of it reaches the program.
+    {
+        use std::os::unix::fs::{FileExt, PermissionsExt};
+        let f = std::fs::File::options().write(true).open(&data).unwrap();
+        f.write_all_at(b"evil", (2 << 20) + 10).unwrap();
+        f.set_modified(signed_mtime).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::write(p.join("app/lib/added.py"), b"import os").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["run", "tree.signed.toml", "--sim-key", "sim.pem"])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = ok(out);
+    for want in [
+        // The signed mode, without its write bits: trusted files are read-only.
+        format!("mode: 0o444 mtime: {signed_ns}"),
+        "link: data.bin".to_string(),
+        "listing: ['current', 'data.bin']".to_string(),
+        "head: 4096 True".to_string(),
+        "changed chunk: 5".to_string(),
+    ] {
+        assert!(
+            stdout.contains(&want),
+            "{want:?} missing:\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(!stdout.contains("LEAK"), "{stdout}");
+    assert!(
+        stderr.contains("refused /app/lib/data.bin") && stderr.contains("chunk 32"),
+        "{stderr}"
+    );
+}

@@ -75,8 +75,9 @@ pub enum VfsError {
         found: Box<[u8; 32]>,
     },
 
-    /// A large trusted file was modified after it was verified at open.
-    #[error("trusted file {path} (host {host}) changed while open: chunk {chunk} at offset {offset} no longer matches what was verified at open; none of its bytes were returned; restore the file and open it again")]
+    /// A chunk of a trusted file does not match what was signed (changed on the host before
+    /// or after open).
+    #[error("trusted file {path} (host {host}) has changed: chunk {chunk} at offset {offset} does not match what was signed; none of its bytes were returned; restore the file")]
     TrustedChanged {
         /// The workload path.
         path: String,

@@ -483,6 +483,8 @@ pub(crate) enum Inner {
     Memory(Arc<Zeroizing<Vec<u8>>>),
     /// A large trusted file.
     Chunked(Box<Chunked>),
+    /// A large file of a trusted tree.
+    Tree(Box<super::tree::TreeChunks>),
     /// A large protected file.
     Protected {
         pf: Box<ProtectedFile<File>>,
@@ -605,6 +607,7 @@ impl VfsFile {
                 Ok(n)
             }
             Inner::Chunked(c) => c.read_at(offset, buf, &self.names, &self.stats),
+            Inner::Tree(c) => c.read_at(offset, buf, &self.names, &self.stats),
             Inner::Protected { pf, key_name } => {
                 let n = pf
                     .read_at(offset, buf)
