@@ -386,3 +386,74 @@ impl Handle for QuoteHandle {
             .unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> AttestationView {
+        AttestationView::new(Arc::new(OnceLock::new()))
+    }
+
+    const O_WRONLY: i32 = 0o1;
+
+    #[test]
+    fn report_data_is_exactly_64_bytes_committed_on_close() {
+        let v = view();
+        let read = |v: &AttestationView| {
+            v.open(REPORT_DATA, 0)
+                .and_then(|h| h.read_at(0, 4096))
+                .unwrap()
+        };
+        assert_eq!(read(&v), vec![0; 64], "all zeros at first");
+
+        // Two writes making 64 bytes: taken on close.
+        let h = v.open(REPORT_DATA, O_WRONLY).unwrap();
+        h.set_len(0).unwrap();
+        h.write_at(0, &[7; 32]).unwrap();
+        h.write_at(32, &[9; 32]).unwrap();
+        assert_eq!(read(&v), vec![0; 64], "not before close");
+        h.flush().unwrap();
+        let want: Vec<u8> = [[7u8; 32], [9u8; 32]].concat();
+        assert_eq!(read(&v), want);
+        assert_eq!(v.state.report().1, 1);
+
+        // 63 bytes: EINVAL on close, the old value kept; 65: EINVAL at once.
+        let h = v.open(REPORT_DATA, O_WRONLY).unwrap();
+        h.write_at(0, &[1; 63]).unwrap();
+        assert_eq!(h.flush(), Err(Errno::EINVAL));
+        assert_eq!(h.flush(), Ok(()), "reported once");
+        let h = v.open(REPORT_DATA, O_WRONLY).unwrap();
+        assert_eq!(h.write_at(0, &[1; 65]), Err(Errno::EINVAL));
+        assert_eq!(h.write_at(60, &[1; 5]), Err(Errno::EINVAL));
+        assert_eq!(h.set_len(65), Err(Errno::EINVAL));
+        assert_eq!(read(&v), want);
+        assert_eq!(v.state.report().1, 1);
+
+        // A read-only open and close changes nothing.
+        let h = v.open(REPORT_DATA, 0).unwrap();
+        assert_eq!(h.flush(), Ok(()));
+        assert_eq!(v.state.report().1, 1);
+    }
+
+    #[test]
+    fn before_boot_the_files_say_try_again() {
+        let v = view();
+        assert_eq!(v.open(TYPE, 0).err(), Some(Errno::EAGAIN));
+        let quote = v.open(QUOTE, 0).unwrap();
+        assert_eq!(quote.read_at(0, 4096), Err(Errno::EAGAIN));
+        // The layout is fixed, and only user_report_data is writable.
+        assert_eq!(
+            v.read_dir("/")
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>(),
+            ["attestation_type", "user_report_data", "quote"]
+        );
+        assert_eq!(v.open(QUOTE, O_WRONLY).err(), Some(Errno::EACCES));
+        assert_eq!(v.open(TYPE, O_WRONLY).err(), Some(Errno::EACCES));
+        assert_eq!(v.lookup("/keys").err(), Some(Errno::ENOENT));
+        assert_eq!(v.create("/new", 0o644, 0).err(), Some(Errno::EACCES));
+    }
+}
