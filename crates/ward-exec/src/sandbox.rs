@@ -122,6 +122,22 @@ impl std::fmt::Debug for Mount {
     }
 }
 
+/// A view at `/dev/NAME`, checked when the sandbox is prepared.
+struct DevView {
+    name: String,
+    view: Box<dyn View>,
+    options: ViewOptions,
+}
+
+impl std::fmt::Debug for DevView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevView")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A program to run confined, and the view it gets. Built with chained calls, then
 /// [`Sandbox::run`], [`Sandbox::spawn`] or [`Sandbox::prepare`].
 ///
@@ -154,8 +170,8 @@ pub struct Sandbox {
     network: Network,
     hostname: String,
     mounts: Vec<Mount>,
-    /// Views under `/dev` ([`Sandbox::dev_view`]): the name, and the view as a mount there.
-    dev_views: Vec<(String, Mount)>,
+    /// Views under `/dev` ([`Sandbox::dev_view`]).
+    dev_views: Vec<DevView>,
     root_size_bytes: u64,
     shm_size_bytes: u64,
     start_timeout: Option<Duration>,
@@ -307,13 +323,11 @@ impl Sandbox {
         view: impl View,
         options: ViewOptions,
     ) -> Self {
-        let name = name.into();
-        let mount = Mount::View {
-            target: Path::new("/dev").join(&name),
+        self.dev_views.push(DevView {
+            name: name.into(),
             view: Box::new(view),
             options,
-        };
-        self.dev_views.push((name, mount));
+        });
         self
     }
 
@@ -421,15 +435,12 @@ impl Sandbox {
         let mut views = Vec::new();
         let mut writable = vec![PathBuf::from("/dev/shm")];
         let mut view_targets: Vec<PathBuf> = Vec::new();
-        for (name, mount) in std::mem::take(&mut self.dev_views) {
-            let Mount::View {
-                target,
-                view,
-                options,
-            } = mount
-            else {
-                continue;
-            };
+        for DevView {
+            name,
+            view,
+            options,
+        } in std::mem::take(&mut self.dev_views)
+        {
             let reserved = child::DEV_ENTRIES.contains(&name.as_str());
             if reserved
                 || name.is_empty()
@@ -443,6 +454,7 @@ impl Sandbox {
                     child::DEV_ENTRIES.join(", ")
                 )));
             }
+            let target = Path::new("/dev").join(&name);
             if view_targets.contains(&target) {
                 return Err(ExecError::Invalid(format!(
                     "{} is mounted twice",
