@@ -201,6 +201,14 @@ fn io_failed(step: impl Into<String>, e: &io::Error) -> Frame {
     failed(step, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
+/// The device nodes of the sandbox's `/dev`, bound from the host's.
+const DEV_NODES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+/// Every entry of the sandbox's own `/dev` (nothing else may take these names).
+pub(crate) const DEV_ENTRIES: [&str; 10] = [
+    "null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout", "stderr", "shm",
+];
+
 /// Exit code of the zygote or init when the sandbox could not be built.
 const SETUP_FAILED: i32 = 125;
 
@@ -599,7 +607,7 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<Vec<String>, Frame> {
         "size=65536,mode=0755",
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
     )?;
-    for name in ["null", "zero", "full", "random", "urandom"] {
+    for name in DEV_NODES {
         let node = dev.join(name);
         let shown = Path::new("/dev").join(name);
         File::create(&node).map_err(|e| io_failed(format!("creating {}", shown.display()), &e))?;
@@ -627,6 +635,15 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<Vec<String>, Frame> {
         &format!("size={},mode=1777", plan.shm_size_bytes),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )?;
+    // The mount points of the views in /dev ([`crate::Sandbox::dev_view`]) must exist before
+    // /dev turns read-only; the views themselves are mounted with the others, below.
+    for m in &plan.mounts {
+        if let RootMount::Fuse { target, .. } = m {
+            if let Ok(name) = target.strip_prefix("/dev") {
+                mkdirs(&dev.join(name), target)?;
+            }
+        }
+    }
     mount(
         None::<&str>,
         &dev,
@@ -697,6 +714,9 @@ fn build_root(plan: &Plan, staging: &Path) -> Result<Vec<String>, Frame> {
                 let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 if *read_only {
                     flags |= MsFlags::MS_RDONLY;
+                }
+                if target.starts_with("/dev") {
+                    flags |= MsFlags::MS_NOEXEC;
                 }
                 let options = format!("fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other");
                 mount(

@@ -7,7 +7,7 @@
 //!   namespaces, a small init as PID 1 that reaps and forwards signals, a new root on a tmpfs
 //!   holding only the caller's [`Mount`]s (tmpfs, bind mounts, symlinks, FUSE views), a
 //!   minimal `/dev` (null, zero, full, random, urandom, the `fd`/`std*` links, a tmpfs
-//!   `/dev/shm`) and a `/proc` that shows the program only its own processes, `pivot_root`, a
+//!   `/dev/shm`, and any views the caller adds there with [`Sandbox::dev_view`]) and a `/proc` that shows the program only its own processes, `pivot_root`, a
 //!   read-only `/`, `RLIMIT_CORE=0`, an unprivileged uid and gid (65534) with every
 //!   capability gone, `PR_SET_NO_NEW_PRIVS`, Landlock (best effort, see
 //!   [`Running::landlock`]) and a seccomp filter (below). The program's exit status is the

@@ -122,6 +122,22 @@ impl std::fmt::Debug for Mount {
     }
 }
 
+/// A view at `/dev/NAME`, checked when the sandbox is prepared.
+struct DevView {
+    name: String,
+    view: Box<dyn View>,
+    options: ViewOptions,
+}
+
+impl std::fmt::Debug for DevView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevView")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A program to run confined, and the view it gets. Built with chained calls, then
 /// [`Sandbox::run`], [`Sandbox::spawn`] or [`Sandbox::prepare`].
 ///
@@ -154,6 +170,8 @@ pub struct Sandbox {
     network: Network,
     hostname: String,
     mounts: Vec<Mount>,
+    /// Views under `/dev` ([`Sandbox::dev_view`]).
+    dev_views: Vec<DevView>,
     root_size_bytes: u64,
     shm_size_bytes: u64,
     start_timeout: Option<Duration>,
@@ -179,6 +197,7 @@ impl Sandbox {
             network: Network::None,
             hostname: "ward".to_string(),
             mounts: Vec::new(),
+            dev_views: Vec::new(),
             root_size_bytes: 1 << 20,
             shm_size_bytes: 256 << 20,
             start_timeout: None,
@@ -294,6 +313,24 @@ impl Sandbox {
         })
     }
 
+    /// Serves `view` at `/dev/NAME` (`attestation` for `/dev/attestation`): the one way to add
+    /// to the sandbox's own `/dev`, whose device nodes are fixed. `NAME` is one path component
+    /// and not one of the sandbox's own entries (`null`, `shm`, `fd`, …); the view is mounted
+    /// `nosuid`, `nodev` (and `noexec` as the rest of `/dev`), before the caller's mounts.
+    pub fn dev_view(
+        mut self,
+        name: impl Into<String>,
+        view: impl View,
+        options: ViewOptions,
+    ) -> Self {
+        self.dev_views.push(DevView {
+            name: name.into(),
+            view: Box::new(view),
+            options,
+        });
+        self
+    }
+
     /// The program's standard input (inherited from the caller unless set).
     pub fn stdin(mut self, fd: impl Into<OwnedFd>) -> Self {
         self.stdio[0] = Some(fd.into());
@@ -398,6 +435,48 @@ impl Sandbox {
         let mut views = Vec::new();
         let mut writable = vec![PathBuf::from("/dev/shm")];
         let mut view_targets: Vec<PathBuf> = Vec::new();
+        for DevView {
+            name,
+            view,
+            options,
+        } in std::mem::take(&mut self.dev_views)
+        {
+            let reserved = child::DEV_ENTRIES.contains(&name.as_str());
+            if reserved
+                || name.is_empty()
+                || name == "."
+                || name == ".."
+                || name.contains(['/', '\0'])
+            {
+                return Err(ExecError::Invalid(format!(
+                    "/dev/{name}: a view in /dev needs one new name, not one of the sandbox's \
+                     own entries ({})",
+                    child::DEV_ENTRIES.join(", ")
+                )));
+            }
+            let target = Path::new("/dev").join(&name);
+            if view_targets.contains(&target) {
+                return Err(ExecError::Invalid(format!(
+                    "{} is mounted twice",
+                    target.display()
+                )));
+            }
+            let fuse = open_fuse()?;
+            if !options.read_only {
+                writable.push(target.clone());
+            }
+            view_targets.push(target.clone());
+            mounts.push(child::RootMount::Fuse {
+                target,
+                fd: fuse.as_raw_fd(),
+                read_only: options.read_only,
+            });
+            views.push(PendingView {
+                view,
+                options,
+                fd: fuse,
+            });
+        }
         for mount in std::mem::take(&mut self.mounts) {
             let target = mount.target().to_path_buf();
             check_path("a mount target", &target)?;
@@ -452,12 +531,7 @@ impl Sandbox {
                     view,
                     options,
                 } => {
-                    let fuse = nix::fcntl::open(
-                        "/dev/fuse",
-                        OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                        nix::sys::stat::Mode::empty(),
-                    )
-                    .map_err(|source| ExecError::NoFuse { source })?;
+                    let fuse = open_fuse()?;
                     if !options.read_only {
                         writable.push(target.clone());
                     }
@@ -519,6 +593,17 @@ impl Sandbox {
         };
         Ok((plan, views))
     }
+}
+
+/// A `/dev/fuse` descriptor for one view (close-on-exec: the sandbox mounts it by number
+/// before the program's `execve`).
+fn open_fuse() -> Result<OwnedFd, ExecError> {
+    nix::fcntl::open(
+        "/dev/fuse",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|source| ExecError::NoFuse { source })
 }
 
 fn check_path(what: &str, path: &Path) -> Result<(), ExecError> {

@@ -189,6 +189,11 @@ pub struct ViewOptions {
     /// Keep the kernel's page cache of a file across opens (right when the view's files change
     /// only through this mount).
     pub keep_cache: bool,
+    /// Bypass the kernel's page cache: every `read` and `write` reaches the view as the
+    /// program made it, and reads are not cut at the size `stat` reports. Right for files whose
+    /// content is made when read (pseudo-files), wrong for ordinary files (slower, and no
+    /// shared `mmap`).
+    pub direct_io: bool,
     /// Number of FUSE server threads.
     pub threads: usize,
     /// The kernel's read-ahead for the view, in KiB (its default, 128, is one FUSE request at
@@ -203,6 +208,7 @@ impl Default for ViewOptions {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(60),
             keep_cache: true,
+            direct_io: false,
             threads: 2,
             read_ahead_kb: Some(1024),
         }
@@ -384,11 +390,14 @@ impl Adapter {
     }
 
     fn open_flags(&self) -> FopenFlags {
+        let mut flags = FopenFlags::empty();
         if self.options.keep_cache {
-            FopenFlags::FOPEN_KEEP_CACHE
-        } else {
-            FopenFlags::empty()
+            flags |= FopenFlags::FOPEN_KEEP_CACHE;
         }
+        if self.options.direct_io {
+            flags |= FopenFlags::FOPEN_DIRECT_IO;
+        }
+        flags
     }
 
     fn attr_of(&self, ino: INodeNo) -> Result<FileAttr, fuser::Errno> {

@@ -164,7 +164,7 @@ fn exit_status_is_the_programs() -> Outcome {
 fn host_files_are_not_visible() -> Outcome {
     let out = run_ok(sh(
         "for p in /etc/passwd /root /home /sys /run /var /dev/tdx_guest /dev/sda \
-         /sys/kernel/config/tsm; do test -e $p && echo \"visible: $p\"; done; \
+         /dev/sgx_enclave /dev/sgx_provision /dev/sgx /dev/attestation /sys/kernel/config/tsm; do test -e $p && echo \"visible: $p\"; done; \
          ls -A / | tr '\\n' ' '; echo; ls -A /dev | tr '\\n' ' '",
     ))?;
     let mut lines = out.lines();
@@ -179,6 +179,50 @@ fn host_files_are_not_visible() -> Outcome {
         dev.trim(),
         "fd full null random shm stderr stdin stdout urandom zero",
     )
+}
+
+fn dev_view_is_served_and_dev_stays_fixed() -> Outcome {
+    let view = MemView::new().file("/type", "memory", 0o644).writable();
+    let mut case = sh(
+        "cat /dev/pseudo/type; echo; echo note > /dev/pseudo/note && echo wrote; \
+         mkdir /dev/x 2>/dev/null && echo dev-writable; \
+         cp /bin/true /dev/pseudo/t 2>/dev/null; /dev/pseudo/t 2>/dev/null && echo exec; \
+         grep ' /dev/pseudo ' /proc/self/mounts | grep -o 'nosuid,nodev,noexec' ; \
+         ls -A /dev | tr '\\n' ' '",
+    );
+    case.sandbox = case.sandbox.dev_view(
+        "pseudo",
+        view.clone(),
+        ViewOptions {
+            read_only: false,
+            keep_cache: false,
+            ..ViewOptions::default()
+        },
+    );
+    let out = run_ok(case)?;
+    expect_eq(
+        "output",
+        out.as_str(),
+        "memory\nwrote\nnosuid,nodev,noexec\n\
+         fd full null pseudo random shm stderr stdin stdout urandom zero ",
+    )?;
+    expect_eq(
+        "the file written in the view",
+        view.contents("/note"),
+        Some(b"note\n".to_vec()),
+    )?;
+    // Only new names, one component each: the sandbox's own entries stay its own.
+    for name in ["null", "shm", "fd", "a/b", "..", ""] {
+        match Sandbox::new("/bin/sh")
+            .dev_view(name, MemView::new(), ViewOptions::default())
+            .prepare()
+        {
+            Err(ExecError::Invalid(_)) => {}
+            Err(e) => return Err(format!("/dev/{name}: wrong error {e}")),
+            Ok(_) => return Err(format!("/dev/{name}: accepted")),
+        }
+    }
+    Ok(())
 }
 
 fn root_is_read_only_and_tmp_writable() -> Outcome {
@@ -912,6 +956,10 @@ fn main() {
         (
             "root_is_read_only_and_tmp_writable",
             root_is_read_only_and_tmp_writable,
+        ),
+        (
+            "dev_view_is_served_and_dev_stays_fixed",
+            dev_view_is_served_and_dev_stays_fixed,
         ),
         ("runs_unprivileged", runs_unprivileged),
         (

@@ -161,6 +161,12 @@ pub struct Context {
     pub vfs: Vfs,
     /// Bootstrap timings.
     pub timings: BootTimings,
+    /// Which attester the workload was booted with.
+    pub attester_kind: AttesterKind,
+    /// That attester, claiming this workload's identity (the one whose evidence the
+    /// provisioning servers saw); `None` when it could not be made (the simulated TEE without
+    /// its platform key) and boot did not need it.
+    pub attester: Option<std::sync::Arc<dyn Attester>>,
 }
 
 impl Context {
@@ -313,10 +319,16 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
     timings.vfs = t.elapsed();
 
     let mut keys: Vec<(String, WrapKey)> = Vec::new();
-    if let Some(pr) = &m.provision {
+    // Made once: the evidence for the provisioning servers and any the workload asks for later
+    // (a program's /dev/attestation) name the workload the same way.
+    let attester = match build_attester(options.attester, options.sim_key.take(), &verified) {
+        Ok(a) => Some(std::sync::Arc::<dyn Attester>::from(a)),
+        Err(_) if m.provision.is_none() => None,
+        Err(e) => return Err(e),
+    };
+    if let (Some(pr), Some(attester)) = (&m.provision, &attester) {
         let ca_pem = read_pinned(&base_dir, &pr.ca_chain)?;
         let t = Instant::now();
-        let attester = build_attester(options.attester, options.sim_key.take(), &verified)?;
         let identity =
             ward_ratls::RaTlsIdentity::generate(attester.as_ref(), ward_ratls::EvidenceForm::Dice)
                 .map_err(|e| BootError::Attest(Box::new(e)))?;
@@ -363,6 +375,8 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         env,
         vfs,
         timings,
+        attester_kind: options.attester,
+        attester,
     })
 }
 

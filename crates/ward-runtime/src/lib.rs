@@ -14,6 +14,8 @@
 //! and it is not a sandbox for arbitrary binaries: built-in workloads are trusted to use only
 //! their [`bootstrap::Context`].
 
+#[cfg(target_os = "linux")]
+pub mod attestation_dev;
 pub mod bootstrap;
 #[cfg(target_os = "linux")]
 pub mod program;

@@ -15,6 +15,7 @@
 //!
 //! What it is not: the confinement itself (namespaces, seccomp, Landlock) is `ward-exec`'s.
 
+use crate::attestation_dev::AttestationView;
 use crate::bootstrap::{boot, BootError, BootOptions, Context};
 use crate::report::{FileCounts, RunReport};
 use crate::vfs::{FileKind, Vfs, VfsError, VfsStats, VfsWriter};
@@ -86,7 +87,8 @@ pub struct ProgramOutcome {
 /// program's exit, and the paths already reported as refused.
 #[derive(Default)]
 struct Shared {
-    ctx: OnceLock<Arc<Context>>,
+    /// Shared with `/dev/attestation` as well.
+    ctx: Arc<OnceLock<Arc<Context>>>,
     /// New versions of files, by workload path, written but not committed; the last one
     /// written for a path wins.
     pending: Mutex<Vec<(String, VfsWriter)>>,
@@ -429,6 +431,12 @@ impl PreparedProgram {
             );
             sandbox = sandbox.network(ward_exec::Network::Host);
         }
+        // Gramine's attestation files, answered by the booted workload's attester.
+        sandbox = sandbox.dev_view(
+            "attestation",
+            AttestationView::new(shared.ctx.clone()),
+            AttestationView::options(),
+        );
         let mounts = &layout.fs.mounts;
         let mut top: Vec<_> = mounts
             .iter()
