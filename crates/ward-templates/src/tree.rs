@@ -1,11 +1,12 @@
-//! Trusting a directory tree so that `ward sign` can hash it and the runtime can serve it.
+//! Trusting a directory tree so that `ward sign` can record it and the runtime can serve it.
 //!
-//! `ward sign` expands a directory URI (`file:/usr/lib/python3.11/`) to every regular file below
-//! it, following symlinks, and fails on a dangling one; the runtime refuses a file whose symlink
-//! leads out of its mount. So a directory is trusted whole only when its subtree is *clean*: no
-//! dangling symlink, no symlink leading out of the mount, no symlink to a directory (followed by
-//! the hasher, possibly in a loop), no excluded name. An unclean directory is listed file by file
-//! instead, with clean subdirectories still trusted whole, and what was left out is reported.
+//! `ward sign` records a trusted directory as a tree whose symlinks stay symlinks, resolved in the
+//! workload's view at run time. A link that dangles, or leads out of the mount, would then show the
+//! program nothing, and a link to a directory another name for a subtree. So a directory is trusted
+//! whole only when its subtree is *clean*: no dangling symlink, no symlink leading out of the
+//! mount, no symlink to a directory, no excluded name. An unclean directory is listed file by file
+//! instead (a single trusted file is served with the content its hash pins, wherever a host link
+//! leads), with clean subdirectories still trusted whole, and what was left out is reported.
 
 use crate::error::{io_err, TemplateError};
 use std::fs;
