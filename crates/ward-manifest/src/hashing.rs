@@ -1,7 +1,7 @@
 //! Filling in trusted-file hashes at sign time (directories become trusted trees).
 
 use crate::error::Error;
-use crate::schema::{FileUri, HashedFile, Manifest, Sha256, TreeRef, TrustedFile};
+use crate::schema::{FileMode, FileUri, HashedFile, Manifest, Mtime, Sha256, TreeRef, TrustedFile};
 use crate::tree::{TrustTree, TrustTrees, DEFAULT_CHUNK_SIZE};
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -61,7 +61,7 @@ impl Manifest {
         on_file: &mut OnFile<'_>,
     ) -> Result<Hashed, Error> {
         let mut out = self.clone();
-        let mut hashed: BTreeMap<FileUri, Sha256> = BTreeMap::new();
+        let mut hashed: BTreeMap<FileUri, HashedFile> = BTreeMap::new();
         let mut trees: BTreeMap<FileUri, TrustTree> = BTreeMap::new();
         for entry in &self.sgx.trusted_files {
             let uri = entry.uri();
@@ -127,8 +127,8 @@ impl Manifest {
         }
         let mut all = TrustTrees::default();
         out.sgx.trusted_files = hashed
-            .into_iter()
-            .map(|(uri, sha256)| TrustedFile::Hashed(HashedFile { uri, sha256 }))
+            .into_values()
+            .map(TrustedFile::Hashed)
             .chain(trees.into_values().map(|t| {
                 let r = TreeRef {
                     uri: t.uri().clone(),
@@ -157,8 +157,8 @@ impl Manifest {
                     source: std::io::ErrorKind::InvalidInput.into(),
                 });
             }
-            let sha256 = hash_one(base_dir, &uri, expected, on_file)?;
-            pr.ca_chain = TrustedFile::Hashed(HashedFile { uri, sha256 });
+            let sha256 = hash_one(base_dir, &uri, expected, on_file)?.sha256;
+            pr.ca_chain = TrustedFile::Hashed(HashedFile::new(uri, sha256));
         }
         Ok(Hashed {
             manifest: out,
@@ -190,15 +190,13 @@ fn hash_one(
     uri: &FileUri,
     expected: Option<Sha256>,
     on_file: &mut OnFile<'_>,
-) -> Result<Sha256, Error> {
+) -> Result<HashedFile, Error> {
     let path = resolve(base_dir, uri);
-    let size = fs::metadata(&path)
-        .map_err(Error::io(format!(
-            "trusted file {uri} ({})",
-            path.display()
-        )))?
-        .len();
-    on_file(uri, &path, size);
+    let md = fs::metadata(&path).map_err(Error::io(format!(
+        "trusted file {uri} ({})",
+        path.display()
+    )))?;
+    on_file(uri, &path, md.len());
     let found = sha256_file(&path, &mut |_| {}).map_err(Error::io(format!(
         "hashing trusted file {uri} ({})",
         path.display()
@@ -210,6 +208,13 @@ fn hash_one(
             expected: e.to_string(),
             found: found.to_string(),
         }),
-        _ => Ok(found),
+        _ => Ok(HashedFile {
+            uri: uri.clone(),
+            sha256: found,
+            mode: Some(FileMode(
+                std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777,
+            )),
+            mtime: Some(Mtime::of(&md)),
+        }),
     }
 }

@@ -404,6 +404,10 @@ struct TrustedFileTable {
     sha256: Option<Sha256>,
     #[serde(default)]
     tree: Option<Sha256>,
+    #[serde(default)]
+    mode: Option<FileMode>,
+    #[serde(default)]
+    mtime: Option<Mtime>,
 }
 
 // Hand-written so a bad entry gets the precise reason, not "did not match any variant".
@@ -434,7 +438,12 @@ impl<'de> Deserialize<'de> for TrustedFile {
                              not both",
                         ))
                     }
-                    (Some(sha256), None) => TrustedFile::Hashed(HashedFile { uri: t.uri, sha256 }),
+                    (Some(sha256), None) => TrustedFile::Hashed(HashedFile {
+                        uri: t.uri,
+                        sha256,
+                        mode: t.mode,
+                        mtime: t.mtime,
+                    }),
                     (None, Some(tree)) => TrustedFile::Tree(TreeRef { uri: t.uri, tree }),
                     (None, None) => TrustedFile::Uri(t.uri),
                 })
@@ -466,7 +475,8 @@ pub struct TreeRef {
     pub tree: Sha256,
 }
 
-/// A file and its SHA-256.
+/// A file and its SHA-256, with the mode and mtime the workload sees (`ward sign` records them;
+/// a Gramine-style `{ uri, sha256 }` without them shows the host's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HashedFile {
@@ -474,6 +484,61 @@ pub struct HashedFile {
     pub uri: FileUri,
     /// Its SHA-256 (filled in by `ward sign`).
     pub sha256: Sha256,
+    /// Its permission bits, as signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
+    /// Its modification time, as signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<Mtime>,
+}
+
+impl HashedFile {
+    /// A file with only its hash (no signed metadata).
+    pub fn new(uri: FileUri, sha256: Sha256) -> Self {
+        HashedFile {
+            uri,
+            sha256,
+            mode: None,
+            mtime: None,
+        }
+    }
+}
+
+/// Permission bits, written in octal (`"0755"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FileMode(pub u32);
+
+impl TryFrom<String> for FileMode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        u32::from_str_radix(&s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .map(FileMode)
+            .ok_or_else(|| format!("{s:?} is not a file mode (octal, e.g. \"0644\")"))
+    }
+}
+
+impl From<FileMode> for String {
+    fn from(m: FileMode) -> String {
+        format!("{:04o}", m.0)
+    }
+}
+
+pub use crate::tree::Mtime;
+
+impl Serialize for Mtime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mtime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[provision]`: the secret-provisioning servers and what their secrets become.

@@ -129,7 +129,8 @@ impl Mtime {
         }
     }
 
-    fn of(md: &fs::Metadata) -> Mtime {
+    /// The mtime recorded in `md`.
+    pub fn of(md: &fs::Metadata) -> Mtime {
         Mtime {
             secs: md.mtime(),
             nanos: u32::try_from(md.mtime_nsec()).unwrap_or(0).min(999_999_999),
@@ -137,6 +138,13 @@ impl Mtime {
     }
 
     fn parse(s: &str) -> Result<Mtime, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for Mtime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mtime, String> {
         let bad = || format!("{s:?} is not a time (SECONDS.NANOSECONDS)");
         let (secs, nanos) = s.split_once('.').ok_or_else(bad)?;
         if nanos.len() != 9 || !nanos.bytes().all(|b| b.is_ascii_digit()) {

@@ -196,6 +196,26 @@ fn files_hash_like_sha256sum_and_directories_become_trees() {
         entries[0].2,
         hex_sha256(&fs::read(dir.path().join("labels.txt")).unwrap())
     );
+    // A file's mode and mtime are signed with it (the workload sees those, not the host's).
+    let md = fs::metadata(dir.path().join("labels.txt")).unwrap();
+    match &hashed.manifest.sgx.trusted_files[0] {
+        TrustedFile::Hashed(h) => {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            assert_eq!(h.mode, Some(FileMode(md.permissions().mode() & 0o7777)));
+            let mtime = h.mtime.unwrap();
+            assert_eq!(
+                (mtime.secs, i64::from(mtime.nanos)),
+                (md.mtime(), md.mtime_nsec())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = toml::to_string(&hashed.manifest).unwrap();
+    assert!(
+        text.contains("mode = \"0644\"") || text.contains("mode = \""),
+        "{text}"
+    );
+    assert_eq!(Manifest::from_toml(&text).unwrap(), hashed.manifest);
     // The directory is one entry, pinned by the digest of its tree, which lists both files
     // with the SHA-256 of their (single) chunk: sha256("alpha"), computed independently.
     assert_eq!((entries[1].0, entries[1].1.as_str()), ("tree", "file:app/"));

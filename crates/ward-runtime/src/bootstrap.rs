@@ -520,7 +520,11 @@ fn build_vfs(
     }
     for t in &m.sgx.trusted_files {
         if let TrustedFile::Hashed(h) = t {
-            b = b.trusted(resolve(base_dir, &h.uri), h.sha256.0);
+            let host = resolve(base_dir, &h.uri);
+            if let (Some(mode), Some(mtime)) = (h.mode, h.mtime) {
+                b = b.trusted_metadata(&host, mode.0, mtime.system_time());
+            }
+            b = b.trusted(host, h.sha256.0);
         }
     }
     for a in &m.sgx.allowed_files {

@@ -270,6 +270,7 @@ enum Resolved<'v> {
 pub struct VfsBuilder {
     mounts: Vec<(String, PendingMount)>,
     trusted: Vec<(PathBuf, [u8; 32])>,
+    trusted_meta: Vec<(PathBuf, u32, SystemTime)>,
     trees: Vec<(PathBuf, Arc<TrustTree>)>,
     allowed: Vec<PathBuf>,
     pins: Vec<(String, [u8; 32])>,
@@ -350,6 +351,18 @@ impl VfsBuilder {
     /// A trusted file: the exact host file, whose SHA-256 the manifest fixes.
     pub fn trusted(mut self, host_file: impl Into<PathBuf>, sha256: [u8; 32]) -> Self {
         self.trusted.push((host_file.into(), sha256));
+        self
+    }
+
+    /// The mode and mtime the workload sees for trusted file `host_file` (as signed), instead
+    /// of the host's.
+    pub fn trusted_metadata(
+        mut self,
+        host_file: impl Into<PathBuf>,
+        mode: u32,
+        mtime: SystemTime,
+    ) -> Self {
+        self.trusted_meta.push((host_file.into(), mode, mtime));
         self
     }
 
@@ -494,6 +507,11 @@ impl VfsBuilder {
                 }
             }
         }
+        let trusted_meta = self
+            .trusted_meta
+            .into_iter()
+            .map(|(p, mode, mtime)| (path::lexical_abs(&p, &cwd), (mode, mtime)))
+            .collect();
         let mut trees: BTreeMap<PathBuf, Arc<TrustTree>> = BTreeMap::new();
         for (host, tree) in self.trees {
             let abs = path::lexical_abs(&host, &cwd);
@@ -515,6 +533,7 @@ impl VfsBuilder {
         let mut vfs = Vfs {
             mounts,
             trusted,
+            trusted_meta,
             trees,
             allowed,
             pins: BTreeMap::new(),
@@ -570,6 +589,8 @@ pub struct Vfs {
     mounts: Vec<Mount>,
     /// Absolute, lexically normalised host path → SHA-256.
     trusted: BTreeMap<PathBuf, [u8; 32]>,
+    /// Trusted files' signed mode and mtime, where the manifest has them.
+    trusted_meta: BTreeMap<PathBuf, (u32, SystemTime)>,
     /// Absolute, lexically normalised host directory → its signed tree.
     trees: BTreeMap<PathBuf, Arc<TrustTree>>,
     /// Absolute, lexically normalised host paths (files or directories).
@@ -1332,7 +1353,12 @@ impl Vfs {
                         Ok(VfsMetadata::file(info.size, FileKind::Protected))
                     }
                     None if self.trusted.contains_key(&t.abs) => {
-                        Ok(VfsMetadata::file(md.len(), FileKind::Trusted))
+                        let signed = self.trusted_meta.get(&t.abs);
+                        Ok(VfsMetadata {
+                            mode: signed.map(|s| s.0),
+                            mtime: signed.map(|s| s.1),
+                            ..VfsMetadata::file(md.len(), FileKind::Trusted)
+                        })
                     }
                     None if self.is_allowed(&t.abs) => {
                         Ok(VfsMetadata::file(md.len(), FileKind::Allowed))

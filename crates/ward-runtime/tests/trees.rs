@@ -216,3 +216,25 @@ fn a_file_swapped_for_a_symlink_or_fifo_on_the_host_is_checked_or_refused() {
     assert!(s.vfs.open("/app/small.py").is_err());
     assert!(Path::new(&s.host("pkg")).exists());
 }
+
+#[test]
+fn a_trusted_files_signed_mode_and_mtime_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bin/tool");
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, b"#!x").unwrap();
+    let sha: [u8; 32] = {
+        use sha2::Digest;
+        sha2::Sha256::digest(b"#!x").into()
+    };
+    let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let vfs = Vfs::builder()
+        .chroot("/opt", dir.path())
+        .trusted(&file, sha)
+        .trusted_metadata(&file, 0o755, signed)
+        .build()
+        .unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let md = vfs.metadata("/opt/bin/tool").unwrap();
+    assert_eq!((md.mode, md.mtime), (Some(0o755), Some(signed)));
+}
