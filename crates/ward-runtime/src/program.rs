@@ -620,6 +620,10 @@ impl RunningProgram {
                     let source = VfsError::WriteFailed { path: path.clone() };
                     return Err(ProgramError::Commit { path, source });
                 };
+                if writer.is_unchanged_copy() {
+                    // Opened for writing, never written: the file is already what it holds.
+                    continue;
+                }
                 writer
                     .commit()
                     .map_err(|source| ProgramError::Commit { path, source })?;

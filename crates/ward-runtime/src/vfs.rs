@@ -1066,6 +1066,7 @@ impl Vfs {
             out.write_at(off, &buf[..n])?;
             off += n as u64;
         }
+        out.mark_unchanged_copy();
         Ok(out)
     }
 

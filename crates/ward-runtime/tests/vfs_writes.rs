@@ -307,3 +307,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_edited_copy_knows_whether_it_changed() {
+    let f = Fixture::new();
+    fs::write(f.p("out/f.bin"), b"same").unwrap();
+    let vfs = f.vfs();
+    let mut w = vfs.edit("/out/f.bin").unwrap();
+    assert!(w.is_unchanged_copy());
+    assert_eq!(read_back(&mut w), b"same");
+    w.write_at(2, b"").unwrap();
+    assert!(
+        w.is_unchanged_copy(),
+        "reads and empty writes change nothing"
+    );
+    w.write_at(0, b"S").unwrap();
+    assert!(!w.is_unchanged_copy());
+    let mut w = vfs.edit("/out/f.bin").unwrap();
+    w.set_len(0).unwrap();
+    assert!(!w.is_unchanged_copy());
+    // A new, empty version is a change: it truncates the file when committed.
+    assert!(!vfs.create("/out/f.bin").unwrap().is_unchanged_copy());
+}

@@ -124,6 +124,10 @@ os.close(fd)
 with open(f"{R}/log.txt") as f:
     print("log:", f.read().count("line"))
 
+# Opened for writing, never written: not rewritten.
+with open(f"{R}/untouched.txt", "r+b") as f:
+    print("untouched:", f.read().decode().strip())
+
 # (f) A huge offset is a clear error, and the file stays usable.
 fd = os.open(f"{R}/huge.bin", os.O_RDWR | os.O_CREAT, 0o600)
 try:
@@ -196,6 +200,8 @@ fn python_writes_out_of_order_reads_back_patches_and_appends_protected_files() {
     };
     encrypt("existing.txt");
     encrypt("log.txt");
+    std::fs::write(p.join("plain/untouched.txt"), b"as it was\n").unwrap();
+    encrypt("untouched.txt");
     let decrypt = |name: &str| -> Vec<u8> {
         let (input, output) = (format!("results/{name}"), format!("plain/out-{name}"));
         ok(ward(
@@ -335,6 +341,7 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
     assert_eq!(line("log: "), "4");
     assert_eq!(line("huge: "), "EFBIG");
     assert_eq!(line("after huge: "), "ok");
+    assert_eq!(line("untouched: "), "as it was");
     assert!(!stdout.contains("LEAK"), "{stdout}");
     assert!(stderr.contains("6 output file(s) committed"), "{stderr}");
 
@@ -370,8 +377,14 @@ secrets = [{{ name = "wrap_key", key_name = "default" }}]
             "huge.bin",
             "log.txt",
             "out.zip",
-            "scratch.bin"
+            "scratch.bin",
+            "untouched.txt"
         ]
+    );
+    // Byte-identical, not re-encrypted under fresh node keys.
+    assert_eq!(
+        std::fs::read(p.join("results/untouched.txt")).unwrap(),
+        before["untouched.txt"]
     );
 
     // Failing again after a good run: the committed files stay as they are.

@@ -61,6 +61,9 @@ pub struct VfsWriter {
     len: u64,
     /// Where `Write` writes next.
     cursor: u64,
+    /// Started as a copy of the current file ([`Vfs::edit`](super::Vfs::edit)) and not changed
+    /// since: committing it would only rewrite the same bytes.
+    unchanged_copy: bool,
     failed: bool,
     stats: Arc<Counters>,
 }
@@ -99,6 +102,7 @@ impl VfsWriter {
             inner: Some(inner),
             len: 0,
             cursor: 0,
+            unchanged_copy: false,
             failed: false,
             stats,
         }
@@ -157,6 +161,17 @@ impl VfsWriter {
     /// Whether the new version is empty so far.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether this version is a copy of the current file, unchanged since (see
+    /// [`Vfs::edit`](super::Vfs::edit)): a program that opened a file for writing and wrote
+    /// nothing. Dropping it instead of committing leaves the same bytes.
+    pub fn is_unchanged_copy(&self) -> bool {
+        self.unchanged_copy && !self.failed
+    }
+
+    pub(crate) fn mark_unchanged_copy(&mut self) {
+        self.unchanged_copy = true;
     }
 
     /// Whether an earlier write or truncation failed (then nothing more can be done with it).
@@ -224,6 +239,7 @@ impl VfsWriter {
         self.check_size(end)?;
         let end = end.unwrap_or(u64::MAX);
         let len = self.len;
+        self.unchanged_copy = false;
         self.mutate(|inner, names| match inner {
             Inner::Host { tmp } => tmp
                 .file()
@@ -288,6 +304,7 @@ impl VfsWriter {
     /// Truncates or zero-extends the new version to `len` bytes.
     pub fn set_len(&mut self, len: u64) -> Result<(), VfsError> {
         self.check_size(Some(len))?;
+        self.unchanged_copy = false;
         self.mutate(|inner, names| match inner {
             Inner::Host { tmp } => tmp
                 .file()
