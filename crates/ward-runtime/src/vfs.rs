@@ -18,9 +18,9 @@
 //! returned, and stays protected against changes after open (see [`VfsFile`]); a protected file's
 //! nodes are authenticated before they are returned, and a pinned one is hashed whole at open.
 //!
-//! Writes ([`Vfs::create`]) go to a temporary file beside the target (or a buffer, for tmpfs) and
-//! become visible atomically at [`VfsWriter::commit`]; a writer dropped uncommitted leaves nothing
-//! behind. Under an encrypted mount the new file is a protected file bound to its bound path.
+//! Writes ([`Vfs::create`], or [`Vfs::edit`] to start from a copy of the current file) go to a
+//! temporary file beside the target (or a buffer, for tmpfs), at any offset, and become visible
+//! atomically at [`VfsWriter::commit`]; a writer dropped uncommitted leaves nothing behind. Under an encrypted mount the new file is a protected file bound to its bound path.
 //! Trusted and pinned files are read-only; under a chroot mount only allowed files are writable.
 //!
 //! Host symlinks may not lead out of a mount: every host path is canonicalised and must stay
