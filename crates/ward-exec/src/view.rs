@@ -17,6 +17,7 @@ use fuser::{
     MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyWrite, Request, Session, SessionACL, TimeOrNow, WriteFlags,
 };
+use fuser::{InitFlags, KernelConfig};
 use nix::errno::Errno;
 
 /// What a path of a view is.
@@ -102,6 +103,13 @@ pub trait Handle: Send + Sync {
         Err(Errno::EBADF)
     }
 
+    /// Writes `data` at the end of the file: a write through a descriptor with `O_APPEND`.
+    /// `offset` is where the kernel put the end, from the size it last cached; a view that
+    /// knows the file's real end should write there. Returns how many bytes were written.
+    fn append(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        self.write_at(offset, data)
+    }
+
     /// Truncates or extends the file to `len` bytes.
     fn set_len(&self, _len: u64) -> Result<(), Errno> {
         Err(Errno::EROFS)
@@ -146,8 +154,9 @@ pub trait View: Send + Sync + 'static {
         Err(Errno::EINVAL)
     }
 
-    /// Opens the file `path`; `flags` are the `open(2)` flags (`O_RDONLY`, `O_WRONLY`, …,
-    /// without `O_CREAT`, `O_EXCL` and `O_NOCTTY`).
+    /// Opens the file `path`; `flags` are the `open(2)` flags (`O_RDONLY`, `O_WRONLY`,
+    /// `O_APPEND`, …, without `O_CREAT`, `O_EXCL` and `O_NOCTTY`). `O_TRUNC` is the view's to
+    /// honour: the kernel then does not truncate by itself (atomic `O_TRUNC`).
     fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno>;
 
     /// Creates and opens the new file `path` with permission bits `mode`.
@@ -408,6 +417,16 @@ impl Adapter {
 }
 
 impl Filesystem for Adapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // O_TRUNC is passed to the view's open, which starts the new version empty (instead of
+        // copying the old one for the truncation that would follow). A kernel without it sends
+        // that truncation as a setattr, which works too.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
+            tracing::debug!("the kernel lacks {missing:?}; O_TRUNC arrives as a setattr");
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let path = match self.child(parent, name) {
             Ok(path) => path,
@@ -467,7 +486,13 @@ impl Filesystem for Adapter {
                     .handle(fh)
                     .and_then(|h| h.set_len(size).map_err(fuse_errno)),
                 None => self.path(ino).and_then(|path| {
-                    let handle = self.view.open(&path, libc::O_WRONLY).map_err(fuse_errno)?;
+                    // truncate(2) of a path: to zero is an O_TRUNC open.
+                    let flags = if size == 0 {
+                        libc::O_WRONLY | libc::O_TRUNC
+                    } else {
+                        libc::O_WRONLY
+                    };
+                    let handle = self.view.open(&path, flags).map_err(fuse_errno)?;
                     let result = handle.set_len(size).map_err(fuse_errno);
                     let _ = handle.release();
                     result
@@ -530,15 +555,23 @@ impl Filesystem for Adapter {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        write_flags: WriteFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self
-            .handle(fh)
-            .and_then(|h| h.write_at(offset, data).map_err(fuse_errno))
-        {
+        // `flags` are the descriptor's; a write-back of cached pages carries a guessed
+        // descriptor's flags and its own offset, never an append.
+        let append =
+            flags.0 & libc::O_APPEND != 0 && !write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
+        match self.handle(fh).and_then(|h| {
+            if append {
+                h.append(offset, data)
+            } else {
+                h.write_at(offset, data)
+            }
+            .map_err(fuse_errno)
+        }) {
             Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(e) => reply.error(e),
         }

@@ -3,9 +3,11 @@
 //! The manifest's mounts become the program's file system through `ward-exec`: each top-level
 //! chroot or encrypted mount is a FUSE view answered by the [`Vfs`] (trusted files verified
 //! before any byte is served, protected files decrypted, anything else absent), tmpfs mounts are
-//! the kernel's. New files the program writes are held as uncommitted [`VfsWriter`]s and
-//! committed (synced and renamed into place) only if the program exits 0; otherwise they are
-//! discarded and existing files stay as they were.
+//! the kernel's. Files the program writes are new versions ([`VfsWriter`]s), one per path shared
+//! by every descriptor on it, so the program reads back what it wrote; opening an existing file
+//! without `O_TRUNC` starts its new version as a copy of it. New versions are committed (synced
+//! and renamed into place) only if the program exits 0; otherwise they are discarded and
+//! existing files stay as they were.
 //!
 //! The order matters: the sandbox's zygote is forked ([`PreparedProgram::prepare`]) while the
 //! process is still single-threaded, before the runtime digest, attestation and key fetching
@@ -19,8 +21,7 @@ use crate::attestation_dev::AttestationView;
 use crate::bootstrap::{boot, BootError, BootOptions, Context};
 use crate::report::{FileCounts, RunReport};
 use crate::vfs::{FileKind, Vfs, VfsError, VfsStats, VfsWriter};
-use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -83,23 +84,47 @@ pub struct ProgramOutcome {
     pub stats: VfsStats,
 }
 
-/// What the views share: the booted context (set once booted), the writers waiting for the
-/// program's exit, and the paths already reported as refused.
+/// The new version of one file, shared by every handle on its path (so a read sees what was
+/// written); `None` once taken for commit or discard at exit.
+type Version = Arc<Mutex<Option<VfsWriter>>>;
+
+/// What the views share: the booted context (set once booted), the new versions waiting for
+/// the program's exit, and the paths already reported as refused.
 #[derive(Default)]
 struct Shared {
     /// Shared with `/dev/attestation` as well.
     ctx: Arc<OnceLock<Arc<Context>>>,
-    /// New versions of files, by workload path, written but not committed; the last one
-    /// written for a path wins.
-    pending: Mutex<Vec<(String, VfsWriter)>>,
-    /// Sizes of files being written (open or pending), for `stat`.
-    writing: Mutex<HashMap<String, u64>>,
+    /// New versions of files written in this run, by workload path; each is committed once, at
+    /// exit 0.
+    pending: Mutex<BTreeMap<String, Version>>,
+    /// Held while a new version is started (a copy of a large file takes a while), so two opens
+    /// of one path share one version, without making `stat`s wait on `pending`.
+    starting: Mutex<()>,
     refused: Mutex<BTreeSet<String>>,
 }
 
 impl Shared {
     fn vfs(&self) -> Result<&Vfs, Errno> {
         self.ctx.get().map(|c| &c.vfs).ok_or(Errno::EIO)
+    }
+
+    /// The new version of `path` written in this run, if any.
+    fn version(&self, path: &str) -> Option<Version> {
+        self.pending.lock().ok()?.get(path).cloned()
+    }
+
+    /// The current size of `path`'s new version, if it has one.
+    fn version_len(&self, path: &str) -> Option<u64> {
+        let version = self.version(path)?;
+        let writer = version.lock().ok()?;
+        writer.as_ref().map(VfsWriter::len)
+    }
+
+    /// The errno the program sees for a failed read or write of a new version, logged (without
+    /// any of the file's bytes).
+    fn write_errno(&self, path: &str, op: &str, e: &VfsError) -> Errno {
+        tracing::warn!("{op} {path}: {}", ward_attest::ErrorChain(e));
+        self.errno(path, e)
     }
 
     /// The errno the program sees for `e`; refusals are reported once per path with the rule
@@ -127,6 +152,10 @@ impl Shared {
             | VfsError::TrustedReadOnly { .. }
             | VfsError::PinnedReadOnly { .. } => Errno::EACCES,
             VfsError::Escape { .. } => Errno::EACCES,
+            VfsError::TooLarge { .. } => Errno::EFBIG,
+            VfsError::Io { source, .. } if source.kind() == std::io::ErrorKind::OutOfMemory => {
+                Errno::ENOMEM
+            }
             VfsError::Io { source, .. } => source
                 .raw_os_error()
                 .map(Errno::from_raw)
@@ -168,13 +197,7 @@ impl MountView {
 
     fn attr(&self, path: &str) -> Result<Attr, Errno> {
         let vfs = self.shared.vfs()?;
-        if let Some(size) = self
-            .shared
-            .writing
-            .lock()
-            .ok()
-            .and_then(|w| w.get(path).copied())
-        {
+        if let Some(size) = self.shared.version_len(path) {
             return Ok(Attr::file(size, 0o644, SystemTime::now()));
         }
         let md = vfs
@@ -199,17 +222,44 @@ impl MountView {
         })
     }
 
-    fn writer(&self, path: &str) -> Result<Box<dyn Handle>, Errno> {
-        let vfs = self.shared.vfs()?;
-        let writer = vfs.create(path).map_err(|e| self.shared.errno(path, &e))?;
-        if let Ok(mut w) = self.shared.writing.lock() {
-            w.insert(path.to_owned(), 0);
+    /// The new version of `path`, shared with every other handle on it: the one already
+    /// started in this run (emptied when `truncate`), or a new one — empty when `truncate` or
+    /// not `copy`, else a copy of the current file.
+    fn version_for(&self, path: &str, truncate: bool, copy: bool) -> Result<Version, Errno> {
+        let _starting = self.shared.starting.lock().map_err(|_| Errno::EIO)?;
+        if let Some(version) = self.shared.version(path) {
+            if truncate {
+                let mut writer = version.lock().map_err(|_| Errno::EIO)?;
+                let writer = writer.as_mut().ok_or(Errno::EIO)?;
+                writer
+                    .set_len(0)
+                    .map_err(|e| self.shared.write_errno(path, "truncating", &e))?;
+            }
+            return Ok(version);
         }
-        Ok(Box::new(WriteHandle {
+        let vfs = self.shared.vfs()?;
+        let writer = if truncate || !copy {
+            vfs.create(path)
+        } else {
+            vfs.edit(path)
+        }
+        .map_err(|e| self.shared.errno(path, &e))?;
+        let version = Arc::new(Mutex::new(Some(writer)));
+        self.shared
+            .pending
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .insert(path.to_owned(), version.clone());
+        Ok(version)
+    }
+
+    fn version_handle(&self, path: &str, version: Version, write: bool) -> Box<dyn Handle> {
+        Box::new(VersionHandle {
             path: path.to_owned(),
-            state: Mutex::new(Some((writer, 0))),
+            version,
+            write,
             shared: self.shared.clone(),
-        }))
+        })
     }
 }
 
@@ -252,23 +302,14 @@ impl View for MountView {
 
     fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno> {
         let path = self.workload_path(path);
-        if flags & libc_accmode() != 0 {
-            if flags & O_APPEND != 0 {
-                // A new version starts empty: appending would commit only the appended bytes.
-                tracing::warn!("refused {path}: appending to an existing file is not supported");
-                return Err(Errno::EOPNOTSUPP);
-            }
-            // Opening an existing file for writing starts its new version, as create does.
-            return self.writer(&path);
+        if flags & O_ACCMODE != 0 {
+            // Without O_TRUNC the new version keeps the current bytes (`r+`, `a`).
+            let version = self.version_for(&path, flags & O_TRUNC != 0, true)?;
+            return Ok(self.version_handle(&path, version, true));
         }
-        if self
-            .shared
-            .writing
-            .lock()
-            .is_ok_and(|w| w.contains_key(&path))
-        {
-            // Written in this run but not committed: nothing to read yet.
-            return Err(Errno::EBUSY);
+        if let Some(version) = self.shared.version(&path) {
+            // Written in this run: read what was written.
+            return Ok(self.version_handle(&path, version, false));
         }
         let vfs = self.shared.vfs()?;
         let file = vfs.open(&path).map_err(|e| self.shared.errno(&path, &e))?;
@@ -279,25 +320,22 @@ impl View for MountView {
         }))
     }
 
-    fn create(
-        &self,
-        path: &str,
-        _mode: u16,
-        _flags: i32,
-    ) -> Result<(Attr, Box<dyn Handle>), Errno> {
+    fn create(&self, path: &str, _mode: u16, flags: i32) -> Result<(Attr, Box<dyn Handle>), Errno> {
+        // The kernel believes the file does not exist: a new, empty version (or, after a race
+        // with another open, the one just started).
         let path = self.workload_path(path);
-        let handle = self.writer(&path)?;
-        Ok((Attr::file(0, 0o644, SystemTime::now()), handle))
+        let version = self.version_for(&path, flags & O_TRUNC != 0, false)?;
+        let size = self.shared.version_len(&path).unwrap_or(0);
+        let handle = self.version_handle(&path, version, true);
+        Ok((Attr::file(size, 0o644, SystemTime::now()), handle))
     }
 }
 
-/// `O_WRONLY | O_RDWR`.
-fn libc_accmode() -> i32 {
-    0o3
-}
+/// `O_WRONLY | O_RDWR` (Linux).
+const O_ACCMODE: i32 = 0o3;
 
-/// `O_APPEND` (Linux).
-const O_APPEND: i32 = 0o2000;
+/// `O_TRUNC` (Linux).
+const O_TRUNC: i32 = 0o1000;
 
 struct ReadHandle {
     path: String,
@@ -307,6 +345,10 @@ struct ReadHandle {
 
 impl Handle for ReadHandle {
     fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        if let Some(version) = self.shared.version(&self.path) {
+            // Opened before the program started rewriting the file: same file, new bytes.
+            return read_version(&self.shared, &self.path, &version, offset, size);
+        }
         let mut file = self.file.lock().map_err(|_| Errno::EIO)?;
         let mut buf = vec![0u8; size as usize];
         let mut done = 0;
@@ -322,57 +364,82 @@ impl Handle for ReadHandle {
     }
 }
 
-/// A new version of a file: sequential writes only, committed after the program succeeds.
-struct WriteHandle {
+/// Reads up to `size` bytes of a new version at `offset`.
+fn read_version(
+    shared: &Shared,
+    path: &str,
+    version: &Version,
+    offset: u64,
+    size: u32,
+) -> Result<Vec<u8>, Errno> {
+    let mut writer = version.lock().map_err(|_| Errno::EIO)?;
+    let writer = writer.as_mut().ok_or(Errno::EIO)?;
+    let want = u64::from(size).min(writer.len().saturating_sub(offset));
+    let mut buf = vec![0u8; want as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match writer.read_at(offset + done as u64, &mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) => return Err(shared.write_errno(path, "reading back", &e)),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// A descriptor on a file written in this run: reads and writes go to its new version, shared
+/// with every other descriptor on the path. Closing it commits nothing; the program's exit does.
+struct VersionHandle {
     path: String,
-    /// The writer and how many bytes it holds; `None` once released.
-    state: Mutex<Option<(VfsWriter, u64)>>,
+    version: Version,
+    /// Opened for writing.
+    write: bool,
     shared: Arc<Shared>,
 }
 
-impl Handle for WriteHandle {
-    fn read_at(&self, _offset: u64, _size: u32) -> Result<Vec<u8>, Errno> {
-        // A file being written is not readable until it is committed.
-        Err(Errno::EBADF)
+impl VersionHandle {
+    fn writer<T>(&self, op: impl FnOnce(&mut VfsWriter) -> Result<T, Errno>) -> Result<T, Errno> {
+        if !self.write {
+            return Err(Errno::EBADF);
+        }
+        let mut writer = self.version.lock().map_err(|_| Errno::EIO)?;
+        op(writer.as_mut().ok_or(Errno::EIO)?)
+    }
+}
+
+impl Handle for VersionHandle {
+    fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        read_version(&self.shared, &self.path, &self.version, offset, size)
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
-        let mut state = self.state.lock().map_err(|_| Errno::EIO)?;
-        let (writer, len) = state.as_mut().ok_or(Errno::EBADF)?;
-        if offset != *len {
-            // New protected files are written front to back; a seek back is not supported.
-            return Err(Errno::ESPIPE);
-        }
-        writer.write_all(data).map_err(|e| {
-            tracing::warn!("writing {}: {e}", self.path);
-            Errno::EIO
+        self.writer(|w| {
+            w.write_at(offset, data)
+                .map_err(|e| self.shared.write_errno(&self.path, "writing", &e))
         })?;
-        *len += data.len() as u64;
-        if let Ok(mut w) = self.shared.writing.lock() {
-            w.insert(self.path.clone(), *len);
-        }
         Ok(data.len())
     }
 
-    fn set_len(&self, new_len: u64) -> Result<(), Errno> {
-        let state = self.state.lock().map_err(|_| Errno::EIO)?;
-        match &*state {
-            // O_TRUNC of the fresh version, or a no-op: fine.
-            Some((_, len)) if *len == new_len => Ok(()),
-            Some(_) => Err(Errno::EINVAL),
-            None => Err(Errno::EBADF),
-        }
+    fn append(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        self.writer(|w| {
+            // The version's own end, not the kernel's cached size (they agree unless the
+            // kernel's attributes are stale).
+            let end = w.len();
+            if end != offset {
+                tracing::debug!("append to {}: at {end}, not {offset}", self.path);
+            }
+            w.write_at(end, data)
+                .map_err(|e| self.shared.write_errno(&self.path, "appending to", &e))
+        })?;
+        Ok(data.len())
     }
 
-    fn release(&self) -> Result<(), Errno> {
-        let taken = self.state.lock().map_err(|_| Errno::EIO)?.take();
-        if let Some((writer, _)) = taken {
-            if let Ok(mut pending) = self.shared.pending.lock() {
-                pending.retain(|(p, _)| *p != self.path);
-                pending.push((self.path.clone(), writer));
-            }
-        }
-        Ok(())
+    fn set_len(&self, len: u64) -> Result<(), Errno> {
+        self.writer(|w| {
+            w.set_len(len)
+                .map_err(|e| self.shared.write_errno(&self.path, "truncating", &e))
+        })
     }
 }
 
@@ -566,6 +633,15 @@ impl RunningProgram {
                 "the output list was poisoned".into(),
             ))
         })?);
+        // Taken out of their handles: a FUSE handle still held somewhere can no longer touch
+        // a version being committed or discarded.
+        let pending: Vec<(String, Option<VfsWriter>)> = pending
+            .into_iter()
+            .map(|(path, v)| {
+                let writer = v.lock().ok().and_then(|mut w| w.take());
+                (path, writer)
+            })
+            .collect();
         let mut outcome = ProgramOutcome {
             code,
             committed: 0,
@@ -574,6 +650,14 @@ impl RunningProgram {
         };
         if code == 0 {
             for (path, writer) in pending {
+                let Some(writer) = writer else {
+                    let source = VfsError::WriteFailed { path: path.clone() };
+                    return Err(ProgramError::Commit { path, source });
+                };
+                if writer.is_unchanged_copy() {
+                    // Opened for writing, never written: the file is already what it holds.
+                    continue;
+                }
                 writer
                     .commit()
                     .map_err(|source| ProgramError::Commit { path, source })?;

@@ -18,9 +18,9 @@
 //! returned, and stays protected against changes after open (see [`VfsFile`]); a protected file's
 //! nodes are authenticated before they are returned, and a pinned one is hashed whole at open.
 //!
-//! Writes ([`Vfs::create`]) go to a temporary file beside the target (or a buffer, for tmpfs) and
-//! become visible atomically at [`VfsWriter::commit`]; a writer dropped uncommitted leaves nothing
-//! behind. Under an encrypted mount the new file is a protected file bound to its bound path.
+//! Writes ([`Vfs::create`], or [`Vfs::edit`] to start from a copy of the current file) go to a
+//! temporary file beside the target (or a buffer, for tmpfs), at any offset, and become visible
+//! atomically at [`VfsWriter::commit`]; a writer dropped uncommitted leaves nothing behind. Under an encrypted mount the new file is a protected file bound to its bound path.
 //! Trusted and pinned files are read-only; under a chroot mount only allowed files are writable.
 //!
 //! Host symlinks may not lead out of a mount: every host path is canonicalised and must stay
@@ -57,6 +57,9 @@ use zeroize::Zeroizing;
 /// Files up to this size (trusted, or protected on disk) are verified or decrypted whole at open
 /// and served from memory; see [`VfsBuilder::memory_limit`].
 pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
+
+/// Bytes copied at a time into a new version by [`Vfs::edit`].
+const COPY_STEP: usize = 1 << 20;
 
 /// Granularity of re-verification for trusted files above the memory limit; see
 /// [`VfsBuilder::chunk_size`].
@@ -703,6 +706,16 @@ impl Vfs {
         self.note(self.create_inner(path))
     }
 
+    /// Starts a new version of the file at `path` holding its current contents, for a program
+    /// that opens an existing file for writing without truncating it (`r+`, `a`): as
+    /// [`create`](Self::create), then the current file is copied in — a protected file decrypted
+    /// (key and bound path checked, every node authenticated) and re-encrypted into the new
+    /// one. A missing file starts empty. Nothing changes at `path` until the version is
+    /// committed.
+    pub fn edit(&self, path: &str) -> Result<VfsWriter, VfsError> {
+        self.note(self.edit_inner(path))
+    }
+
     /// Writes `bytes` as the new version of `path` and commits it: [`create`](Self::create),
     /// write, [`VfsWriter::commit`] in one call, for outputs that are ready whole.
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<(), VfsError> {
@@ -1246,6 +1259,29 @@ impl Vfs {
                 }
             }
         }
+    }
+
+    fn edit_inner(&self, path: &str) -> Result<VfsWriter, VfsError> {
+        // The writer first: it is what refuses trusted, pinned and unlisted files.
+        let mut out = self.create_inner(path)?;
+        let mut src = match self.open_with(out.path(), false) {
+            Ok(src) => src,
+            Err(VfsError::NotFound { .. }) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        // Plaintext of a protected file passes through here: a wiped buffer.
+        let mut buf = Zeroizing::new(vec![0u8; COPY_STEP]);
+        let mut off = 0u64;
+        loop {
+            let n = src.read_at(off, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_at(off, &buf[..n])?;
+            off += n as u64;
+        }
+        out.mark_unchanged_copy();
+        Ok(out)
     }
 
     fn read_dir_inner(&self, path: &str) -> Result<Vec<String>, VfsError> {

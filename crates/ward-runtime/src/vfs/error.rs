@@ -198,6 +198,20 @@ pub enum VfsError {
         path: String,
     },
 
+    /// A write or truncation would make the file larger than this kind of file can be (or the
+    /// offset and length overflow); nothing was changed.
+    #[error("{path}: {size} bytes is larger than the largest {kind} file ({max} bytes)")]
+    TooLarge {
+        /// The workload path.
+        path: String,
+        /// The size asked for (`u64::MAX` when the offset and length overflow).
+        size: u64,
+        /// The largest size allowed.
+        max: u64,
+        /// "protected", "allowed" or "tmpfs".
+        kind: &'static str,
+    },
+
     /// An operating-system error, with what was being done.
     #[error("{op} {path} (host {host})")]
     Io {
@@ -310,6 +324,7 @@ impl VfsError {
                 io::ErrorKind::InvalidInput
             }
             VfsError::InvalidPath { .. } => io::ErrorKind::InvalidInput,
+            VfsError::TooLarge { .. } => io::ErrorKind::FileTooLarge,
             e if e.is_denied() => io::ErrorKind::PermissionDenied,
             _ => io::ErrorKind::InvalidData,
         }

@@ -205,7 +205,7 @@ pub(crate) fn read_allowed(
 }
 
 /// Grows `v` to hold `extra` more bytes without leaving a copy of its contents in freed memory.
-fn reserve_zeroizing(v: &mut Zeroizing<Vec<u8>>, extra: usize) -> io::Result<()> {
+pub(crate) fn reserve_zeroizing(v: &mut Zeroizing<Vec<u8>>, extra: usize) -> io::Result<()> {
     if v.capacity() - v.len() >= extra {
         return Ok(());
     }
