@@ -1296,7 +1296,7 @@ impl Vfs {
                         // A signed directory lists exactly what was signed.
                         return match at.tree.children(&at.rel) {
                             Some(children) => {
-                                names.extend(children.iter().cloned());
+                                names.extend(children.into_iter().map(str::to_owned));
                                 Ok(names.into_iter().collect())
                             }
                             None => Err(VfsError::NotADirectory {
