@@ -98,6 +98,29 @@ impl AtomicFile {
                 path: target.to_owned(),
             })?
             .to_owned();
+        // A rename over `/dev/null` would replace the device with a regular file (as root it
+        // can). A symlink is fine: the rename replaces the link, not what it points to.
+        if let Ok(md) = std::fs::symlink_metadata(target) {
+            use std::os::unix::fs::FileTypeExt;
+            let ft = md.file_type();
+            let kind = if ft.is_char_device() {
+                Some("character device")
+            } else if ft.is_block_device() {
+                Some("block device")
+            } else if ft.is_fifo() {
+                Some("FIFO")
+            } else if ft.is_socket() {
+                Some("socket")
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                return Err(Error::NotARegularFile {
+                    path: target.to_owned(),
+                    kind,
+                });
+            }
+        }
         let dir = parent_dir(target);
         std::fs::create_dir_all(dir).map_err(io(Step::CreatingDir, dir))?;
         let stale_removed = remove_stale(dir, name.as_bytes())?;
@@ -344,6 +367,44 @@ mod tests {
             .starts_with("renaming the finished output into place at "));
         assert!(target.join("inside").exists());
         assert!(temps(d.path()).is_empty(), "the temporary is removed");
+    }
+
+    #[test]
+    fn a_device_or_fifo_is_never_replaced() {
+        // Found when `ward pf decrypt -o /dev/null` turned /dev/null into a regular file.
+        let e = AtomicFile::create("/dev/null").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NotARegularFile {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("pipe");
+        if std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            let e = write_atomic(&fifo, b"x", 0o644).unwrap_err();
+            assert!(
+                matches!(e, Error::NotARegularFile { kind: "FIFO", .. }),
+                "{e:?}"
+            );
+            assert!(std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo());
+        }
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 
     #[test]

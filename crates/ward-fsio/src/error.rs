@@ -23,6 +23,19 @@ pub enum Error {
         /// The path given.
         path: PathBuf,
     },
+    /// The target exists and is not a regular file (a device such as `/dev/null`, a FIFO, a
+    /// socket): renaming a new file over it would replace it.
+    #[error(
+        "{} is a {kind}, not a regular file; outputs are written as new files renamed into \
+         place, which would replace it, so it is left alone (name a file instead)",
+        path.display()
+    )]
+    NotARegularFile {
+        /// The target.
+        path: PathBuf,
+        /// What it is ("character device", "FIFO", …).
+        kind: &'static str,
+    },
     /// A file that is only ever created new (a key) exists already.
     #[error("{} already exists; refusing to overwrite it", path.display())]
     AlreadyExists {
