@@ -23,7 +23,7 @@ use crate::report::{FileCounts, RunReport};
 use crate::vfs::{FileKind, Vfs, VfsError, VfsStats, VfsWriter};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 use ward_exec::{Attr, DirEntry, Errno, Handle, Kind, View, ViewOptions};
 use ward_manifest::{Manifest, MountType, SignedManifest, Workload};
@@ -315,7 +315,7 @@ impl View for MountView {
         let file = vfs.open(&path).map_err(|e| self.shared.errno(&path, &e))?;
         Ok(Box::new(ReadHandle {
             path,
-            file: Mutex::new(file),
+            file: RwLock::new(file),
             shared: self.shared.clone(),
         }))
     }
@@ -339,7 +339,9 @@ const O_TRUNC: i32 = 0o1000;
 
 struct ReadHandle {
     path: String,
-    file: Mutex<crate::vfs::VfsFile>,
+    /// Read-locked for the kinds that read in parallel (the kernel sends one file's reads from
+    /// several threads), write-locked for the others.
+    file: RwLock<crate::vfs::VfsFile>,
     shared: Arc<Shared>,
 }
 
@@ -349,8 +351,19 @@ impl Handle for ReadHandle {
             // Opened before the program started rewriting the file: same file, new bytes.
             return read_version(&self.shared, &self.path, &version, offset, size);
         }
-        let mut file = self.file.lock().map_err(|_| Errno::EIO)?;
         let mut buf = vec![0u8; size as usize];
+        {
+            let file = self.file.read().map_err(|_| Errno::EIO)?;
+            match file.read_at_shared(offset, &mut buf) {
+                Some(Ok(n)) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Some(Err(e)) => return Err(self.shared.errno(&self.path, &e)),
+                None => {}
+            }
+        }
+        let mut file = self.file.write().map_err(|_| Errno::EIO)?;
         let mut done = 0;
         while done < buf.len() {
             match file.read_at(offset + done as u64, &mut buf[done..]) {

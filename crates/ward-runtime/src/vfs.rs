@@ -867,6 +867,30 @@ impl Vfs {
         })
     }
 
+    /// When `abs` lies in a trusted tree that does not hold it, and no other rule lists it: the
+    /// error to give without asking the host (a program probes many names that do not exist, and
+    /// resolving each on the host costs a syscall per path component).
+    fn tree_miss(&self, t: &HostTarget<'_>) -> Option<VfsError> {
+        let root = t
+            .abs
+            .ancestors()
+            .skip(1)
+            .find(|a| self.trees.contains_key(*a))?;
+        if self.trusted.contains_key(&t.abs) || self.is_allowed(&t.abs) || self.listed_below(&t.abs)
+        {
+            return None;
+        }
+        let uri = self.trees.get(root).map(|tr| tr.uri().to_string());
+        Some(VfsError::NotFound {
+            path: t.names.path.clone(),
+            location: format!(
+                "the signed tree {} (host {}); a file added since signing needs `ward sign` again",
+                uri.unwrap_or_default(),
+                t.names.host
+            ),
+        })
+    }
+
     /// A symlink's target as a normalised workload path, from the link at workload path `norm`.
     fn link_target(norm: &str, target: &str) -> Result<String, VfsError> {
         if target.starts_with('/') {
@@ -1114,7 +1138,10 @@ impl Vfs {
             Resolved::Host(t) => match &t.enc {
                 None => match self.tree_at(&t.abs) {
                     Some(at) => return self.open_tree(&t, at, whole, depth),
-                    None => self.open_chroot(&t, whole)?,
+                    None => match self.tree_miss(&t) {
+                        Some(e) => return Err(e),
+                        None => self.open_chroot(&t, whole)?,
+                    },
                 },
                 Some(enc) => self.open_protected(&t, enc, whole)?,
             },
@@ -1364,6 +1391,9 @@ impl Vfs {
                         return Ok(at
                             .entry()
                             .map_or_else(VfsMetadata::directory, VfsMetadata::tree));
+                    }
+                    if let Some(e) = self.tree_miss(&t) {
+                        return Err(e);
                     }
                 }
                 let trusted = t.enc.is_none() && self.trusted.contains_key(&t.abs);

@@ -80,7 +80,9 @@ fn files_listing_modes_and_links_are_the_signed_ones() {
         vec!["away", "link.so", "pkg", "small.py"]
     );
     let e = s.vfs.open("/app/added-later.py").unwrap_err();
-    assert!(e.is_denied(), "{e}");
+    assert!(matches!(e, VfsError::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("signed tree file:app/"), "{e}");
+    assert!(s.vfs.metadata("/app/added-later.py").is_err());
     // Mode and mtime come from the tree: changing them on the host changes nothing.
     let md = s.vfs.metadata("/app/pkg/big.so").unwrap();
     assert_eq!(

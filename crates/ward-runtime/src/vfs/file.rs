@@ -597,6 +597,38 @@ impl VfsFile {
         Ok(done)
     }
 
+    /// Like [`read_at`](Self::read_at), through `&self`, for the kinds that allow reads in
+    /// parallel (in memory, trusted-tree files, allowed files); `None` for the others.
+    pub fn read_at_shared(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, VfsError>> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset.saturating_add(done as u64);
+            let r = match &self.inner {
+                Inner::Memory(data) => {
+                    let start = usize::try_from(at).unwrap_or(usize::MAX);
+                    let avail = data.get(start..).unwrap_or(&[]);
+                    let n = avail.len().min(buf.len() - done);
+                    buf[done..done + n].copy_from_slice(&avail[..n]);
+                    Ok(n)
+                }
+                Inner::Tree(c) => c.read_at(at, &mut buf[done..], &self.names, &self.stats),
+                Inner::Host(file) => loop {
+                    match file.read_at(&mut buf[done..], at) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        r => break r.map_err(|e| self.names.io("reading", e)),
+                    }
+                },
+                _ => return None,
+            };
+            match r {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(done))
+    }
+
     fn read_some(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, VfsError> {
         match &mut self.inner {
             Inner::Memory(data) => {

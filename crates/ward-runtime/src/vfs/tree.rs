@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use ward_manifest::tree::{TreeEntry, TreeFile, TrustTree};
 use zeroize::Zeroizing;
@@ -162,7 +162,7 @@ pub(crate) fn open(
         at,
         len,
         chunk_size,
-        cache: Vec::new(),
+        cache: Mutex::new(Vec::new()),
     })))
 }
 
@@ -172,13 +172,16 @@ pub(crate) fn open(
 const CACHED_CHUNKS: usize = 4;
 
 /// A large tree file, each chunk checked as it is first read; the last few chunks kept.
+///
+/// Reads take `&self`: the kernel sends a file's reads from several threads at once, and a
+/// chunk is read and hashed outside the cache's lock, so they proceed in parallel.
 pub(crate) struct TreeChunks {
     file: File,
     at: TreeRef,
     len: u64,
     chunk_size: u64,
     /// (chunk index, verified bytes), most recently used first.
-    cache: Vec<(u64, Vec<u8>)>,
+    cache: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
 }
 
 impl TreeChunks {
@@ -187,7 +190,7 @@ impl TreeChunks {
     }
 
     pub(crate) fn read_at(
-        &mut self,
+        &self,
         offset: u64,
         out: &mut [u8],
         names: &Names,
@@ -197,31 +200,34 @@ impl TreeChunks {
             return Ok(0);
         }
         let i = offset / self.chunk_size;
-        match self.cache.iter().position(|(c, _)| *c == i) {
-            Some(0) => {}
-            Some(at) => {
-                let hit = self.cache.remove(at);
-                self.cache.insert(0, hit);
-            }
+        let cached = self.cache.lock().ok().and_then(|mut cache| {
+            let at = cache.iter().position(|(c, _)| *c == i)?;
+            let hit = cache.remove(at);
+            let bytes = hit.1.clone();
+            cache.insert(0, hit);
+            Some(bytes)
+        });
+        let chunk = match cached {
+            Some(bytes) => bytes,
             None => {
                 let Some(f) = self.at.file() else {
                     return Err(changed(names, i, self.chunk_size));
                 };
-                // Reuse the least recently used buffer once the cache is full.
-                let mut buf = if self.cache.len() >= CACHED_CHUNKS {
-                    self.cache.pop().map(|(_, b)| b).unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
+                let mut buf = Vec::new();
                 load_chunk(&self.file, f, self.chunk_size, i, &mut buf, names)?;
                 stats
                     .trusted_bytes_verified
                     .fetch_add(buf.len() as u64, Relaxed);
-                self.cache.insert(0, (i, buf));
+                let buf = Arc::new(buf);
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.truncate(CACHED_CHUNKS - 1);
+                    cache.insert(0, (i, buf.clone()));
+                }
+                buf
             }
-        }
+        };
         let within = (offset - i * self.chunk_size) as usize;
-        let avail = self.cache[0].1.get(within..).unwrap_or(&[]);
+        let avail = chunk.get(within..).unwrap_or(&[]);
         let n = avail.len().min(out.len());
         out[..n].copy_from_slice(&avail[..n]);
         Ok(n)
