@@ -95,13 +95,18 @@ impl RunReport {
 
     /// Adds the boot timings of `ctx`, with the runtime's self-measurement and the workload's
     /// own time.
-    pub fn with_timings(
+    pub fn with_timings(self, ctx: &Context, self_measure: Duration, workload: Duration) -> Self {
+        self.with_timings_of(&ctx.timings, self_measure, workload)
+    }
+
+    /// Adds boot timings `t`, with the runtime's self-measurement and the workload's own time
+    /// (a program's context is gone once it has been waited for).
+    pub fn with_timings_of(
         mut self,
-        ctx: &Context,
+        t: &crate::bootstrap::BootTimings,
         self_measure: Duration,
         workload: Duration,
     ) -> Self {
-        let t = &ctx.timings;
         self.timings_ms = Some(TimingsMs {
             self_measure: ms(self_measure),
             manifest: ms(t.manifest),

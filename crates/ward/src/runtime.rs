@@ -260,8 +260,11 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
 
 /// Runs the user's own program confined; its exit status becomes ward's.
 fn run_program(prepared: PreparedProgram, a: RunArgs, t: Instant) -> Result<ExitCode> {
+    let measuring = Instant::now();
+    let runtime_digest = ward_runtime::runtime_digest()?;
+    let self_measure = measuring.elapsed();
     let options = BootOptions {
-        runtime_digest: ward_runtime::runtime_digest()?,
+        runtime_digest,
         attester: a.attester,
         sim_key: attester_choice(a.attester, &a.sim_key)?,
         host_args: a.args,
@@ -277,7 +280,10 @@ fn run_program(prepared: PreparedProgram, a: RunArgs, t: Instant) -> Result<Exit
         short(&m.mr_signer.to_string())
     );
     let report = RunReport::new(ctx, booted);
+    let boot_timings = ctx.timings.clone();
+    let started = Instant::now();
     let outcome = running.wait()?;
+    let report = report.with_timings_of(&boot_timings, self_measure, started.elapsed());
     if outcome.code == 0 {
         eprintln!(
             "program exited 0 after {:.0?}; {} output file(s) committed",

@@ -434,7 +434,7 @@ trusted_files = [
     }
     std::fs::write(p.join("app/lib/added.py"), b"import os").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["run", "tree.signed.toml", "--sim-key", "sim.pem"])
+        .args(["run", "tree.signed.toml", "--sim-key", "sim.pem", "--json"])
         .current_dir(p)
         .output()
         .unwrap();
@@ -453,6 +453,13 @@ trusted_files = [
         );
     }
     assert!(!stdout.contains("LEAK"), "{stdout}");
+    // The report on stdout (`--json`) has the boot steps' timings and the bytes verified.
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(report["timings_ms"]["self_measure"].is_number(), "{report}");
+    assert!(
+        report["files"]["trusted_bytes_verified"].as_u64().unwrap() > 0,
+        "{report}"
+    );
     assert!(
         stderr.contains("refused /app/lib/data.bin") && stderr.contains("chunk 32"),
         "{stderr}"
