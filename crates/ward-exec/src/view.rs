@@ -14,8 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     Config, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyWrite, Request, Session, SessionACL, TimeOrNow, WriteFlags,
+    MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, Session, SessionACL, TimeOrNow,
+    WriteFlags,
 };
 use fuser::{InitFlags, KernelConfig};
 use nix::errno::Errno;
@@ -205,6 +206,10 @@ pub struct ViewOptions {
     pub direct_io: bool,
     /// Number of FUSE server threads.
     pub threads: usize,
+    /// Ask the view on every `close` ([`Handle::flush`]). When false the first flush is
+    /// answered `ENOSYS`, after which the kernel sends no more for the mount: one round trip
+    /// less per file a program opens (Python opens hundreds at start-up).
+    pub flush_on_close: bool,
     /// The kernel's read-ahead for the view, in KiB (its default, 128, is one FUSE request at
     /// a time per file; 1024 roughly doubles cold sequential reads). `None` keeps the default.
     pub read_ahead_kb: Option<u32>,
@@ -220,6 +225,7 @@ impl Default for ViewOptions {
             direct_io: false,
             threads: 2,
             read_ahead_kb: Some(1024),
+            flush_on_close: true,
         }
     }
 }
@@ -424,6 +430,11 @@ impl Filesystem for Adapter {
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
             tracing::debug!("the kernel lacks {missing:?}; O_TRUNC arrives as a setattr");
         }
+        // A listing carries each entry's attributes: a program that lists a directory and then
+        // opens files in it (Python's import system) needs no lookup round trip per file.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS) {
+            tracing::debug!("the kernel lacks {missing:?}; listings come without attributes");
+        }
         Ok(())
     }
 
@@ -585,6 +596,9 @@ impl Filesystem for Adapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        if !self.options.flush_on_close {
+            return reply.error(fuser::Errno::ENOSYS);
+        }
         match self.handle(fh).and_then(|h| h.flush().map_err(fuse_errno)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -606,6 +620,58 @@ impl Filesystem for Adapter {
             Some(Err(e)) => reply.error(fuse_errno(e)),
             _ => reply.ok(),
         }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(listing) = lock(&self.dirs).get(&fh.0).cloned() else {
+            return reply.error(fuser::Errno::EBADF);
+        };
+        let Ok(dir) = self.path(ino) else {
+            return reply.error(fuser::Errno::EBADF);
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, (child, kind, name)) in listing.iter().enumerate().skip(start) {
+            let path = match name.as_str() {
+                "." => dir.to_string(),
+                ".." => parent_of(&dir).to_string(),
+                n => join(&dir, n),
+            };
+            // An entry the view will not describe is listed uncached (TTL 0): a later lookup
+            // asks the view again and gets its answer.
+            let (attr, ttl) = match self.view.lookup(&path) {
+                Ok(attr) => (attr, self.options.ttl),
+                Err(_) => (
+                    Attr {
+                        kind: match kind {
+                            FileType::Directory => Kind::Dir,
+                            FileType::Symlink => Kind::Symlink,
+                            _ => Kind::File,
+                        },
+                        ..Attr::file(0, 0, SystemTime::UNIX_EPOCH)
+                    },
+                    Duration::ZERO,
+                ),
+            };
+            let full = reply.add(
+                INodeNo(*child),
+                i as u64 + 1,
+                name,
+                &ttl,
+                &self.file_attr(*child, &attr),
+                Generation(0),
+            );
+            if full {
+                break;
+            }
+        }
+        reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -298,6 +298,83 @@ impl View for Counting {
     }
 }
 
+/// A view whose handles count their flushes.
+struct Flushes {
+    inner: MemView,
+    flushes: Arc<Mutex<usize>>,
+}
+
+struct FlushCounting {
+    inner: Box<dyn Handle>,
+    flushes: Arc<Mutex<usize>>,
+}
+
+impl Handle for FlushCounting {
+    fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        self.inner.read_at(offset, size)
+    }
+    fn flush(&self) -> Result<(), Errno> {
+        *self.flushes.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+impl View for Flushes {
+    fn lookup(&self, path: &str) -> Result<Attr, Errno> {
+        self.inner.lookup(path)
+    }
+    fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, Errno> {
+        self.inner.read_dir(path)
+    }
+    fn open(&self, path: &str, flags: i32) -> Result<Box<dyn Handle>, Errno> {
+        Ok(Box::new(FlushCounting {
+            inner: self.inner.open(path, flags)?,
+            flushes: self.flushes.clone(),
+        }))
+    }
+}
+
+fn listings_carry_attributes_and_flushes_can_be_skipped() -> Outcome {
+    // Attributes arrive with the listing (readdirplus): what stat shows after a listing must
+    // still be each entry's own.
+    let mut case = sh("cd /data && stat -c '%n %s %a %F' * | sort");
+    case.sandbox = case.sandbox.view(
+        "/data",
+        MemView::new()
+            .file("/a", "xyz", 0o640)
+            .file("/b", "", 0o755)
+            .dir("/d")
+            .symlink("/l", "a"),
+        ViewOptions::default(),
+    );
+    expect_eq(
+        "stat after a listing",
+        run_ok(case)?.as_str(),
+        "a 3 640 regular file\nb 0 755 regular empty file\nd 4096 755 directory\nl 1 777 symbolic link\n",
+    )?;
+    // Flushes reach the view unless it opts out; closing still succeeds either way.
+    for (flush_on_close, want_some) in [(true, true), (false, false)] {
+        let flushes = Arc::new(Mutex::new(0));
+        let mut case =
+            sh("for i in 1 2 3; do cat /data/a > /dev/null || echo failed; done; echo done");
+        case.sandbox = case.sandbox.view(
+            "/data",
+            Flushes {
+                inner: MemView::new().file("/a", "xyz", 0o644),
+                flushes: flushes.clone(),
+            },
+            ViewOptions {
+                flush_on_close,
+                ..ViewOptions::default()
+            },
+        );
+        expect_eq("output", run_ok(case)?.as_str(), "done\n")?;
+        let n = *flushes.lock().unwrap();
+        expect_eq("flushes seen", n > 0, want_some)?;
+    }
+    Ok(())
+}
+
 fn views_get_their_read_ahead() -> Outcome {
     let mut case = sh("head -c 1 /data/f; echo; echo ready; exec sleep 30");
     case.sandbox = case.sandbox.view(
@@ -971,6 +1048,10 @@ fn main() {
             python_reads_the_view_and_writes_tmpfs,
         ),
         ("negative_lookups_are_cached", negative_lookups_are_cached),
+        (
+            "listings_carry_attributes_and_flushes_can_be_skipped",
+            listings_carry_attributes_and_flushes_can_be_skipped,
+        ),
         ("python_runs_from_a_fuse_view", python_runs_from_a_fuse_view),
         (
             "mount_serves_a_view_on_the_host",

@@ -203,6 +203,8 @@ impl AttestationView {
             direct_io: true,
             threads: 1,
             read_ahead_kb: None,
+            // Report data is taken when its file is closed.
+            flush_on_close: true,
         }
     }
 }

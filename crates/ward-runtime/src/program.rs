@@ -548,6 +548,8 @@ impl PreparedProgram {
                         } else {
                             1024
                         }),
+                        // Nothing happens at close (new versions commit at exit): no flushes.
+                        flush_on_close: false,
                         ..ViewOptions::default()
                     },
                 ),
