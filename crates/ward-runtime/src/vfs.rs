@@ -884,9 +884,10 @@ impl Vfs {
         Some(VfsError::NotFound {
             path: t.names.path.clone(),
             location: format!(
-                "the signed tree {} (host {}); a file added since signing needs `ward sign` again",
-                uri.unwrap_or_default(),
-                t.names.host
+                "host {}, which is not in trusted directory {} as signed; a file added since \
+                 signing needs `ward sign` again",
+                t.names.host,
+                uri.unwrap_or_default()
             ),
         })
     }
