@@ -118,15 +118,17 @@ pub struct Mtime {
 }
 
 impl Mtime {
-    /// The time as a `SystemTime`.
+    /// The time as a `SystemTime` (the epoch if the platform cannot represent it).
     pub fn system_time(self) -> std::time::SystemTime {
         use std::time::{Duration, UNIX_EPOCH};
         let nanos = Duration::from_nanos(u64::from(self.nanos));
-        if self.secs >= 0 {
-            UNIX_EPOCH + Duration::from_secs(self.secs as u64) + nanos
+        let secs = Duration::from_secs(self.secs.unsigned_abs());
+        let t = if self.secs >= 0 {
+            UNIX_EPOCH.checked_add(secs)
         } else {
-            UNIX_EPOCH - Duration::from_secs(self.secs.unsigned_abs()) + nanos
-        }
+            UNIX_EPOCH.checked_sub(secs)
+        };
+        t.and_then(|t| t.checked_add(nanos)).unwrap_or(UNIX_EPOCH)
     }
 
     /// The mtime recorded in `md`.
@@ -958,6 +960,21 @@ mod tests {
             e.to_string().contains("out of order")
                 || e.to_string().contains("before its directory"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn extreme_mtimes_do_not_panic() {
+        for secs in [i64::MAX, i64::MIN, 0, -1] {
+            let _ = Mtime {
+                secs,
+                nanos: 999_999_999,
+            }
+            .system_time();
+        }
+        assert_eq!(
+            Mtime { secs: 1, nanos: 5 }.system_time(),
+            std::time::UNIX_EPOCH + std::time::Duration::new(1, 5)
         );
     }
 
