@@ -461,21 +461,13 @@ impl Sandbox {
                     target.display()
                 )));
             }
-            let fuse = open_fuse()?;
-            if !options.read_only {
-                writable.push(target.clone());
-            }
-            view_targets.push(target.clone());
-            mounts.push(child::RootMount::Fuse {
-                target,
-                fd: fuse.as_raw_fd(),
-                read_only: options.read_only,
-            });
-            views.push(PendingView {
-                view,
-                options,
-                fd: fuse,
-            });
+            let mut roots = Roots {
+                mounts: &mut mounts,
+                views: &mut views,
+                writable: &mut writable,
+                view_targets: &mut view_targets,
+            };
+            roots.view(target, view, options)?;
         }
         for mount in std::mem::take(&mut self.mounts) {
             let target = mount.target().to_path_buf();
@@ -531,21 +523,13 @@ impl Sandbox {
                     view,
                     options,
                 } => {
-                    let fuse = open_fuse()?;
-                    if !options.read_only {
-                        writable.push(target.clone());
-                    }
-                    view_targets.push(target.clone());
-                    mounts.push(child::RootMount::Fuse {
-                        target,
-                        fd: fuse.as_raw_fd(),
-                        read_only: options.read_only,
-                    });
-                    views.push(PendingView {
-                        view,
-                        options,
-                        fd: fuse,
-                    });
+                    let mut roots = Roots {
+                        mounts: &mut mounts,
+                        views: &mut views,
+                        writable: &mut writable,
+                        view_targets: &mut view_targets,
+                    };
+                    roots.view(target, view, options)?;
                 }
             }
         }
@@ -645,6 +629,41 @@ struct PendingView {
     view: Box<dyn View>,
     options: ViewOptions,
     fd: OwnedFd,
+}
+
+/// What `plan` collects while it lays out the root.
+struct Roots<'a> {
+    mounts: &'a mut Vec<child::RootMount>,
+    views: &'a mut Vec<PendingView>,
+    writable: &'a mut Vec<PathBuf>,
+    view_targets: &'a mut Vec<PathBuf>,
+}
+
+impl Roots<'_> {
+    /// A FUSE view at `target`: a `/dev/fuse` descriptor for the init to mount, served later.
+    fn view(
+        &mut self,
+        target: PathBuf,
+        view: Box<dyn View>,
+        options: ViewOptions,
+    ) -> Result<(), ExecError> {
+        let fuse = open_fuse()?;
+        if !options.read_only {
+            self.writable.push(target.clone());
+        }
+        self.view_targets.push(target.clone());
+        self.mounts.push(child::RootMount::Fuse {
+            target,
+            fd: fuse.as_raw_fd(),
+            read_only: options.read_only,
+        });
+        self.views.push(PendingView {
+            view,
+            options,
+            fd: fuse,
+        });
+        Ok(())
+    }
 }
 
 /// The empty host directory on which the sandbox's root is built (inside the sandbox's own

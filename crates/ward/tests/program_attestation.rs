@@ -4,72 +4,10 @@
 //! verify` accepts what it printed, with its report data and the manifest's measurement. Needs
 //! root, `/dev/fuse` and `/usr/bin/python3` (skips, saying why, otherwise).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::ward;
-
-fn skip_reason() -> Option<String> {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not root".into());
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Some("no /dev/fuse".into());
-    }
-    if !Path::new("/usr/bin/python3").exists() {
-        return Some("no /usr/bin/python3".into());
-    }
-    None
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The interpreter's real file and the shared objects it loads, as `file:` URIs (as in
-/// program_cli.rs).
-fn python_trusted() -> (PathBuf, Vec<String>) {
-    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
-    let out = Command::new("ldd").arg(&python).output().unwrap();
-    let mut uris = vec![format!("file:{}", python.display())];
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line
-                .split_whitespace()
-                .next()
-                .filter(|p| p.starts_with('/')),
-        };
-        if let Some(path) = path {
-            let under_usr = if path.starts_with("/usr/") {
-                path.to_string()
-            } else {
-                format!("/usr{path}")
-            };
-            uris.push(format!("file:{under_usr}"));
-            let real = std::fs::canonicalize(path).unwrap();
-            uris.push(format!("file:{}", real.display()));
-        }
-    }
-    let stdlib = python
-        .file_name()
-        .map(|n| format!("file:/usr/lib/{}/", n.to_string_lossy()))
-        .unwrap();
-    uris.push(stdlib);
-    uris.sort();
-    uris.dedup();
-    (python, uris)
-}
+use common::{confined_skip_reason, python_trusted, text, ward};
 
 /// What a Gramine-aware program does, and the edges of the interface.
 const SCRIPT: &str = r#"
@@ -137,7 +75,7 @@ fn hex_line<'a>(stdout: &'a str, tag: &str) -> &'a str {
 
 #[test]
 fn python_attests_itself_through_dev_attestation() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = confined_skip_reason() {
         eprintln!("skipped: {reason}");
         return;
     }

@@ -3,78 +3,10 @@
 //! output, and the refusals a data owner relies on. Needs root, `/dev/fuse` and
 //! `/usr/bin/python3` (skips, saying why, otherwise).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{free_port, serve, ward};
-
-fn skip_reason() -> Option<String> {
-    if !nix_is_root() {
-        return Some("not root".into());
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Some("no /dev/fuse".into());
-    }
-    if !Path::new("/usr/bin/python3").exists() {
-        return Some("no /usr/bin/python3".into());
-    }
-    None
-}
-
-fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0
-        })
-        .unwrap_or(false)
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The interpreter's real file and the shared objects it loads, as `file:` URIs: what a
-/// manifest must trust for `python3` to start (`ldd` resolves them as the loader would).
-fn python_trusted() -> (PathBuf, Vec<String>) {
-    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
-    let out = Command::new("ldd").arg(&python).output().unwrap();
-    let mut uris = vec![format!("file:{}", python.display())];
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)" or "/lib64/ld-linux… (0x…)"
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line
-                .split_whitespace()
-                .next()
-                .filter(|p| p.starts_with('/')),
-        };
-        if let Some(path) = path {
-            // The view shows the host's /lib as /usr/lib (merged /usr); trust the name the
-            // loader opens there, and the file it resolves to.
-            let under_usr = if path.starts_with("/usr/") {
-                path.to_string()
-            } else {
-                format!("/usr{path}")
-            };
-            uris.push(format!("file:{under_usr}"));
-            let real = std::fs::canonicalize(path).unwrap();
-            uris.push(format!("file:{}", real.display()));
-        }
-    }
-    let stdlib = python
-        .file_name()
-        .map(|n| format!("file:/usr/lib/{}/", n.to_string_lossy()))
-        .unwrap();
-    uris.push(stdlib);
-    uris.sort();
-    uris.dedup();
-    (python, uris)
-}
+use common::{confined_skip_reason, free_port, python_trusted, serve, text, ward};
 
 const SCRIPT: &str = r#"
 import mmap, os, socket, subprocess, sys
@@ -119,7 +51,7 @@ sys.exit(int(os.environ.get("WARD_TEST_EXIT", "0")))
 
 #[test]
 fn python_reads_protected_files_and_writes_a_protected_result_confined() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = confined_skip_reason() {
         eprintln!("skipped: {reason}");
         return;
     }
@@ -365,7 +297,7 @@ with open("/app/lib/current", "rb") as f:
 /// when read, while the rest of the file reads.
 #[test]
 fn python_sees_a_trusted_tree_as_signed_and_never_a_changed_chunk() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = confined_skip_reason() {
         eprintln!("skipped: {reason}");
         return;
     }

@@ -5,71 +5,11 @@
 //! Needs root, `/dev/fuse` and `/usr/bin/python3` (skips, saying why, otherwise).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{free_port, serve, ward};
-
-fn skip_reason() -> Option<String> {
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    if !root {
-        return Some("not root".into());
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Some("no /dev/fuse".into());
-    }
-    if !Path::new("/usr/bin/python3").exists() {
-        return Some("no /usr/bin/python3".into());
-    }
-    None
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The interpreter's real file, the shared objects it loads and its stdlib, as `file:` URIs
-/// (as in `program_cli.rs`).
-fn python_trusted() -> (PathBuf, Vec<String>) {
-    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
-    let out = Command::new("ldd").arg(&python).output().unwrap();
-    let mut uris = vec![format!("file:{}", python.display())];
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line
-                .split_whitespace()
-                .next()
-                .filter(|p| p.starts_with('/')),
-        };
-        if let Some(path) = path {
-            // The view shows the host's /lib as /usr/lib (merged /usr).
-            let under_usr = if path.starts_with("/usr/") {
-                path.to_string()
-            } else {
-                format!("/usr{path}")
-            };
-            uris.push(format!("file:{under_usr}"));
-            let real = std::fs::canonicalize(path).unwrap();
-            uris.push(format!("file:{}", real.display()));
-        }
-    }
-    let stdlib = python
-        .file_name()
-        .map(|n| format!("file:/usr/lib/{}/", n.to_string_lossy()))
-        .unwrap();
-    uris.push(stdlib);
-    uris.sort();
-    uris.dedup();
-    (python, uris)
-}
+use common::{confined_skip_reason, free_port, python_trusted, serve, text, ward};
 
 const SCRIPT: &str = r#"
 import errno, hashlib, os, struct, subprocess, sys, zipfile
@@ -170,7 +110,7 @@ fn host_python(code: &str, file: &Path) -> String {
 
 #[test]
 fn python_writes_out_of_order_reads_back_patches_and_appends_protected_files() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = confined_skip_reason() {
         eprintln!("skipped: {reason}");
         return;
     }

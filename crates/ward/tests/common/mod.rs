@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// Runs `ward ARGS` in `dir`.
@@ -79,4 +79,73 @@ pub(crate) fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+// ---- confined programs (`ward run` of python3): shared by the program_* tests ----
+
+pub(crate) fn confined_skip_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not root".into());
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Some("no /dev/fuse".into());
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        return Some("no /usr/bin/python3".into());
+    }
+    None
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        })
+        .unwrap_or(false)
+}
+
+pub(crate) fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The interpreter's real file, the shared objects it loads and its stdlib, as `file:` URIs:
+/// what a manifest must trust for `python3` to start (`ldd` resolves them as the loader would).
+pub(crate) fn python_trusted() -> (PathBuf, Vec<String>) {
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    let out = Command::new("ldd").arg(&python).output().unwrap();
+    let mut uris = vec![format!("file:{}", python.display())];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)" or "/lib64/ld-linux… (0x…)"
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        if let Some(path) = path {
+            // The view shows the host's /lib as /usr/lib (merged /usr); trust the name the
+            // loader opens there, and the file it resolves to.
+            let under_usr = if path.starts_with("/usr/") {
+                path.to_string()
+            } else {
+                format!("/usr{path}")
+            };
+            uris.push(format!("file:{under_usr}"));
+            let real = std::fs::canonicalize(path).unwrap();
+            uris.push(format!("file:{}", real.display()));
+        }
+    }
+    let stdlib = python
+        .file_name()
+        .map(|n| format!("file:/usr/lib/{}/", n.to_string_lossy()))
+        .unwrap();
+    uris.push(stdlib);
+    uris.sort();
+    uris.dedup();
+    (python, uris)
 }
