@@ -154,11 +154,13 @@ prov=(--server "127.0.0.1:$port" --ca provision/ca.pem)
 manifest -o start.toml apps/start/nothing.py
 manifest --site-packages -o numpy-trusted.toml apps/numpy/import_numpy.py
 # The same manifest with the venv's lib/ (site-packages) allowed, unchecked, instead of trusted.
-venv_lib=$(grep "^    \"file:$VENV/lib/" numpy-trusted.toml | tr -d ' \n' | sed 's/,$//') \
-  || die "no entry for $VENV/lib in numpy-trusted.toml"
-sed -e "\|^    \"file:$VENV/lib/|d" -e "s|^allowed_files = \[\]|allowed_files = [$venv_lib]|" \
+# (The generator writes the venv's URIs relative to the working directory when it is beneath it.)
+venv_uri=$(realpath --relative-base="$work" "$VENV")
+venv_lib=$(grep "^    \"file:$venv_uri/lib/" numpy-trusted.toml | tr -d ' \n' | sed 's/,$//') \
+  || die "no entry for $venv_uri/lib in numpy-trusted.toml"
+sed -e "\|^    \"file:$venv_uri/lib/|d" -e "s|^allowed_files = \[\]|allowed_files = [$venv_lib]|" \
   numpy-trusted.toml > numpy-allowed.toml
-grep -q "^allowed_files = \[\"file:$VENV/lib/" numpy-allowed.toml || die "could not allow $venv_lib"
+grep -q "^allowed_files = \[\"file:$venv_uri/lib/" numpy-allowed.toml || die "could not allow $venv_lib"
 enc=(--encrypted /data=file:enc --encrypted /results=file:results "${prov[@]}")
 manifest --site-packages "${enc[@]}" -o classify1.toml apps/classify/classify.py \
   /data/model.onnx /data/labels.txt /data/input.png /results/result.txt

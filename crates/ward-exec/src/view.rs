@@ -301,6 +301,83 @@ impl Inodes {
 /// An open directory: inode, type and name of each entry, `.` and `..` first.
 type Listing = Arc<Vec<(u64, FileType, String)>>;
 
+/// The kinds of request a view answers, for [`Requests`].
+#[derive(Clone, Copy)]
+enum Op {
+    Lookup,
+    Getattr,
+    Setattr,
+    Readlink,
+    Open,
+    Read,
+    Write,
+    Flush,
+    Release,
+    Readdirplus,
+    Opendir,
+    Readdir,
+    Releasedir,
+    Create,
+    Mkdir,
+    Unlink,
+    Rmdir,
+    Rename,
+    Fsync,
+}
+
+const OP_NAMES: [&str; 19] = [
+    "lookup",
+    "getattr",
+    "setattr",
+    "readlink",
+    "open",
+    "read",
+    "write",
+    "flush",
+    "release",
+    "readdirplus",
+    "opendir",
+    "readdir",
+    "releasedir",
+    "create",
+    "mkdir",
+    "unlink",
+    "rmdir",
+    "rename",
+    "fsync",
+];
+
+/// How many requests of each kind a view answered, logged (at debug level) when serving ends:
+/// the first thing to look at when a program runs slower confined than natively, since each
+/// request is a round trip through the kernel.
+struct Requests([AtomicU64; OP_NAMES.len()]);
+
+impl Requests {
+    fn new() -> Self {
+        Requests(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+
+    fn count(&self, op: Op) {
+        self.0[op as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `N requests (lookup 3, open 2, …)`, kinds never asked left out.
+    fn summary(&self) -> String {
+        let counts: Vec<(&str, u64)> = OP_NAMES
+            .iter()
+            .zip(&self.0)
+            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let each: Vec<String> = counts
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        format!("{total} requests ({})", each.join(", "))
+    }
+}
+
 /// Implements [`fuser::Filesystem`] over a [`View`].
 struct Adapter {
     view: Box<dyn View>,
@@ -309,6 +386,7 @@ struct Adapter {
     files: Mutex<HashMap<u64, Arc<dyn Handle>>>,
     dirs: Mutex<HashMap<u64, Listing>>,
     next_fh: AtomicU64,
+    requests: Requests,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -354,6 +432,7 @@ impl Adapter {
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            requests: Requests::new(),
         }
     }
 
@@ -439,6 +518,7 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.requests.count(Op::Lookup);
         let path = match self.child(parent, name) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -466,6 +546,7 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.requests.count(Op::Getattr);
         match self.attr_of(ino) {
             Ok(attr) => reply.attr(&self.options.ttl, &attr),
             Err(e) => reply.error(e),
@@ -490,6 +571,7 @@ impl Filesystem for Adapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.requests.count(Op::Setattr);
         // Only the size can be changed; modes, owners and times are the view's to report.
         if let Some(size) = size {
             let result = match fh {
@@ -520,6 +602,7 @@ impl Filesystem for Adapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.requests.count(Op::Readlink);
         match self
             .path(ino)
             .and_then(|path| self.view.read_link(&path).map_err(fuse_errno))
@@ -530,6 +613,7 @@ impl Filesystem for Adapter {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.requests.count(Op::Open);
         match self
             .path(ino)
             .and_then(|path| self.view.open(&path, flags.0).map_err(fuse_errno))
@@ -550,6 +634,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.requests.count(Op::Read);
         match self
             .handle(fh)
             .and_then(|h| h.read_at(offset, size).map_err(fuse_errno))
@@ -571,6 +656,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.requests.count(Op::Write);
         // `flags` are the descriptor's; a write-back of cached pages carries a guessed
         // descriptor's flags and its own offset, never an append.
         let append =
@@ -596,6 +682,7 @@ impl Filesystem for Adapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.requests.count(Op::Flush);
         if !self.options.flush_on_close {
             return reply.error(fuser::Errno::ENOSYS);
         }
@@ -615,6 +702,7 @@ impl Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.requests.count(Op::Release);
         let handle = lock(&self.files).remove(&fh.0);
         match handle.map(|h| h.release()) {
             Some(Err(e)) => reply.error(fuse_errno(e)),
@@ -630,6 +718,7 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.requests.count(Op::Readdirplus);
         let Some(listing) = lock(&self.dirs).get(&fh.0).cloned() else {
             return reply.error(fuser::Errno::EBADF);
         };
@@ -675,6 +764,7 @@ impl Filesystem for Adapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.requests.count(Op::Opendir);
         let listing = self.path(ino).and_then(|path| {
             let entries = self.view.read_dir(&path).map_err(fuse_errno)?;
             let mut inodes = lock(&self.inodes);
@@ -706,6 +796,7 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.requests.count(Op::Readdir);
         let Some(listing) = lock(&self.dirs).get(&fh.0).cloned() else {
             return reply.error(fuser::Errno::EBADF);
         };
@@ -726,6 +817,7 @@ impl Filesystem for Adapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.requests.count(Op::Releasedir);
         lock(&self.dirs).remove(&fh.0);
         reply.ok();
     }
@@ -740,6 +832,7 @@ impl Filesystem for Adapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        self.requests.count(Op::Create);
         let path = match self.child(parent, name) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -770,6 +863,7 @@ impl Filesystem for Adapter {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.requests.count(Op::Mkdir);
         let path = match self.child(parent, name) {
             Ok(path) => path,
             Err(e) => return reply.error(e),
@@ -788,10 +882,12 @@ impl Filesystem for Adapter {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.requests.count(Op::Unlink);
         self.remove(parent, name, false, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.requests.count(Op::Rmdir);
         self.remove(parent, name, true, reply);
     }
 
@@ -805,6 +901,7 @@ impl Filesystem for Adapter {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.requests.count(Op::Rename);
         // RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT are not offered to views.
         if !flags.is_empty() {
             return reply.error(fuser::Errno::EINVAL);
@@ -833,6 +930,7 @@ impl Filesystem for Adapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.requests.count(Op::Fsync);
         match self
             .handle(fh)
             .and_then(|h| h.sync(datasync).map_err(fuse_errno))
@@ -840,6 +938,12 @@ impl Filesystem for Adapter {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+}
+
+impl Drop for Adapter {
+    fn drop(&mut self) {
+        tracing::debug!("view served {}", self.requests.summary());
     }
 }
 
@@ -966,6 +1070,16 @@ mod tests {
         assert_eq!(parent_of("/a/b"), "/a");
         assert_eq!(parent_of("/a"), "/");
         assert_eq!(parent_of("/"), "/");
+    }
+
+    #[test]
+    fn request_summary_names_the_kinds_asked() {
+        let requests = Requests::new();
+        assert_eq!(requests.summary(), "0 requests ()");
+        requests.count(Op::Lookup);
+        requests.count(Op::Read);
+        requests.count(Op::Lookup);
+        assert_eq!(requests.summary(), "3 requests (lookup 2, read 1)");
     }
 
     #[test]

@@ -62,13 +62,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Warnings (e.g. an insecure simulated-TEE acceptance) go to stderr; RUST_LOG is not needed.
+    // Warnings (e.g. an insecure simulated-TEE acceptance) go to stderr; WARD_LOG=info|debug|
+    // trace shows more (e.g. how many requests a confined program's view answered).
+    let level = std::env::var("WARD_LOG")
+        .ok()
+        .and_then(|level| level.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(level)
         .init();
     // Ctrl-C or SIGTERM while an output is being written removes its temporary, then exits
     // 130 / 143: nothing half-written is left behind by any command. The provisioning server
