@@ -21,6 +21,12 @@ pub use crate::time::rfc3339;
 
 /// DER of the Intel SGX Root CA, the single trust anchor of SGX and TDX attestation.
 const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
+/// The QE vendor ID of Intel's quoting enclave, the only one whose quotes ward verifies
+/// (`939a7233-f79c-4ca9-940a-0db3957f0607`, header bytes 12..28).
+pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
+];
+
 /// SHA-256 of [`INTEL_ROOT_CA_DER`], pinned.
 pub const INTEL_ROOT_CA_SHA256: &str =
     "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
@@ -364,6 +370,14 @@ impl DcapVerifier {
         now_unix: u64,
     ) -> Result<VerifiedClaims> {
         let parsed = Quote::parse(quote)?;
+        // Before any signature: the QE report only proves *a* quoting enclave signed, and the
+        // QE identity in the collateral is Intel's, so a quote naming another vendor's QE is
+        // not evidence ward can judge (dcap-qvl does not check this field).
+        if parsed.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
+            return Err(Error::QeVendor {
+                found: parsed.header.qe_vendor_id,
+            });
+        }
         let raw = &quote[..parsed.len()];
         // Dated pieces first, so stale collateral is named as such rather than as the engine's
         // first failing check.

@@ -19,6 +19,18 @@ pub enum Error {
         problem: String,
     },
 
+    /// The quote header's `qe_vendor_id` is not Intel's: the quote was not produced by Intel's
+    /// quoting enclave, so Intel's collateral cannot vouch for it.
+    #[error(
+        "quote header field `qe_vendor_id` (offset 12) is {}, not Intel's QE vendor ID \
+         939a7233f79c4ca9940a0db3957f0607: ward verifies only quotes from Intel's quoting enclave",
+        hex::encode(found)
+    )]
+    QeVendor {
+        /// The vendor ID found.
+        found: [u8; 16],
+    },
+
     /// Well-formed, but of a kind ward does not handle.
     #[error("unsupported: {0}")]
     Unsupported(String),

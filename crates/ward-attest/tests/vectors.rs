@@ -130,6 +130,29 @@ fn rejected_vectors_are_refused_for_the_documented_reason() {
     }
 }
 
+#[test]
+fn a_quote_from_another_qe_vendor_is_refused_naming_the_field() {
+    for name in ["sgx-v3-automata-swhardening", "tdx-v4-phala-uptodate"] {
+        let mut v = vector(name);
+        assert_eq!(
+            v.quote[12..28],
+            ward_attest::dcap::INTEL_QE_VENDOR_ID,
+            "{name}"
+        );
+        v.quote[12] ^= 0x01;
+        let err = verify(&v, v.at).unwrap_err();
+        assert!(
+            matches!(err, Error::QeVendor { found } if found[0] == 0x92),
+            "{name}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("qe_vendor_id") && text.contains("929a7233"),
+            "{name}: {text}"
+        );
+    }
+}
+
 fn strict_policy_for(c: &VerifiedClaims, extra: &str) -> Policy {
     let id = match (&c.sgx, &c.tdx) {
         (Some(s), _) => format!(
