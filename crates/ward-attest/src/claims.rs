@@ -146,7 +146,8 @@ pub struct TdxIdentity {
     pub mr_servicetd: Option<[u8; 48]>,
     /// TD attributes.
     pub td_attributes: [u8; 8],
-    /// TD attribute DEBUG: the host can read and change the TD's state.
+    /// A debug-class TD attribute is set (TUD or TUP group, see
+    /// [`crate::quote::TD_ATTRIBUTES_DEBUG_CLASS`]): the host can read, change or profile the TD.
     pub debug: bool,
 }
 

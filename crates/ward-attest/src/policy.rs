@@ -548,12 +548,35 @@ impl Policy {
                 }
             }
         }
-        let debug = c.sgx.as_ref().map(|s| s.debug).unwrap_or(false)
-            || c.tdx.as_ref().map(|t| t.debug).unwrap_or(false);
-        if debug && !self.allow_debug {
+        // Judged from the attributes themselves, not only the verifier's summary flag: every
+        // debug-class TD attribute (TUD bits 3:0, TUP bits 15:4), not just DEBUG (bit 0).
+        let td_bits = c
+            .tdx
+            .as_ref()
+            .map(|t| crate::quote::td_debug_class_bits(&t.td_attributes))
+            .unwrap_or(0);
+        let sgx_debug = c
+            .sgx
+            .as_ref()
+            .map(|s| s.debug || s.attributes[0] & 0x02 != 0)
+            .unwrap_or(false);
+        let tdx_debug = c.tdx.as_ref().map(|t| t.debug).unwrap_or(false) || td_bits != 0;
+        if (sgx_debug || tdx_debug) && !self.allow_debug {
+            let found = if td_bits != 0 {
+                let bits: Vec<String> = (0..16)
+                    .filter(|b| td_bits & (1 << b) != 0)
+                    .map(|b| b.to_string())
+                    .collect();
+                format!(
+                    "a TD under debug or profiling (TD_ATTRIBUTES bit(s) {} set; bits 3:0 are TD-under-debug, 15:4 TD-under-profiling: the host can read, change or observe it)",
+                    bits.join(", ")
+                )
+            } else {
+                "a DEBUG enclave/TD (its memory can be read by the host)".into()
+            };
             return Err(Refusal {
                 rule: "allow_debug",
-                found: "a DEBUG enclave/TD (its memory can be read by the host)".into(),
+                found,
                 expected: "a production (non-debug) workload".into(),
                 hint: "Build and sign the workload for production (e.g. sgx.debug = false). allow_debug = true is for development and exposes every secret.".into(),
             });

@@ -163,7 +163,7 @@ pub struct TdReportBody {
     pub mr_signer_seam: [u8; 48],
     /// Attributes of the TDX module.
     pub seam_attributes: [u8; 8],
-    /// TD attributes (DEBUG is bit 0).
+    /// TD attributes (DEBUG is bit 0; see [`TD_ATTRIBUTES_DEBUG_CLASS`]).
     pub td_attributes: [u8; 8],
     /// XFAM: extended features the TD may use.
     pub xfam: [u8; 8],
@@ -187,10 +187,23 @@ pub struct TdReportBody {
     pub td15_ex: Option<TdReport15Ex>,
 }
 
+/// The TD_ATTRIBUTES bits that make a TD observable by the host: the TUD group (bits 3:0, "TD
+/// under debug", DEBUG is bit 0) and the TUP group (bits 15:4, "TD under profiling":
+/// HGS_PLUS_PROF, PERF_PROF, PMT_PROF and reserved). Intel's TDX module ABI: a verifier that does
+/// not know a bit decides by its group; in TDX 1.0 bits 7:1 were reserved TUD bits. The SEC
+/// group (SEPT_VE_DISABLE, PKS, …) and OTHER group (PERFMON, …) are not debug-class.
+pub const TD_ATTRIBUTES_DEBUG_CLASS: u64 = 0xffff;
+
+/// The debug-class bits ([`TD_ATTRIBUTES_DEBUG_CLASS`]) set in `td_attributes`.
+pub fn td_debug_class_bits(td_attributes: &[u8; 8]) -> u64 {
+    u64::from_le_bytes(*td_attributes) & TD_ATTRIBUTES_DEBUG_CLASS
+}
+
 impl TdReportBody {
-    /// The TD attribute DEBUG (bit 0): the host can read and change the TD's state.
+    /// Whether any debug-class TD attribute is set (TUD bits 3:0 or TUP bits 15:4, see
+    /// [`TD_ATTRIBUTES_DEBUG_CLASS`]): the host can read, change or profile the TD.
     pub fn debug(&self) -> bool {
-        self.td_attributes[0] & 0x01 != 0
+        td_debug_class_bits(&self.td_attributes) != 0
     }
 }
 

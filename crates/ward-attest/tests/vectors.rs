@@ -207,6 +207,50 @@ fn debug_and_service_td_are_policy_decisions() {
     );
 }
 
+#[test]
+fn every_debug_class_td_attribute_is_refused_unless_debug_is_allowed() {
+    let v = vector("tdx-v4-phala-uptodate");
+    let c = verify(&v, v.at).unwrap();
+    let attrs = c.tdx.as_ref().unwrap().td_attributes;
+    assert_eq!(strict_policy_for(&c, "").evaluate(&c), Ok(()));
+    // The recorded quote's attributes sit at bytes 168..176 of a v4 quote; a parsed quote with
+    // any of bits 0..15 set reports a debug TD (re-signing is impossible, so the policy is judged
+    // on the parsed claims with the bit set).
+    assert_eq!(v.quote[168..176], attrs);
+    for bit in 0..64u32 {
+        let mut quote = v.quote.clone();
+        let mut a = u64::from_le_bytes(attrs);
+        a |= 1 << bit;
+        quote[168..176].copy_from_slice(&a.to_le_bytes());
+        let parsed = ward_attest::quote::Quote::parse(&quote).unwrap();
+        let ward_attest::quote::QuoteBody::Td(body) = &parsed.body else {
+            panic!("a TD quote")
+        };
+        let debug_class = bit < 16;
+        assert_eq!(body.debug(), debug_class, "bit {bit}");
+
+        let mut m = c.clone();
+        let t = m.tdx.as_mut().unwrap();
+        t.td_attributes = a.to_le_bytes();
+        // As a verifier that only knew bit 0 would have reported it.
+        t.debug = bit == 0;
+        let verdict = strict_policy_for(&c, "").evaluate(&m);
+        if debug_class {
+            let r = verdict.unwrap_err();
+            assert_eq!(r.rule, "allow_debug", "bit {bit}");
+            assert!(r.to_string().contains(&format!("bit(s) {bit} set")), "{r}");
+            assert_eq!(
+                strict_policy_for(&c, "allow_debug = true").evaluate(&m),
+                Ok(()),
+                "bit {bit}"
+            );
+        } else {
+            // SEPT_VE_DISABLE (28), PKS (30), PERFMON (63) … are not debug-class.
+            assert_eq!(verdict, Ok(()), "bit {bit}");
+        }
+    }
+}
+
 fn vector_ok(name: &str) -> VerifiedClaims {
     let v = vector(name);
     verify(&v, v.at).unwrap()
