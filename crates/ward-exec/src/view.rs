@@ -301,51 +301,41 @@ impl Inodes {
 /// An open directory: inode, type and name of each entry, `.` and `..` first.
 type Listing = Arc<Vec<(u64, FileType, String)>>;
 
-/// The kinds of request a view answers, for [`Requests`].
-#[derive(Clone, Copy)]
-enum Op {
-    Lookup,
-    Getattr,
-    Setattr,
-    Readlink,
-    Open,
-    Read,
-    Write,
-    Flush,
-    Release,
-    Readdirplus,
-    Opendir,
-    Readdir,
-    Releasedir,
-    Create,
-    Mkdir,
-    Unlink,
-    Rmdir,
-    Rename,
-    Fsync,
+/// Declares [`Op`] and its names from one list, so the two cannot drift apart.
+macro_rules! request_kinds {
+    ($($op:ident => $name:literal,)*) => {
+        /// The kinds of request a view answers, for [`Requests`].
+        #[derive(Clone, Copy)]
+        enum Op {
+            $($op,)*
+        }
+
+        /// Each [`Op`]'s name, in declaration order.
+        const OP_NAMES: &[&str] = &[$($name,)*];
+    };
 }
 
-const OP_NAMES: [&str; 19] = [
-    "lookup",
-    "getattr",
-    "setattr",
-    "readlink",
-    "open",
-    "read",
-    "write",
-    "flush",
-    "release",
-    "readdirplus",
-    "opendir",
-    "readdir",
-    "releasedir",
-    "create",
-    "mkdir",
-    "unlink",
-    "rmdir",
-    "rename",
-    "fsync",
-];
+request_kinds! {
+    Lookup => "lookup",
+    Getattr => "getattr",
+    Setattr => "setattr",
+    Readlink => "readlink",
+    Open => "open",
+    Read => "read",
+    Write => "write",
+    Flush => "flush",
+    Release => "release",
+    Readdirplus => "readdirplus",
+    Opendir => "opendir",
+    Readdir => "readdir",
+    Releasedir => "releasedir",
+    Create => "create",
+    Mkdir => "mkdir",
+    Unlink => "unlink",
+    Rmdir => "rmdir",
+    Rename => "rename",
+    Fsync => "fsync",
+}
 
 /// How many requests of each kind a view answered, logged (at debug level) when serving ends:
 /// the first thing to look at when a program runs slower confined than natively, since each

@@ -64,10 +64,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Warnings (e.g. an insecure simulated-TEE acceptance) go to stderr; WARD_LOG=info|debug|
     // trace shows more (e.g. how many requests a confined program's view answered).
-    let level = std::env::var("WARD_LOG")
-        .ok()
-        .and_then(|level| level.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
+    let asked = std::env::var("WARD_LOG").ok();
+    let parsed = asked.as_deref().map(str::parse::<tracing::Level>);
+    let level = match parsed {
+        Some(Ok(level)) => level,
+        _ => tracing::Level::WARN,
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -75,6 +77,11 @@ fn main() -> ExitCode {
         .without_time()
         .with_max_level(level)
         .init();
+    if let (Some(asked), Some(Err(_))) = (&asked, &parsed) {
+        tracing::warn!(
+            "WARD_LOG={asked:?} is not a level (error, warn, info, debug or trace); using warn"
+        );
+    }
     // Ctrl-C or SIGTERM while an output is being written removes its temporary, then exits
     // 130 / 143: nothing half-written is left behind by any command. The provisioning server
     // writes no such outputs and handles Ctrl-C itself, stopping gracefully.
