@@ -173,6 +173,36 @@ impl Serialize for TdxIdentity {
     }
 }
 
+/// The ward workload that evidence names: the verified signed manifest's identity, as ward's
+/// runtime put it in the RA-TLS claims that the quote's report data covers.
+///
+/// On hardware the quote's own measurements (MRENCLAVE, MRTD, …) name the outer layer (a
+/// Gramine enclave running ward, a confidential VM); this names the ward manifest running in it.
+/// It is only as trustworthy as that outer layer: a policy pins both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkloadIdentity {
+    /// The manifest's measurement (what `ward sign` prints as MRENCLAVE).
+    #[serde(with = "hex_bytes")]
+    pub measurement: [u8; 32],
+    /// The manifest signer (what `ward sign` prints as MRSIGNER).
+    #[serde(with = "hex_bytes")]
+    pub signer: [u8; 32],
+    /// The manifest's `sgx.isv_prod_id`.
+    pub isv_prod_id: u16,
+    /// The manifest's `sgx.isv_svn`.
+    pub isv_svn: u16,
+    /// The manifest's `sgx.debug`.
+    pub debug: bool,
+}
+
+/// `report_data[32..64]` of evidence that ward's runtime makes for an RA-TLS certificate naming
+/// its workload: SHA-256 of `"ward workload evidence v1"`. ward refuses to let a confined program
+/// ask for report data ending in these bytes, so evidence carrying them comes from ward itself.
+pub const WORKLOAD_REPORT_DATA_TAG: [u8; 32] = [
+    0x70, 0xef, 0x04, 0x32, 0x16, 0x38, 0xaf, 0x11, 0x83, 0x61, 0xd7, 0x6d, 0xa3, 0x46, 0x19, 0xb3,
+    0xf6, 0x5c, 0xeb, 0xef, 0x61, 0x64, 0xab, 0xdf, 0xc0, 0x18, 0x44, 0x9b, 0x4c, 0x8f, 0x5d, 0x7c,
+];
+
 /// What verification proved. Produced only by a verifier; a [`crate::Policy`] decides whether
 /// it is acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -200,6 +230,9 @@ pub struct VerifiedClaims {
     /// Public key (SEC1 hex) of the simulated platform that signed the evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sim_platform_key: Option<String>,
+    /// The ward workload the evidence names, when it came in an RA-TLS certificate made by
+    /// ward's runtime (`None` for a bare quote, or a certificate from anything else).
+    pub workload: Option<WorkloadIdentity>,
 }
 
 /// The outcome of verifying evidence at a time and, optionally, judging it by a policy, as one
@@ -336,6 +369,35 @@ impl fmt::Display for VerificationReport<'_> {
                 },
             )?;
         }
+        match &c.workload {
+            Some(w) => {
+                row(
+                    "WARD MANIFEST",
+                    hex::encode(w.measurement),
+                    "the signed ward manifest running in it (bound by the report data)",
+                )?;
+                row(
+                    "WARD SIGNER",
+                    hex::encode(w.signer),
+                    "who signed that manifest",
+                )?;
+                row(
+                    "WARD ISV",
+                    format!(
+                        "isv_prod_id {}, isv_svn {}{}",
+                        w.isv_prod_id,
+                        w.isv_svn,
+                        if w.debug { ", DEBUG" } else { "" }
+                    ),
+                    "the manifest's product id and security version",
+                )?;
+            }
+            None => row(
+                "WARD MANIFEST",
+                "none".into(),
+                "the evidence does not name a ward manifest (a bare quote, or not made by ward)",
+            )?,
+        }
         row(
             "REPORT_DATA",
             hex::encode(c.report_data),
@@ -388,5 +450,19 @@ mod hex_opt {
             Some(v) => s.serialize_str(&hex::encode(v)),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn workload_tag_is_the_documented_hash() {
+        assert_eq!(
+            Sha256::digest(b"ward workload evidence v1").as_slice(),
+            WORKLOAD_REPORT_DATA_TAG
+        );
     }
 }

@@ -465,6 +465,7 @@ fn claims_from_quote(
         fmspc: Some(fmspc),
         collateral_expires: Some(expires),
         sim_platform_key: None,
+        workload: None,
     }
 }
 

@@ -26,7 +26,7 @@ pub mod sim;
 pub mod time;
 pub mod verify;
 
-pub use claims::{TcbStatus, TeeKind, VerifiedClaims};
+pub use claims::{TcbStatus, TeeKind, VerifiedClaims, WorkloadIdentity, WORKLOAD_REPORT_DATA_TAG};
 pub use error::{Error, ErrorChain, Result};
 pub use policy::{Identity, Policy, PolicyError, Refusal};
 pub use verify::{

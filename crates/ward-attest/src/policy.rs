@@ -21,6 +21,14 @@
 //! [[identity]]
 //! tee = "tdx"
 //! mr_td = "…"                     # also rtmr0..rtmr3, mr_config_id, mr_owner, mr_owner_config
+//! # The ward manifest running in that TD, as ward's runtime names it in its RA-TLS evidence
+//! # (bound by the quote's report data). Goes with a platform identity: on hardware, any TD or
+//! # enclave could claim any manifest, so an identity of workload_* fields alone is refused
+//! # unless tee = "sim".
+//! workload_measurement = "…"      # what `ward sign` prints as the measurement
+//! workload_signer = "…"
+//! workload_isv_prod_id = 1
+//! workload_min_isv_svn = 1
 //! ```
 //!
 //! Top-level keys must come before the first `[[identity]]` table in a TOML file.
@@ -117,6 +125,14 @@ struct IdentityToml {
     mr_owner: Option<OneOrMany>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mr_owner_config: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload_measurement: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload_signer: Option<OneOrMany>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload_isv_prod_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload_min_isv_svn: Option<u16>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -161,6 +177,13 @@ pub struct Identity {
     measurements: Vec<Accepted>,
     isv_prod_id: Option<u16>,
     min_isv_svn: Option<u16>,
+    workload_isv_prod_id: Option<u16>,
+    workload_min_isv_svn: Option<u16>,
+}
+
+/// Whether `field` judges the ward workload's claim rather than the platform's evidence.
+fn is_workload_field(field: &str) -> bool {
+    field.starts_with("workload_")
 }
 
 /// A key holder's acceptance rules. Read from TOML with [`Policy::from_toml`] or [`Policy::load`],
@@ -238,7 +261,30 @@ impl Identity {
             }],
             isv_prod_id: None,
             min_isv_svn: None,
+            workload_isv_prod_id: None,
+            workload_min_isv_svn: None,
         }
+    }
+
+    /// Also requires the evidence to name the ward workload of this signed manifest: its
+    /// measurement, signer and product id, and at least its SVN (see [`WorkloadIdentity`]).
+    ///
+    /// [`WorkloadIdentity`]: crate::WorkloadIdentity
+    pub fn workload(mut self, w: &crate::WorkloadIdentity) -> Identity {
+        self.measurements.retain(|m| !is_workload_field(m.field));
+        self.measurements.push(Accepted {
+            field: "workload_measurement",
+            label: "ward measurement",
+            values: vec![hex::encode(w.measurement)],
+        });
+        self.measurements.push(Accepted {
+            field: "workload_signer",
+            label: "ward signer",
+            values: vec![hex::encode(w.signer)],
+        });
+        self.workload_isv_prod_id = Some(w.isv_prod_id);
+        self.workload_min_isv_svn = Some(w.isv_svn);
+        self
     }
 
     /// Names the identity in refusals.
@@ -276,6 +322,8 @@ impl Identity {
             tee: self.tee.map(|t| t.to_string()),
             isv_prod_id: self.isv_prod_id,
             min_isv_svn: self.min_isv_svn,
+            workload_isv_prod_id: self.workload_isv_prod_id,
+            workload_min_isv_svn: self.workload_min_isv_svn,
             ..IdentityToml::default()
         };
         for m in &self.measurements {
@@ -294,6 +342,8 @@ impl Identity {
                 "rtmr3" => &mut raw.rtmr3,
                 "mr_config_id" => &mut raw.mr_config_id,
                 "mr_owner" => &mut raw.mr_owner,
+                "workload_measurement" => &mut raw.workload_measurement,
+                "workload_signer" => &mut raw.workload_signer,
                 _ => &mut raw.mr_owner_config,
             };
             *slot = v;
@@ -400,7 +450,7 @@ impl Policy {
                 }
             };
             let mut measurements = Vec::new();
-            let specs: [(&'static str, &'static str, usize, &Option<OneOrMany>); 10] = [
+            let specs: [(&'static str, &'static str, usize, &Option<OneOrMany>); 12] = [
                 ("mr_enclave", "MRENCLAVE", 32, &id.mr_enclave),
                 ("mr_signer", "MRSIGNER", 32, &id.mr_signer),
                 ("mr_td", "MRTD", 48, &id.mr_td),
@@ -411,6 +461,13 @@ impl Policy {
                 ("mr_config_id", "MRCONFIGID", 48, &id.mr_config_id),
                 ("mr_owner", "MROWNER", 48, &id.mr_owner),
                 ("mr_owner_config", "MROWNERCONFIG", 48, &id.mr_owner_config),
+                (
+                    "workload_measurement",
+                    "ward measurement",
+                    32,
+                    &id.workload_measurement,
+                ),
+                ("workload_signer", "ward signer", 32, &id.workload_signer),
             ];
             for (field, label, bytes, v) in specs {
                 if let Some(a) = measurement(field, label, bytes, v, &at)? {
@@ -422,17 +479,25 @@ impl Policy {
                 .any(|m| matches!(m.field, "mr_enclave" | "mr_signer"))
                 || id.isv_prod_id.is_some()
                 || id.min_isv_svn.is_some();
-            let tdx_fields = measurements
-                .iter()
-                .any(|m| !matches!(m.field, "mr_enclave" | "mr_signer"));
+            let tdx_fields = measurements.iter().any(|m| {
+                !matches!(m.field, "mr_enclave" | "mr_signer") && !is_workload_field(m.field)
+            });
             if sgx_fields && tdx_fields {
                 return Err(at(
                     "mixes SGX fields (mr_enclave, mr_signer, isv_*) with TDX fields (mr_td, rtmr*, …); use one [[identity]] per TEE".into(),
                 ));
             }
+            let workload_fields = measurements.iter().any(|m| is_workload_field(m.field))
+                || id.workload_isv_prod_id.is_some()
+                || id.workload_min_isv_svn.is_some();
             if measurements.is_empty() {
                 return Err(at(
                     "names no measurement (mr_enclave/mr_signer for SGX, mr_td/rtmr* for TDX); it would accept anything".into(),
+                ));
+            }
+            if workload_fields && !sgx_fields && !tdx_fields && tee != Some(TeeKind::Sim) {
+                return Err(at(
+                    "names only the ward workload (workload_*); on hardware any enclave or TD can claim any ward manifest, so also name the platform that runs ward (mr_enclave/mr_signer of the Gramine enclave, or mr_td/rtmr* of the TD), or set tee = \"sim\"".into(),
                 ));
             }
             identities.push(Identity {
@@ -441,6 +506,8 @@ impl Policy {
                 measurements,
                 isv_prod_id: id.isv_prod_id,
                 min_isv_svn: id.min_isv_svn,
+                workload_isv_prod_id: id.workload_isv_prod_id,
+                workload_min_isv_svn: id.workload_min_isv_svn,
             });
         }
         let mut allowed_tcb_statuses = Vec::new();
@@ -561,7 +628,8 @@ impl Policy {
             .map(|s| s.debug || s.attributes[0] & 0x02 != 0)
             .unwrap_or(false);
         let tdx_debug = c.tdx.as_ref().map(|t| t.debug).unwrap_or(false) || td_bits != 0;
-        if (sgx_debug || tdx_debug) && !self.allow_debug {
+        let ward_debug = c.workload.map(|w| w.debug).unwrap_or(false);
+        if (sgx_debug || tdx_debug || ward_debug) && !self.allow_debug {
             let found = if td_bits != 0 {
                 let bits: Vec<String> = (0..16)
                     .filter(|b| td_bits & (1 << b) != 0)
@@ -571,8 +639,10 @@ impl Policy {
                     "a TD under debug or profiling (TD_ATTRIBUTES bit(s) {} set; bits 3:0 are TD-under-debug, 15:4 TD-under-profiling: the host can read, change or observe it)",
                     bits.join(", ")
                 )
-            } else {
+            } else if sgx_debug || tdx_debug {
                 "a DEBUG enclave/TD (its memory can be read by the host)".into()
+            } else {
+                "a ward manifest signed for debugging (sgx.debug = true)".into()
             };
             return Err(Refusal {
                 rule: "allow_debug",
@@ -716,9 +786,14 @@ impl Identity {
                 ("mr_config_id", _, Some(t)) => Some(hex::encode(t.mr_config_id)),
                 ("mr_owner", _, Some(t)) => Some(hex::encode(t.mr_owner)),
                 ("mr_owner_config", _, Some(t)) => Some(hex::encode(t.mr_owner_config)),
+                ("workload_measurement", _, _) => c.workload.map(|w| hex::encode(w.measurement)),
+                ("workload_signer", _, _) => c.workload.map(|w| hex::encode(w.signer)),
                 _ => None,
             };
             let Some(value) = value else {
+                if is_workload_field(m.field) {
+                    return Err(no_workload(&self.label()));
+                }
                 return Err(Refusal {
                     rule: "identity.tee",
                     found: format!("{} evidence, which has no {}", c.tee, m.label),
@@ -733,6 +808,32 @@ impl Identity {
                     expected: format!("{} {}{}", m.label, one_of(&m.values), self.label()),
                     hint: format!("If this build of the workload is trusted, add its {} to the policy (`ward sign` prints it).", m.label),
                 });
+            }
+        }
+        if self.workload_isv_prod_id.is_some() || self.workload_min_isv_svn.is_some() {
+            let Some(w) = &c.workload else {
+                return Err(no_workload(&self.label()));
+            };
+            if let Some(p) = self.workload_isv_prod_id {
+                if w.isv_prod_id != p {
+                    return Err(Refusal {
+                        rule: "workload_isv_prod_id",
+                        found: format!("a ward manifest with isv_prod_id {}", w.isv_prod_id),
+                        expected: format!("isv_prod_id {p}{}", self.label()),
+                        hint: "The manifest is another product of the same signer.".into(),
+                    });
+                }
+            }
+            if let Some(min) = self.workload_min_isv_svn {
+                if w.isv_svn < min {
+                    return Err(Refusal {
+                        rule: "workload_min_isv_svn",
+                        found: format!("a ward manifest with isv_svn {}", w.isv_svn),
+                        expected: format!("isv_svn >= {min}{}", self.label()),
+                        hint: "An older, superseded manifest is running; deploy the current one."
+                            .into(),
+                    });
+                }
             }
         }
         if let Some(sgx) = &c.sgx {
@@ -758,6 +859,16 @@ impl Identity {
             }
         }
         Ok(())
+    }
+}
+
+/// The refusal of evidence that names no ward workload when an identity requires one.
+fn no_workload(label: &str) -> Refusal {
+    Refusal {
+        rule: "workload_measurement",
+        found: "evidence that names no ward manifest (a bare quote, or an RA-TLS certificate not made by ward's runtime)".into(),
+        expected: format!("evidence naming a ward workload{label}"),
+        hint: "Connect with the workload's own RA-TLS certificate (`ward run` makes one), or drop the workload_* fields if the platform identity alone decides.".into(),
     }
 }
 

@@ -418,6 +418,7 @@ impl SimQuote {
             fmspc: None,
             collateral_expires: None,
             sim_platform_key: Some(self.platform_key.to_hex()),
+            workload: None,
         })
     }
 }

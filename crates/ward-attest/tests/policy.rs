@@ -32,6 +32,7 @@ fn sgx(status: TcbStatus, advisories: &[&str]) -> VerifiedClaims {
         fmspc: Some([0, 0x60, 0x6a, 0, 0, 0]),
         collateral_expires: Some(2_000_000_000),
         sim_platform_key: None,
+        workload: None,
     }
 }
 
@@ -199,6 +200,7 @@ fn service_td_needs_opt_in() {
         fmspc: None,
         collateral_expires: None,
         sim_platform_key: None,
+        workload: None,
     };
     let id = format!("[[identity]]\ntee = \"tdx\"\nmr_td = \"{mr_td}\"\n");
     assert_eq!(

@@ -358,3 +358,53 @@ fn pem_body_offsets(q: &[u8]) -> (usize, std::collections::HashSet<usize>) {
     }
     (start, body)
 }
+
+/// A policy naming both layers (the platform's measurement from the recorded quote and a ward
+/// manifest) refuses the recorded real quotes, which carry no workload binding, and refuses them
+/// again when they are said to run a manifest other than the one named (a host-written one);
+/// only the named manifest on the named platform passes. The same platform layer alone still
+/// accepts the quote: the workload fields are what keeps a host-written manifest out.
+#[test]
+fn a_policy_requiring_the_ward_workload_refuses_quotes_that_do_not_name_it() {
+    use ward_attest::WorkloadIdentity;
+    let ours = WorkloadIdentity {
+        measurement: [0x5a; 32],
+        signer: [0xc3; 32],
+        isv_prod_id: 1,
+        isv_svn: 1,
+        debug: false,
+    };
+    let host_written = WorkloadIdentity {
+        measurement: [0x77; 32],
+        ..ours
+    };
+    let workload_toml = format!(
+        "workload_measurement = \"{}\"\nworkload_signer = \"{}\"\nworkload_min_isv_svn = 1\n",
+        hex::encode(ours.measurement),
+        hex::encode(ours.signer)
+    );
+    for name in ["tdx-v4-phala-uptodate", "sgx-v3-automata-swhardening"] {
+        let c = vector_ok(name);
+        assert_eq!(c.workload, None, "{name}: a bare quote names no workload");
+        let extra = "allowed_tcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\nallowed_advisories = [\"*\"]";
+        let platform_only = strict_policy_for(&c, extra);
+        assert_eq!(platform_only.evaluate(&c), Ok(()), "{name}");
+        let both_text = format!("{}{workload_toml}", platform_only.to_toml());
+        let both = Policy::from_toml(&both_text, "test").unwrap();
+
+        let r = both.evaluate(&c).unwrap_err();
+        assert_eq!(r.rule, "workload_measurement", "{name}: {r}");
+        assert!(r.to_string().contains("names no ward manifest"), "{r}");
+
+        let mut hosted = c.clone();
+        hosted.workload = Some(host_written);
+        assert_eq!(platform_only.evaluate(&hosted), Ok(()), "{name}");
+        let r = both.evaluate(&hosted).unwrap_err();
+        assert_eq!(r.rule, "workload_measurement", "{name}: {r}");
+        assert!(r.to_string().contains(&hex::encode([0x77; 32])), "{r}");
+
+        let mut ok = c.clone();
+        ok.workload = Some(ours);
+        assert_eq!(both.evaluate(&ok), Ok(()), "{name}");
+    }
+}

@@ -121,10 +121,14 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// The attestation identity that admits exactly one signed workload: its measurement
-/// (MRENCLAVE), signer (MRSIGNER), product id, and its SVN as the minimum. Named after the
-/// entrypoint, for audit logs and refusals. `ward_attest::Policy::for_workload(identity(&s))`
-/// is the policy a data owner gives her provisioning server.
+/// The attestation identity that admits exactly one signed workload, in both layers: the
+/// enclave's MRENCLAVE/MRSIGNER/product id/minimum SVN as the simulated TEE reports them (there
+/// the enclave *is* the manifest), and the same values as the `workload_*` claim ward's runtime
+/// puts in its evidence on every attester. On hardware the enclave fields must be replaced by the
+/// outer layer's (the Gramine enclave running ward, or the TD); the workload fields stay. Named
+/// after the entrypoint, for audit logs and refusals.
+/// `ward_attest::Policy::for_workload(identity(&s))` is the policy a data owner gives her
+/// provisioning server.
 pub fn identity(signed: &SignedManifest) -> ward_attest::Identity {
     let s = &signed.signature;
     let sgx = &signed.manifest.sgx;
@@ -133,4 +137,11 @@ pub fn identity(signed: &SignedManifest) -> ward_attest::Identity {
         .mr_signer(s.mr_signer.0)
         .isv_prod_id(sgx.isv_prod_id)
         .min_isv_svn(sgx.isv_svn)
+        .workload(&ward_attest::WorkloadIdentity {
+            measurement: s.measurement.0,
+            signer: s.mr_signer.0,
+            isv_prod_id: sgx.isv_prod_id,
+            isv_svn: sgx.isv_svn,
+            debug: sgx.debug,
+        })
 }

@@ -174,6 +174,19 @@ pub struct VerifiedManifest {
     pub mr_signer: Sha256,
 }
 
+impl VerifiedManifest {
+    /// The workload identity ward's runtime names in its evidence for this manifest.
+    pub fn workload(&self) -> ward_attest::WorkloadIdentity {
+        ward_attest::WorkloadIdentity {
+            measurement: self.measurement.0,
+            signer: self.mr_signer.0,
+            isv_prod_id: self.manifest.sgx.isv_prod_id,
+            isv_svn: self.manifest.sgx.isv_svn,
+            debug: self.manifest.sgx.debug,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct SignedFileOut<'a> {
     #[serde(flatten)]

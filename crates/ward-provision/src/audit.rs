@@ -31,6 +31,8 @@ pub(crate) struct Record {
     pub event: &'static str,
     pub tee: Option<String>,
     pub measurement: Option<String>,
+    /// The ward manifest the evidence names, when it names one.
+    pub workload_measurement: Option<String>,
     pub tcb_status: Option<String>,
     pub requested: Vec<String>,
     pub decisions: Vec<SecretDecision>,
@@ -50,6 +52,7 @@ impl Record {
             event,
             tee: None,
             measurement: None,
+            workload_measurement: None,
             tcb_status: None,
             requested: Vec::new(),
             decisions: Vec::new(),
@@ -64,6 +67,7 @@ impl Record {
         } else {
             c.tdx.as_ref().map(|tdx| hex::encode(tdx.mr_td))
         };
+        self.workload_measurement = c.workload.map(|w| hex::encode(w.measurement));
         self.tcb_status = c.tcb_status.map(|s| s.as_str().to_owned());
         self
     }

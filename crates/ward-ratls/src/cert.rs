@@ -14,6 +14,13 @@
 //!   `1.2.840.113741.1337.6` ([`GRAMINE_LEGACY_QUOTE_OID`]). ward writes the OID exactly as
 //!   Gramine does and reads both spellings.
 //!
+//! ward's runtime adds one claim of its own to the DICE map, `"ward-workload"`, naming the
+//! verified ward manifest it runs (see [`WorkloadIdentity`]); other verifiers ignore claims they
+//! do not know, as Gramine's do. Evidence carrying it must have ward's
+//! [`WORKLOAD_REPORT_DATA_TAG`] in `report_data[32..64]`, which ward never lets a confined program
+//! request (its `/dev/attestation` refuses those bytes), so a program cannot obtain evidence
+//! naming a manifest other than the one it runs under.
+//!
 //! When both extensions are present the DICE one is used, and if it is malformed the certificate
 //! is refused: there is no falling back to the legacy one.
 
@@ -27,7 +34,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 use ward_attest::attester::Attester;
-use ward_attest::TeeKind;
+use ward_attest::{TeeKind, WorkloadIdentity, WORKLOAD_REPORT_DATA_TAG};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -42,6 +49,9 @@ pub const GRAMINE_LEGACY_QUOTE_OID: &[u64] = &[0, 6, 9, 42, 840, 113741, 1337, 6
 pub const DICE_TEE_QUOTE_CBOR_TAG: u64 = 60000;
 /// The claim that binds the certificate's public key.
 pub const PUBKEY_HASH_CLAIM: &str = "pubkey-hash";
+/// ward's claim naming the workload: a CBOR map `{"measurement": bstr .size 32, "signer": bstr
+/// .size 32, "isv-prod-id": uint, "isv-svn": uint, "debug": bool}`.
+pub const WORKLOAD_CLAIM: &str = "ward-workload";
 /// The subject (and issuer) common name of certificates ward generates.
 pub const SUBJECT_COMMON_NAME: &str = "ward RA-TLS";
 
@@ -156,6 +166,37 @@ impl RaTlsIdentity {
         form: EvidenceForm,
         validity: Validity,
     ) -> Result<RaTlsIdentity> {
+        Self::build(attester, form, validity, None)
+    }
+
+    /// As [`RaTlsIdentity::generate`] (DICE form), with evidence that also names the ward
+    /// workload `workload` (the `"ward-workload"` claim, with ward's report-data tag). Only
+    /// ward's runtime, after verifying the signed manifest, should call this.
+    pub fn generate_for_workload(
+        attester: &dyn Attester,
+        workload: &WorkloadIdentity,
+    ) -> Result<RaTlsIdentity> {
+        Self::build(
+            attester,
+            EvidenceForm::Dice,
+            Validity::starting_now(DEFAULT_LIFETIME),
+            Some(workload),
+        )
+    }
+
+    fn build(
+        attester: &dyn Attester,
+        form: EvidenceForm,
+        validity: Validity,
+        workload: Option<&WorkloadIdentity>,
+    ) -> Result<RaTlsIdentity> {
+        if workload.is_some() && form.has_legacy() {
+            return Err(RaTlsError::Generation(
+                "the legacy evidence form has no claims, so it cannot name the workload; use the \
+                 DICE form"
+                    .into(),
+            ));
+        }
         if validity.not_after <= validity.not_before {
             return Err(RaTlsError::Generation(format!(
                 "the validity period is empty (notBefore {} is not before notAfter {})",
@@ -179,8 +220,11 @@ impl RaTlsIdentity {
             ));
         }
         if form.has_dice() {
-            let claims = encode_claims(&spki)?;
-            let report_data = dice_report_data(&claims);
+            let claims = encode_claims(&spki, workload)?;
+            let mut report_data = dice_report_data(&claims);
+            if workload.is_some() {
+                report_data[32..].copy_from_slice(&WORKLOAD_REPORT_DATA_TAG);
+            }
             let evidence = attest(attester, &report_data)?;
             tee = Some(evidence.tee);
             let value = encode_dice_evidence(evidence.quote, claims)?;
@@ -312,16 +356,31 @@ fn to_cbor(value: &Value) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `{"pubkey-hash": bstr(CBOR [1, bstr SHA-256(spki)])}`, as Gramine writes it.
-fn encode_claims(spki: &[u8]) -> Result<Vec<u8>> {
+/// `{"pubkey-hash": bstr(CBOR [1, bstr SHA-256(spki)])}`, as Gramine writes it, plus ward's
+/// `"ward-workload"` claim when there is a workload to name.
+fn encode_claims(spki: &[u8], workload: Option<&WorkloadIdentity>) -> Result<Vec<u8>> {
     let hash_entry = to_cbor(&Value::Array(vec![
         Value::Integer(PubkeyHashAlg::Sha256.iana_id().into()),
         Value::Bytes(Sha256::digest(spki).to_vec()),
     ]))?;
-    to_cbor(&Value::Map(vec![(
+    let mut map = vec![(
         Value::Text(PUBKEY_HASH_CLAIM.into()),
         Value::Bytes(hash_entry),
-    )]))
+    )];
+    if let Some(w) = workload {
+        let text = |s: &str| Value::Text(s.into());
+        map.push((
+            text(WORKLOAD_CLAIM),
+            Value::Map(vec![
+                (text("measurement"), Value::Bytes(w.measurement.to_vec())),
+                (text("signer"), Value::Bytes(w.signer.to_vec())),
+                (text("isv-prod-id"), Value::Integer(w.isv_prod_id.into())),
+                (text("isv-svn"), Value::Integer(w.isv_svn.into())),
+                (text("debug"), Value::Bool(w.debug)),
+            ]),
+        ));
+    }
+    to_cbor(&Value::Map(map))
 }
 
 /// `tag 60000 ([bstr quote, bstr claims])`.
@@ -420,6 +479,9 @@ pub enum EmbeddedEvidence {
         claims: Vec<u8>,
         /// The parsed `pubkey-hash` claim.
         pubkey_hash: PubkeyHash,
+        /// The parsed `"ward-workload"` claim, when present (unverified until
+        /// [`RaTlsCertificate::check_binding`] passes).
+        workload: Option<WorkloadIdentity>,
     },
     /// Gramine's legacy raw quote.
     Legacy {
@@ -472,16 +534,28 @@ impl RaTlsCertificate {
         }
     }
 
+    /// The ward workload the claims name, if any. Trust it only after
+    /// [`RaTlsCertificate::check_binding`] passed for the verified quote's report data
+    /// ([`crate::verify_evidence`] does both).
+    pub fn workload(&self) -> Option<&WorkloadIdentity> {
+        match &self.evidence {
+            EmbeddedEvidence::Dice { workload, .. } => workload.as_ref(),
+            EmbeddedEvidence::Legacy { .. } => None,
+        }
+    }
+
     /// Checks that `report_data` (from the *verified* quote) binds this certificate's key.
     ///
     /// DICE: `report_data[0..32]` is SHA-256 of the claims bytes, and the claims' `pubkey-hash`
-    /// is the hash of the SubjectPublicKeyInfo. Legacy: `report_data[0..32]` is SHA-256 of the
+    /// is the hash of the SubjectPublicKeyInfo; claims naming a ward workload also need ward's
+    /// [`WORKLOAD_REPORT_DATA_TAG`] in `report_data[32..64]`. Legacy: `report_data[0..32]` is SHA-256 of the
     /// SubjectPublicKeyInfo and `report_data[32..64]` is zero.
     pub fn check_binding(&self, report_data: &[u8; 64]) -> Result<()> {
         match &self.evidence {
             EmbeddedEvidence::Dice {
                 claims,
                 pubkey_hash,
+                workload,
                 ..
             } => {
                 let claims_hash = Sha256::digest(claims);
@@ -503,6 +577,15 @@ impl RaTlsCertificate {
                         pubkey_hash.alg,
                         hex::encode(&pubkey_hash.digest),
                         hex::encode(&key_hash)
+                    )));
+                }
+                let tagged = bool::from(report_data[32..].ct_eq(&WORKLOAD_REPORT_DATA_TAG));
+                if workload.is_some() && !tagged {
+                    return Err(RaTlsError::Binding(format!(
+                        "the claims name a ward workload, but the quote's report_data[32..64] is \
+                         {}, not ward's workload tag: this evidence was not made by ward's \
+                         runtime (a program asking for a quote over claims it chose)",
+                        hex::encode(&report_data[32..])
                     )));
                 }
                 Ok(())
@@ -681,15 +764,16 @@ fn parse_dice(value: &[u8]) -> Result<EmbeddedEvidence> {
             )))
         }
     };
-    let pubkey_hash = parse_claims(&claims)?;
+    let (pubkey_hash, workload) = parse_claims(&claims)?;
     Ok(EmbeddedEvidence::Dice {
         quote,
         claims,
         pubkey_hash,
+        workload,
     })
 }
 
-fn parse_claims(claims: &[u8]) -> Result<PubkeyHash> {
+fn parse_claims(claims: &[u8]) -> Result<(PubkeyHash, Option<WorkloadIdentity>)> {
     let entries = match decode_cbor(claims, "the claims")? {
         Value::Map(entries) => entries,
         other => {
@@ -700,6 +784,7 @@ fn parse_claims(claims: &[u8]) -> Result<PubkeyHash> {
         }
     };
     let mut found = None;
+    let mut workload = None;
     for (key, value) in entries {
         let key = match key {
             Value::Text(k) if !k.is_empty() => k,
@@ -710,6 +795,15 @@ fn parse_claims(claims: &[u8]) -> Result<PubkeyHash> {
                 )))
             }
         };
+        if key == WORKLOAD_CLAIM {
+            if workload.is_some() {
+                return Err(dice_err(
+                    "the claim \"ward-workload\" appears more than once",
+                ));
+            }
+            workload = Some(parse_workload(value)?);
+            continue;
+        }
         if key != PUBKEY_HASH_CLAIM {
             tracing::debug!(claim = %key, "ignoring an unrecognised claim in RA-TLS evidence");
             continue;
@@ -729,8 +823,65 @@ fn parse_claims(claims: &[u8]) -> Result<PubkeyHash> {
         };
         found = Some(parse_hash_entry(&entry)?);
     }
-    found.ok_or_else(|| {
+    let found = found.ok_or_else(|| {
         dice_err("the claims have no \"pubkey-hash\", so they do not bind the certificate's key")
+    })?;
+    Ok((found, workload))
+}
+
+/// The `"ward-workload"` claim: exactly its five fields, each of its type and size.
+fn parse_workload(value: Value) -> Result<WorkloadIdentity> {
+    let bad = |problem: String| dice_err(format!("the claim \"ward-workload\" {problem}"));
+    let Value::Map(entries) = value else {
+        return Err(bad(format!("is {}, expected a map", kind(&value))));
+    };
+    let (mut measurement, mut signer, mut prod_id, mut svn, mut debug) =
+        (None, None, None, None, None);
+    for (key, value) in entries {
+        let Value::Text(key) = key else {
+            return Err(bad(format!(
+                "has a key that is {}, expected text",
+                kind(&key)
+            )));
+        };
+        let digest = |v: &Value| match v {
+            Value::Bytes(b) => <[u8; 32]>::try_from(b.as_slice()).ok(),
+            _ => None,
+        };
+        let number = |v: &Value| match v {
+            Value::Integer(i) => u16::try_from(*i).ok(),
+            _ => None,
+        };
+        let slot_ok = match key.as_str() {
+            "measurement" => measurement.replace(digest(&value)).is_none(),
+            "signer" => signer.replace(digest(&value)).is_none(),
+            "isv-prod-id" => prod_id.replace(number(&value)).is_none(),
+            "isv-svn" => svn.replace(number(&value)).is_none(),
+            "debug" => debug
+                .replace(match value {
+                    Value::Bool(b) => Some(b),
+                    _ => None,
+                })
+                .is_none(),
+            other => return Err(bad(format!("has an unknown field {other:?}"))),
+        };
+        if !slot_ok {
+            return Err(bad(format!("has the field {key:?} more than once")));
+        }
+    }
+    fn need<T>(name: &str, v: Option<Option<T>>, what: &str) -> std::result::Result<T, String> {
+        match v {
+            Some(Some(v)) => Ok(v),
+            Some(None) => Err(format!("has a {name:?} that is not {what}")),
+            None => Err(format!("has no {name:?}")),
+        }
+    }
+    Ok(WorkloadIdentity {
+        measurement: need("measurement", measurement, "32 bytes").map_err(bad)?,
+        signer: need("signer", signer, "32 bytes").map_err(bad)?,
+        isv_prod_id: need("isv-prod-id", prod_id, "an integer 0..=65535").map_err(bad)?,
+        isv_svn: need("isv-svn", svn, "an integer 0..=65535").map_err(bad)?,
+        debug: need("debug", debug, "a boolean").map_err(bad)?,
     })
 }
 
@@ -792,12 +943,13 @@ mod tests {
     fn large_quote_round_trips_through_cbor() {
         // DCAP quotes are several KiB, more than ciborium's scratch buffer.
         let quote: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
-        let claims = encode_claims(b"spki").unwrap();
+        let claims = encode_claims(b"spki", None).unwrap();
         match parse_dice(&dice_value(quote.clone(), claims.clone())).unwrap() {
             EmbeddedEvidence::Dice {
                 quote: q,
                 claims: c,
                 pubkey_hash,
+                workload: None,
             } => {
                 assert_eq!(q, quote);
                 assert_eq!(c, claims);
@@ -811,7 +963,7 @@ mod tests {
     #[test]
     fn claims_encoding_matches_gramine() {
         // a1 6b "pubkey-hash" 58 24 (82 01 58 20 <32 bytes>)
-        let claims = encode_claims(b"k").unwrap();
+        let claims = encode_claims(b"k", None).unwrap();
         assert_eq!(&claims[..13], b"\xa1\x6bpubkey-hash");
         assert_eq!(&claims[13..19], &[0x58, 0x24, 0x82, 0x01, 0x58, 0x20]);
         assert_eq!(claims.len(), 19 + 32);
@@ -822,7 +974,7 @@ mod tests {
 
     #[test]
     fn malformed_dice_values_are_errors() {
-        let claims = encode_claims(b"k").unwrap();
+        let claims = encode_claims(b"k", None).unwrap();
         let good = dice_value(vec![1], claims.clone());
         let mut trailing = good.clone();
         trailing.push(0);

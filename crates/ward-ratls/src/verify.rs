@@ -12,7 +12,10 @@ pub fn verify_evidence(der: &[u8], verifier: &dyn EvidenceVerifier) -> Result<Ve
     let claims = verifier
         .verify(cert.quote())
         .map_err(RaTlsError::Evidence)?;
+    let mut claims = claims;
     cert.check_binding(&claims.report_data)?;
+    // Bound by the report data just checked (with ward's tag), so now a verified claim.
+    claims.workload = cert.workload().copied();
     Ok(claims)
 }
 

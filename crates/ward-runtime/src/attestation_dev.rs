@@ -6,7 +6,10 @@
 //!   when no attester is at hand. A program checking for `dcap` never takes simulated evidence
 //!   for hardware evidence.
 //! - `user_report_data`: exactly 64 bytes, committed on `close` (as in Gramine: fewer or more
-//!   fail with `EINVAL`), readable back; one value per sandbox, all zeros at first.
+//!   fail with `EINVAL`), readable back; one value per sandbox, all zeros at first. Report data
+//!   ending in ward's [`WORKLOAD_REPORT_DATA_TAG`] is refused (`EPERM`): those bytes mark the
+//!   evidence in which ward itself names the workload, and a program must not be able to make
+//!   evidence naming a manifest it does not run under.
 //! - `quote` (read-only): evidence from the booted workload's attester (the one that attested
 //!   to the provisioning servers, naming the workload by the manifest's measurement) binding the
 //!   current report data. Made when an open file is read at offset 0 and kept for that open
@@ -20,7 +23,7 @@ use crate::bootstrap::Context;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 use ward_attest::attester::{AttesterKind, Evidence};
-use ward_attest::TeeKind;
+use ward_attest::{TeeKind, WORKLOAD_REPORT_DATA_TAG};
 use ward_exec::{Attr, DirEntry, Errno, Handle, Kind, View, ViewOptions};
 
 /// `attestation_type` under ward's simulated TEE (Gramine's own values are `none`, `epid` and
@@ -56,6 +59,12 @@ pub enum AttestationDevError {
         /// How many bytes were written.
         len: usize,
     },
+    /// The report data ends in ward's workload tag, which only ward's runtime may use.
+    #[error(
+        "user_report_data[32..64] is ward's workload tag, reserved for the evidence in which \
+         ward names the workload; a program cannot use it"
+    )]
+    ReservedReportData,
     /// The attester failed.
     #[error("the {attester} attester could not produce evidence")]
     Attest {
@@ -85,6 +94,7 @@ impl AttestationDevError {
         match self {
             AttestationDevError::NotBooted => Errno::EAGAIN,
             AttestationDevError::ReportDataSize { .. } => Errno::EINVAL,
+            AttestationDevError::ReservedReportData => Errno::EPERM,
             AttestationDevError::NoAttester { .. }
             | AttestationDevError::Attest { .. }
             | AttestationDevError::WrongKind { .. } => Errno::EIO,
@@ -132,6 +142,10 @@ impl State {
         &self,
         report_data: &[u8; REPORT_DATA_LEN],
     ) -> Result<Evidence, AttestationDevError> {
+        // Checked again here, not only when written: nothing may make tagged evidence.
+        if report_data[32..] == WORKLOAD_REPORT_DATA_TAG {
+            return Err(AttestationDevError::ReservedReportData);
+        }
         let ctx = self.ctx()?;
         let attester = ctx
             .attester
@@ -348,6 +362,12 @@ impl Handle for ReportDataHandle {
                 &AttestationDevError::ReportDataSize { len: written.len() },
             )
         })?;
+        if bytes[32..] == WORKLOAD_REPORT_DATA_TAG {
+            return Err(report_errno(
+                "user_report_data",
+                &AttestationDevError::ReservedReportData,
+            ));
+        }
         let mut r = self.state.report.lock().unwrap_or_else(|p| p.into_inner());
         r.bytes = bytes;
         r.generation += 1;
@@ -436,6 +456,20 @@ mod tests {
         let h = v.open(REPORT_DATA, 0).unwrap();
         assert_eq!(h.flush(), Ok(()));
         assert_eq!(v.state.report().1, 1);
+
+        // Report data ending in ward's workload tag: EPERM, the old value kept.
+        let h = v.open(REPORT_DATA, O_WRONLY).unwrap();
+        h.write_at(0, &[5; 32]).unwrap();
+        h.write_at(32, &WORKLOAD_REPORT_DATA_TAG).unwrap();
+        assert_eq!(h.flush(), Err(Errno::EPERM));
+        assert_eq!(read(&v), want);
+        assert_eq!(v.state.report().1, 1);
+        let mut tagged = [0u8; 64];
+        tagged[32..].copy_from_slice(&WORKLOAD_REPORT_DATA_TAG);
+        assert!(matches!(
+            v.state.evidence(&tagged),
+            Err(AttestationDevError::ReservedReportData)
+        ));
     }
 
     #[test]

@@ -329,9 +329,11 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
     if let (Some(pr), Some(attester)) = (&m.provision, &attester) {
         let ca_pem = read_pinned(&base_dir, &pr.ca_chain)?;
         let t = Instant::now();
-        let identity =
-            ward_ratls::RaTlsIdentity::generate(attester.as_ref(), ward_ratls::EvidenceForm::Dice)
-                .map_err(|e| BootError::Attest(Box::new(e)))?;
+        let identity = ward_ratls::RaTlsIdentity::generate_for_workload(
+            attester.as_ref(),
+            &verified.workload(),
+        )
+        .map_err(|e| BootError::Attest(Box::new(e)))?;
         timings.attest = t.elapsed();
         let t = Instant::now();
         let names: Vec<&str> = pr.secrets.iter().map(|s| s.name.as_str()).collect();

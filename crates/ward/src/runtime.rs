@@ -173,6 +173,13 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
         "# Policy for the provisioning server (save it, then ward provision serve --policy FILE)."
     );
     println!("# On the simulated TEE add allow_simulated = true and simulated_platform_keys.");
+    println!(
+        "# The identity names two layers. workload_* is this manifest as ward names it in its\n\
+         # evidence on every TEE. mr_enclave, mr_signer and isv_* are the enclave as the simulated\n\
+         # TEE reports it (there the enclave is this manifest); on hardware put the layer running\n\
+         # ward there instead: the Gramine enclave's MRENCLAVE/MRSIGNER (gramine-sgx-sigstruct-view)\n\
+         # or, in a TDX VM, mr_td and rtmr0..rtmr2 in place of the SGX fields."
+    );
     print!("{policy}");
     Ok(ExitCode::SUCCESS)
 }
