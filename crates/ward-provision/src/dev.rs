@@ -28,6 +28,9 @@ pub struct DevSetup {
     pub policy: PathBuf,
     /// The server configuration (`server.toml`).
     pub server_config: PathBuf,
+    /// No workload was named, so the policy refuses every client until its placeholder
+    /// identity is replaced.
+    pub refuses_until_edited: bool,
 }
 
 /// Why [`init_dir`] failed.
@@ -82,8 +85,12 @@ fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), DevError> {
 }
 
 /// Fills `dir` (created; must be empty or absent) with a development setup whose policy accepts
-/// the workload with measurement `mr_enclave` (64 hex characters) on the simulated platform, or
-/// any workload on it when `mr_enclave` is `None`; the server will listen on `listen`.
+/// the workload with measurement `mr_enclave` (64 hex characters) on the simulated platform; the
+/// server will listen on `listen`.
+///
+/// Without `mr_enclave` the policy never accepts anything until edited: its one identity is a
+/// placeholder naming a random measurement that no workload has (a policy that accepted any
+/// workload on the platform would release the key to whatever the host chose to run).
 pub fn init_dir(
     dir: &Path,
     mr_enclave: Option<&str>,
@@ -147,15 +154,27 @@ pub fn init_dir(
     write_new(&wrap_key, wrap.expose_bytes(), true)?;
 
     let platform = sim.public();
-    let policy = Policy::dev_sim(&platform, mr_enclave).to_toml();
-    let policy = if mr_enclave.is_none() {
-        format!(
-            "# No workload measurement was given, so any workload on the simulated platform below\n\
-             # is accepted. Replace accept_any_identity with the [[identity]] that `ward sign`\n\
-             # prints before you provision anything that matters.\n{policy}"
-        )
-    } else {
-        policy
+    let policy = match mr_enclave {
+        Some(m) => Policy::dev_sim(&platform, Some(m)).to_toml(),
+        None => {
+            let mut placeholder = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut placeholder)
+                .map_err(|_| DevError::Io {
+                    context: "drawing a random placeholder measurement".into(),
+                    source: std::io::Error::other("the system random source failed"),
+                })?;
+            let identity = ward_attest::Identity::sgx(placeholder)
+                .named("PLACEHOLDER: replace with the [[identity]] that `ward sign` prints");
+            let policy = Policy::for_workload(identity)
+                .trust_simulated_platform(&platform)
+                .to_toml();
+            format!(
+                "# REFUSES EVERY CLIENT until edited: `ward provision init` was given no workload\n\
+                 # identity, and its placeholder below names a random measurement no workload has.\n\
+                 # Replace the [[identity]] with the one `ward sign` prints for your workload (or\n\
+                 # run init again with --mr-enclave), then start or reload the server.\n{policy}"
+            )
+        }
     };
     let policy_path = dir.join("policy.toml");
     write_new(&policy_path, policy.as_bytes(), false)?;
@@ -184,6 +203,7 @@ pub fn init_dir(
         wrap_key,
         policy: policy_path,
         server_config,
+        refuses_until_edited: mr_enclave.is_none(),
     })
 }
 
@@ -204,6 +224,7 @@ mod tests {
         assert!(policy.contains(&"ab".repeat(32)), "{policy}");
         assert!(policy.contains(&setup.sim_public), "{policy}");
         ward_attest::Policy::from_toml(&policy, "policy.toml").unwrap();
+        assert!(!setup.refuses_until_edited);
         assert!(matches!(
             init_dir(&dir, None, ([127, 0, 0, 1], 0).into()),
             Err(DevError::NotEmpty(_))
@@ -216,5 +237,41 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, DevError::BadMeasurement(_)), "{e}");
         assert!(!d.path().join("other").exists());
+    }
+
+    /// Without a measurement the policy refuses every workload, including one claiming all-zero
+    /// identities (what a simulated client claims by default), and says so at its top.
+    #[test]
+    fn without_a_measurement_the_policy_refuses_until_edited() {
+        use ward_attest::attester::{Attester, SimAttester};
+        use ward_attest::sim::{SimIdentity, SimPlatformKey};
+        use ward_attest::EvidenceVerifier;
+        let d = tempfile::tempdir().unwrap();
+        let setup = init_dir(&d.path().join("prov"), None, ([127, 0, 0, 1], 0).into()).unwrap();
+        assert!(setup.refuses_until_edited);
+        let text = std::fs::read_to_string(&setup.policy).unwrap();
+        assert!(
+            text.starts_with("# REFUSES EVERY CLIENT until edited"),
+            "{text}"
+        );
+        assert!(!text.contains("accept_any_identity"), "{text}");
+        let policy = Policy::from_toml(&text, "policy.toml").unwrap();
+        for mr in [[0u8; 32], [0xab; 32]] {
+            let attester = SimAttester::new(
+                SimPlatformKey::load(&setup.sim_key).unwrap(),
+                SimIdentity {
+                    mr_enclave: mr,
+                    mr_signer: [0; 32],
+                    isv_prod_id: 0,
+                    isv_svn: 0,
+                    debug: false,
+                },
+            );
+            let quote = attester.attest(&[0; 64]).unwrap().quote;
+            let claims = ward_attest::SimVerifier.verify(&quote).unwrap();
+            let refusal = policy.evaluate(&claims).unwrap_err();
+            assert_eq!(refusal.rule, "mr_enclave", "{refusal}");
+            assert!(refusal.to_string().contains("PLACEHOLDER"), "{refusal}");
+        }
     }
 }

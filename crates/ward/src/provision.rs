@@ -21,7 +21,8 @@ pub(crate) enum ProvisionCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// The workload measurement the policy accepts (64 hex characters, as `ward sign`
-        /// prints). Without it the policy accepts any workload on the simulated platform.
+        /// prints). Without it the policy refuses every client until you put the workload's
+        /// identity in it.
         #[arg(long, value_name = "HEX")]
         mr_enclave: Option<String>,
         /// Address the server will listen on.
@@ -134,6 +135,13 @@ fn init(dir: &Path, mr_enclave: Option<&str>, listen: std::net::SocketAddr) -> R
         "created in {}: ca.pem (clients trust it), server.pem/server-key.pem, sim-platform.pem, secrets/wrap_key, policy.toml, server.toml",
         dir.display()
     );
+    if setup.refuses_until_edited {
+        eprintln!(
+            "{} REFUSES EVERY CLIENT until you replace its placeholder [[identity]] with the one \
+             `ward sign` prints for your workload (or run init with --mr-enclave)",
+            setup.policy.display()
+        );
+    }
     eprintln!(
         "start the server:  ward provision serve --config {}",
         setup.server_config.display()
@@ -244,7 +252,8 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         None => {
             tmp = tempfile::tempdir()?;
             let d = tmp.path().join("provision");
-            init(&d, None, ([127, 0, 0, 1], 0).into())?;
+            // The policy names what the bench's simulated clients claim: an all-zero identity.
+            init(&d, Some(&"00".repeat(32)), ([127, 0, 0, 1], 0).into())?;
             d
         }
     };

@@ -104,43 +104,72 @@ fn bench_reports_a_summary_line() {
 fn one_key_mode_without_a_config_file() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
-    assert!(ward(p, &["provision", "init", "--dir", "srv"])
-        .status
-        .success());
-    let (_server, addr) = serve(
-        p,
-        &[
-            "--secret",
-            "default=srv/secrets/wrap_key",
-            "--policy",
-            "srv/policy.toml",
-            "--cert",
-            "srv/server.pem",
-            "--key",
-            "srv/server-key.pem",
-            "--listen",
-            "127.0.0.1:0",
-            "--audit-log",
-            "audit.jsonl",
-        ],
-    );
-    let out = ward(
-        p,
-        &[
-            "provision",
-            "fetch",
-            "--servers",
-            &addr,
-            "--ca",
-            "srv/ca.pem",
-            "--name",
-            "default",
-            "-o",
-            "got",
-            "--sim-key",
-            "srv/sim-platform.pem",
-        ],
-    );
+    // Without --mr-enclave the policy refuses every client until edited, and init says so.
+    let out = ward(p, &["provision", "init", "--dir", "srv"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("REFUSES EVERY CLIENT"), "{said}");
+    let placeholder = std::fs::read_to_string(p.join("srv/policy.toml")).unwrap();
+    // The edited policy names the workload fetched below (simulated, all-zero identity).
+    let placeholder_line = placeholder
+        .lines()
+        .find(|l| l.starts_with("mr_enclave"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        p.join("edited.toml"),
+        placeholder.replace(
+            &placeholder_line,
+            &format!("mr_enclave = \"{}\"", "00".repeat(32)),
+        ),
+    )
+    .unwrap();
+    let serve_with = |policy: &str| {
+        serve(
+            p,
+            &[
+                "--secret",
+                "default=srv/secrets/wrap_key",
+                "--policy",
+                policy,
+                "--cert",
+                "srv/server.pem",
+                "--key",
+                "srv/server-key.pem",
+                "--listen",
+                "127.0.0.1:0",
+                "--audit-log",
+                "audit.jsonl",
+            ],
+        )
+    };
+    let fetch = |addr: &str| {
+        ward(
+            p,
+            &[
+                "provision",
+                "fetch",
+                "--servers",
+                addr,
+                "--ca",
+                "srv/ca.pem",
+                "--name",
+                "default",
+                "-o",
+                "got",
+                "--sim-key",
+                "srv/sim-platform.pem",
+            ],
+        )
+    };
+    let (refusing, addr) = serve_with("srv/policy.toml");
+    let out = fetch(&addr);
+    assert!(!out.status.success(), "the placeholder policy granted");
+    assert!(!p.join("got/default").exists());
+    drop(refusing);
+
+    let (_server, addr) = serve_with("edited.toml");
+    let out = fetch(&addr);
     assert!(
         out.status.success(),
         "{}",
@@ -150,9 +179,11 @@ fn one_key_mode_without_a_config_file() {
         std::fs::read(p.join("got/default")).unwrap(),
         std::fs::read(p.join("srv/secrets/wrap_key")).unwrap()
     );
-    assert!(std::fs::read_to_string(p.join("audit.jsonl"))
-        .unwrap()
-        .contains("granted"));
+    let audit = std::fs::read_to_string(p.join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("granted") && audit.contains("PLACEHOLDER"),
+        "{audit}"
+    );
     // --secret without its companions is refused by the argument parser.
     assert!(!ward(p, &["provision", "serve", "--secret", "a=b"])
         .status

@@ -311,6 +311,11 @@ fn sign_run_and_every_violation() {
     );
     let key_hex = hex_of(&std::fs::read(p.join(key)).unwrap());
     assert!(!audit.contains(&key_hex));
+    // The evidence named the ward manifest itself (its workload claim), not only the enclave.
+    assert!(
+        audit.contains(&format!("\"workload_measurement\":\"{m_good}\"")),
+        "{audit}"
+    );
 }
 
 fn hex_of(b: &[u8]) -> String {
