@@ -466,20 +466,42 @@ impl Shared {
         self.trace(&rec);
     }
 
+    /// The console's view of an attempt: one line per decision on a secret (granted or
+    /// refused, which secret, which workload, why), or one line for an attempt that never got
+    /// to ask (a refused handshake, a bad request).
     fn trace(&self, rec: &Record) {
-        let decisions: Vec<String> = rec
-            .decisions
-            .iter()
-            .map(|d| format!("{}={}", d.name, d.decision))
-            .collect();
-        tracing::info!(
-            peer = %rec.peer,
-            event = rec.event,
-            tee = rec.tee.as_deref().unwrap_or("-"),
-            measurement = rec.measurement.as_deref().unwrap_or("-"),
-            decisions = ?decisions,
-            reason = rec.reason.as_deref().unwrap_or("-"),
-            "provisioning attempt"
-        );
+        let workload = match (&rec.tee, &rec.measurement) {
+            (Some(tee), Some(m)) => {
+                let ward = rec
+                    .workload_measurement
+                    .as_deref()
+                    .map(|w| format!(", ward manifest {w}"))
+                    .unwrap_or_default();
+                format!("{tee} workload {m}{ward}")
+            }
+            _ => "an unverified client".to_string(),
+        };
+        if rec.decisions.is_empty() {
+            tracing::info!(
+                "{} from {} ({workload}): {}",
+                rec.event.replace('_', " "),
+                rec.peer,
+                rec.reason.as_deref().unwrap_or("-")
+            );
+            return;
+        }
+        for d in &rec.decisions {
+            let reason = d
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            tracing::info!(
+                "{} {:?} to {workload} from {}{reason}",
+                d.decision,
+                d.name,
+                rec.peer
+            );
+        }
     }
 }

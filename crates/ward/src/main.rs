@@ -66,8 +66,14 @@ fn main() -> ExitCode {
     // trace shows more (e.g. how many requests a confined program's view answered).
     let asked = std::env::var("WARD_LOG").ok();
     let parsed = asked.as_deref().map(str::parse::<tracing::Level>);
+    // The provisioning server shows one line per decision by default (info).
+    let serving_secrets = matches!(
+        cli.command,
+        Command::Provision(provision::ProvisionCommand::Serve(_))
+    );
     let level = match parsed {
         Some(Ok(level)) => level,
+        _ if serving_secrets => tracing::Level::INFO,
         _ => tracing::Level::WARN,
     };
     tracing_subscriber::fmt()

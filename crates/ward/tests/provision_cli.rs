@@ -166,14 +166,30 @@ fn one_key_mode_without_a_config_file() {
     let out = fetch(&addr);
     assert!(!out.status.success(), "the placeholder policy granted");
     assert!(!p.join("got/default").exists());
+    // The console shows the decision: which secret, refused, the workload and the rule.
+    let console = refusing.console_until("refused");
+    let line = console.iter().find(|l| l.contains("refused")).unwrap();
+    assert!(
+        line.contains("\"default\"")
+            && line.contains("sim workload")
+            && line.contains("mr_enclave"),
+        "{console:?}"
+    );
     drop(refusing);
 
-    let (_server, addr) = serve_with("edited.toml");
+    let (server, addr) = serve_with("edited.toml");
     let out = fetch(&addr);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let console = server.console_until("granted");
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("granted \"default\" to sim workload")),
+        "{console:?}"
     );
     assert_eq!(
         std::fs::read(p.join("got/default")).unwrap(),

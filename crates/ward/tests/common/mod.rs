@@ -40,8 +40,23 @@ pub(crate) fn fails(dir: &Path, args: &[&str]) -> String {
     err
 }
 
-/// A `ward provision serve` child, killed when dropped.
-pub(crate) struct Server(Child);
+/// A `ward provision serve` child, killed when dropped, and the console lines it printed.
+pub(crate) struct Server(Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Server {
+    /// The stderr lines printed after "listening on", waiting up to a second for one that
+    /// contains `want` (the server prints asynchronously).
+    pub(crate) fn console_until(&self, want: &str) -> Vec<String> {
+        for _ in 0..100 {
+            let lines = self.1.lock().unwrap().clone();
+            if lines.iter().any(|l| l.contains(want)) {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.1.lock().unwrap().clone()
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -69,8 +84,14 @@ pub(crate) fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), addr)
+    let console = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = console.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    (Server(child, console), addr)
 }
 
 /// A loopback port free right now.
