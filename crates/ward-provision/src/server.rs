@@ -7,6 +7,10 @@
 //! flushed to disk; only then are the answers sent. At most `max_connections` connections are
 //! served at once. A client that stalls, sends garbage or fails the handshake only loses its own
 //! connection.
+//!
+//! [`Server::reloader`] swaps in new secrets and policies while serving (`ward provision serve`
+//! does it on SIGHUP): all of them load, or none change and the old ones keep serving.
+//! Connections already deciding finish with the set they started with.
 
 use crate::audit::{AuditLog, Record, SecretDecision};
 use crate::config::{LoadedSecret, ServerConfig};
@@ -37,9 +41,38 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 struct Shared {
     acceptor: TlsAcceptor,
     verifier: Arc<RaTlsClientCertVerifier>,
-    secrets: Vec<LoadedSecret>,
+    secrets: std::sync::RwLock<Arc<Vec<LoadedSecret>>>,
     audit: AuditLog,
     limits: Limits,
+}
+
+/// Swaps a running server's secrets and policies (see [`Server::reloader`]).
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// Loads every secret and policy `config` names and, only if all of them load, makes them
+    /// the server's; otherwise the server keeps the ones it has and the error says why. Returns
+    /// the names now served. The listen address, TLS certificate and limits are not reloaded.
+    pub fn reload(&self, config: &ServerConfig) -> Result<Vec<String>> {
+        config.validate()?;
+        let secrets = config.load_secrets()?;
+        let names = secrets.iter().map(|s| s.name.clone()).collect();
+        *self
+            .shared
+            .secrets
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(secrets);
+        Ok(names)
+    }
 }
 
 /// A bound server, not yet serving. [`Server::run`] serves until a shutdown future completes;
@@ -57,9 +90,9 @@ impl std::fmt::Debug for Server {
                 "secrets",
                 &self
                     .shared
-                    .secrets
+                    .secrets()
                     .iter()
-                    .map(|s| &s.name)
+                    .map(|s| s.name.clone())
                     .collect::<Vec<_>>(),
             )
             .finish()
@@ -170,11 +203,18 @@ impl Server {
             shared: Arc::new(Shared {
                 acceptor: TlsAcceptor::from(Arc::new(tls)),
                 verifier,
-                secrets,
+                secrets: std::sync::RwLock::new(Arc::new(secrets)),
                 audit,
                 limits: config.limits,
             }),
         })
+    }
+
+    /// A handle that swaps this server's secrets and policies while it serves.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The address the server listens on.
@@ -190,7 +230,7 @@ impl Server {
         tokio::pin!(shutdown);
         tracing::info!(
             addr = ?self.listener.local_addr().ok(),
-            secrets = self.shared.secrets.len(),
+            secrets = self.shared.secrets().len(),
             "provisioning server listening"
         );
         loop {
@@ -256,8 +296,12 @@ fn refusal_text(e: &ward_attest::Refusal) -> String {
 }
 
 impl Shared {
-    fn secret(&self, name: &str) -> Option<&LoadedSecret> {
-        self.secrets.iter().find(|s| s.name == name)
+    /// The secrets and policies now in force (a reload may replace them at any time).
+    fn secrets(&self) -> Arc<Vec<LoadedSecret>> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     async fn handle(&self, tcp: TcpStream, peer: SocketAddr) {
@@ -368,7 +412,8 @@ impl Shared {
     ) -> (Record, Option<Zeroizing<Vec<u8>>>) {
         let mut rec = Record::new(peer, "gramine").with_claims(claims);
         rec.requested.push("(default)".into());
-        for s in &self.secrets {
+        let secrets = self.secrets();
+        for s in secrets.iter() {
             match s.policy.evaluate(claims) {
                 Ok(()) => {
                     rec.decisions.push(SecretDecision {
@@ -401,8 +446,9 @@ impl Shared {
     ) -> (Record, Option<Zeroizing<Vec<u8>>>) {
         let mut rec = Record::new(peer, "ward").with_claims(claims);
         let mut out = Zeroizing::new(Vec::new());
+        let secrets = self.secrets();
         for name in &names {
-            let (status, body, decision) = match self.secret(name) {
+            let (status, body, decision) = match secrets.iter().find(|s| &s.name == name) {
                 None => {
                     let reason = format!("no secret named {name:?} is configured on this server");
                     let body = Zeroizing::new(reason.clone().into_bytes());

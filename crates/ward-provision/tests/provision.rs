@@ -8,7 +8,7 @@ use std::time::Duration;
 use ward_attest::attester::SimAttester;
 use ward_attest::sim::{SimIdentity, SimPlatformKey};
 use ward_provision::protocol::{GRAMINE_REQUEST, WARD_REQUEST};
-use ward_provision::{Error, Server, ServerConfig, ServerHandle};
+use ward_provision::{Error, Reloader, Server, ServerConfig, ServerHandle};
 use ward_ratls::{AnyVerifier, EvidenceForm, RaTlsIdentity, SimVerifier};
 
 const ENCLAVE_A: [u8; 32] = [0x11; 32];
@@ -55,6 +55,7 @@ struct Fixture {
     dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
     server: Option<ServerHandle>,
+    reloader: Reloader,
     ca_pem: Vec<u8>,
     platform: SimPlatformKey,
 }
@@ -149,17 +150,16 @@ impl Fixture {
             .build()
             .unwrap();
         let evidence = Arc::new(AnyVerifier::new(Some(SimVerifier), None));
-        let server = rt.block_on(async {
-            Server::bind(&config, evidence)
-                .await
-                .unwrap()
-                .spawn()
-                .unwrap()
+        let (server, reloader) = rt.block_on(async {
+            let server = Server::bind(&config, evidence).await.unwrap();
+            let reloader = server.reloader();
+            (server.spawn().unwrap(), reloader)
         });
         Fixture {
             dir,
             rt,
             server: Some(server),
+            reloader,
             ca_pem,
             platform,
         }
@@ -352,6 +352,46 @@ fn gramine_wire_format_byte_for_byte() {
     expected.extend_from_slice(&16u32.to_be_bytes());
     expected.extend_from_slice(ALPHA);
     assert_eq!(answer, expected);
+}
+
+/// A reload swaps policies and secrets all at once while serving; a broken file changes
+/// nothing and says which file and why.
+#[test]
+fn reload_swaps_policies_atomically_and_a_broken_one_keeps_the_old() {
+    let f = Fixture::new();
+    let config_path = f.dir.path().join("provision.toml");
+    let (a, b) = (f.identity(ENCLAVE_A, 2), f.identity(ENCLAVE_B, 2));
+    let get = |id: &RaTlsIdentity| ward_provision::fetch(&f.servers(), &f.ca_pem, id, &["alpha"]);
+    assert_eq!(get(&a).unwrap().get("alpha").unwrap(), ALPHA);
+    assert!(get(&b).unwrap_err().is_refusal());
+
+    // A broken policy for alpha: the reload fails naming it, and alpha still goes to A.
+    let hex_key = f.platform.public().to_hex();
+    let good_a = std::fs::read_to_string(f.dir.path().join("policy-a.toml")).unwrap();
+    write(f.dir.path(), "policy-a.toml", b"allow_simulated = maybe\n");
+    let config = ServerConfig::load(&config_path).unwrap();
+    let err = f.reloader.reload(&config).unwrap_err();
+    let text = ward_attest::ErrorChain(&err).to_string();
+    assert!(text.contains("policy-a.toml"), "{text}");
+    assert_eq!(get(&a).unwrap().get("alpha").unwrap(), ALPHA);
+    // A secret file of the wrong size (alpha is a 16-byte key) is refused the same way, even
+    // with every policy valid again.
+    write(f.dir.path(), "policy-a.toml", good_a.as_bytes());
+    write(f.dir.path(), "alpha.key", b"short");
+    assert!(f.reloader.reload(&config).is_err());
+    assert_eq!(get(&a).unwrap().get("alpha").unwrap(), ALPHA);
+
+    // A valid change: alpha now goes to B only, with its new bytes.
+    write(f.dir.path(), "alpha.key", b"new-alpha-key-16");
+    write(
+        f.dir.path(),
+        "policy-a.toml",
+        policy(&hex_key, ENCLAVE_B, 0).as_bytes(),
+    );
+    let names = f.reloader.reload(&config).unwrap();
+    assert_eq!(names, ["gamma", "alpha", "beta"]);
+    assert_eq!(get(&b).unwrap().get("alpha").unwrap(), b"new-alpha-key-16");
+    assert!(get(&a).unwrap_err().is_refusal());
 }
 
 #[test]

@@ -196,12 +196,38 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
         let server = ward_provision::server::Server::bind(&config, evidence).await?;
+        // Installed before "listening" is printed: a SIGHUP from then on reloads, never kills.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         eprintln!(
-            "ward provisioning server listening on {} ({} secret(s); audit log {}); Ctrl-C stops it",
+            "ward provisioning server listening on {} ({} secret(s); audit log {}); Ctrl-C stops it, SIGHUP reloads secrets and policies",
             server.local_addr()?,
             config.secrets.len(),
             config.resolve(&config.audit_log).display()
         );
+        // SIGHUP: read the configuration file again (or the --secret/--policy files) and swap
+        // in its secrets and policies, all or nothing.
+        let reloader = server.reloader();
+        let config_path = a.config.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let fresh = match &config_path {
+                    Some(path) => ServerConfig::load(path).map_err(anyhow::Error::from),
+                    None => Ok(config.clone()),
+                };
+                match fresh.and_then(|c| reloader.reload(&c).map_err(anyhow::Error::from)) {
+                    Ok(names) => tracing::info!(
+                        "reloaded on SIGHUP: serving {} secret(s) ({})",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                    Err(e) => tracing::error!(
+                        "reload on SIGHUP failed; still serving the previous secrets and policies: {}",
+                        ward_attest::ErrorChain(e.as_ref())
+                    ),
+                }
+            }
+        });
         server
             .run(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -286,3 +286,68 @@ fn signer_svn_and_debug_violations_are_refused_with_the_rule() {
         assert!(audit.contains(rule), "audit lacks {rule}: {audit}");
     }
 }
+
+/// SIGHUP re-reads the configuration and its policies: a broken policy keeps the old one (and
+/// the console says why), a valid one takes effect without a restart.
+#[test]
+fn sighup_reloads_policies_and_keeps_the_old_ones_when_broken() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let (mine, other) = ("5a".repeat(32), "6b".repeat(32));
+    let out = ward(
+        p,
+        &["provision", "init", "--dir", "srv", "--mr-enclave", &mine],
+    );
+    assert!(out.status.success());
+    let (server, addr) = serve(p, &["--config", "srv/server.toml"]);
+    let fetch = |mr: &str| {
+        let _ = std::fs::remove_dir_all(p.join("got"));
+        ward(
+            p,
+            &[
+                "provision",
+                "fetch",
+                "--servers",
+                &addr,
+                "--ca",
+                "srv/ca.pem",
+                "--name",
+                "wrap_key",
+                "-o",
+                "got",
+                "--sim-key",
+                "srv/sim-platform.pem",
+                "--mr-enclave",
+                mr,
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(fetch(&mine));
+    let good = std::fs::read_to_string(p.join("srv/policy.toml")).unwrap();
+
+    std::fs::write(p.join("srv/policy.toml"), "allow_debug = \"yes\"\n").unwrap();
+    server.hangup();
+    let console = server.console_until("reload on SIGHUP failed");
+    let line = console
+        .iter()
+        .find(|l| l.contains("reload on SIGHUP failed"));
+    assert!(
+        line.is_some_and(|l| l.contains("policy.toml") && l.contains("previous")),
+        "{console:?}"
+    );
+    assert!(fetch(&mine), "the old policy still serves");
+
+    std::fs::write(p.join("srv/policy.toml"), good.replace(&mine, &other)).unwrap();
+    server.hangup();
+    let console = server.console_until("reloaded on SIGHUP");
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("reloaded on SIGHUP: serving 1 secret(s) (wrap_key)")),
+        "{console:?}"
+    );
+    assert!(!fetch(&mine), "the new policy refuses the old workload");
+    assert!(fetch(&other), "and accepts the new one");
+}

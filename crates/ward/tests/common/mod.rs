@@ -44,6 +44,15 @@ pub(crate) fn fails(dir: &Path, args: &[&str]) -> String {
 pub(crate) struct Server(Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl Server {
+    /// Sends the server SIGHUP (reload).
+    pub(crate) fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.0.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
     /// The stderr lines printed after "listening on", waiting up to a second for one that
     /// contains `want` (the server prints asynchronously).
     pub(crate) fn console_until(&self, want: &str) -> Vec<String> {
