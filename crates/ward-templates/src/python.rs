@@ -228,7 +228,7 @@ pub fn provision_for(
         .collect();
     Ok(Provision {
         servers,
-        ca_chain: TrustedFile::Uri(ca_chain),
+        ca_chain: Some(TrustedFile::Uri(ca_chain)),
         secrets: keys
             .into_iter()
             .map(|key| SecretBinding {
@@ -239,6 +239,8 @@ pub fn provision_for(
                 },
                 key_name: Some(key.to_owned()),
                 env: None,
+                servers: None,
+                ca_chain: None,
             })
             .collect(),
     })

@@ -370,7 +370,7 @@ fn encrypted_mounts_parse_and_land_in_the_manifest() {
     );
     assert_eq!(
         provision.ca_chain,
-        TrustedFile::Uri(FileUri::from_path("ca.pem").unwrap())
+        Some(TrustedFile::Uri(FileUri::from_path("ca.pem").unwrap()))
     );
     // No server to fetch from: refused, saying why.
     let none = python::provision_for(&opts.encrypted, vec![], Path::new("ca.pem"), "wrap_key");
