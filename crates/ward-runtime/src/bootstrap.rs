@@ -73,8 +73,9 @@ pub enum BootError {
         servers: String,
         /// That owner's CA chain, as the manifest names it.
         ca_chain: String,
-        /// What the client said (which server refused and why, or each server's failure).
-        error: ward_provision::Error,
+        /// What the client said (which server refused and why, or each server's failure);
+        /// boxed to keep every `Result<_, BootError>` small.
+        error: Box<ward_provision::Error>,
     },
     /// A provisioned secret cannot be installed where the manifest says.
     #[error("secret {name:?}: {problem}")]
@@ -367,7 +368,7 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
                     |error| BootError::Provision {
                         servers: owner.servers.join(", "),
                         ca_chain: owner.ca_chain.uri().to_string(),
-                        error,
+                        error: Box::new(error),
                     },
                 )?;
             for binding in owner.secrets.iter().map(|&i| &pr.secrets[i]) {
