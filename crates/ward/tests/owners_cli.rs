@@ -273,3 +273,54 @@ fn two_owners_two_servers() {
     std::fs::copy(p.join("data-ca.orig"), p.join("data-srv/ca.pem")).unwrap();
     ok(run("good"));
 }
+
+#[test]
+fn manifest_python_names_a_second_owners_server_for_one_mount() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("app")).unwrap();
+    std::fs::write(p.join("app/infer.py"), "print('hi')\n").unwrap();
+    ok(ward(
+        p,
+        &[
+            "manifest",
+            "python",
+            "app/infer.py",
+            "--encrypted",
+            "/model=file:model,key=model,server=127.0.0.1:4001,ca=model-ca.pem",
+            "--encrypted",
+            "/data=file:data",
+            "--server",
+            "127.0.0.1:4002",
+            "--ca",
+            "data-ca.pem",
+            "-o",
+            "infer.toml",
+        ],
+    ));
+    let text = std::fs::read_to_string(p.join("infer.toml")).unwrap();
+    for want in [
+        "servers = [\"127.0.0.1:4002\"]",
+        "ca_chain = \"file:data-ca.pem\"",
+        "servers = [\"127.0.0.1:4001\"]",
+        "ca_chain = \"file:model-ca.pem\"",
+    ] {
+        assert!(text.contains(want), "{want} missing from {text}");
+    }
+    // A mount whose key has no server: refused, naming the options that fix it.
+    let e = fails(ward(
+        p,
+        &[
+            "manifest",
+            "python",
+            "app/infer.py",
+            "--encrypted",
+            "/data=file:data",
+        ],
+    ));
+    assert!(e.contains("--server") && e.contains("server="), "{e}");
+}
