@@ -211,16 +211,20 @@ pub(crate) fn check(m: &Manifest, text: Option<&str>) -> Vec<Problem> {
         match (pr.servers.is_empty(), &pr.ca_chain) {
             (false, None) => p.push(
                 vec![k("provision"), k("servers")],
-                "provision.servers needs the CA their certificates chain to: add ca_chain =                  \"file:ca.pem\"",
+                "provision.servers needs the CA their certificates chain to: add ca_chain = \
+                 \"file:ca.pem\"",
             ),
             (true, Some(_)) => p.push(
                 vec![k("provision"), k("ca_chain")],
-                "provision.ca_chain is the CA of provision.servers; list at least one server,                  e.g. servers = [\"localhost:4433\"]",
+                "provision.ca_chain is the CA of provision.servers; list at least one server, \
+                 e.g. servers = [\"localhost:4433\"]",
             ),
             (true, None) if !uses_table.is_empty() => p.push(
                 vec![k("provision"), k("servers")],
                 format!(
-                    "secret {:?} names no servers of its own, so [provision] needs servers =                      [\"HOST:PORT\", …] and ca_chain = \"file:ca.pem\" (or give the secret its                      owner's servers and ca_chain)",
+                    "secret {:?} names no servers of its own, so [provision] needs servers = \
+                     [\"HOST:PORT\", …] and ca_chain = \"file:ca.pem\" (or give the secret its \
+                     owner's servers and ca_chain)",
                     uses_table[0]
                 ),
             ),

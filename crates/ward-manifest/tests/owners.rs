@@ -125,7 +125,9 @@ fn half_an_owner_is_refused_with_line_and_key() {
         .replace("ca_chain = \"file:data-ca.pem\"\n", "");
     let e = err(&text);
     assert!(
-        e.contains("provision") && e.contains("\"data_key\" names no servers of its own"),
+        e.contains("provision")
+            && e.contains("\"data_key\" names no servers of its own")
+            && e.contains("needs servers = [\"HOST:PORT\", …] and ca_chain"),
         "{e}"
     );
     // A bad or empty server list of a secret's own.
@@ -145,7 +147,7 @@ fn half_an_owner_is_refused_with_line_and_key() {
         "[provision]\nservers = [\"x.example:1\"]\n",
     ));
     assert!(
-        e.contains("line 19, provision.servers") && e.contains("ca_chain"),
+        e.contains("line 19, provision.servers") && e.contains("add ca_chain = \"file:ca.pem\""),
         "{e}"
     );
     // Unknown keys in a secret stay refused.

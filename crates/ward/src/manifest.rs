@@ -36,9 +36,9 @@ pub(crate) struct PythonArgs {
     #[arg(long)]
     site_packages: bool,
     /// An encrypted mount of protected files: PATH=file:DIR[,key=NAME] (repeatable). Its key
-    /// comes from --server (checked against --ca), or, when another owner releases it from her
-    /// own server, from the mount's own ,server=HOST:PORT,ca=FILE (e.g.
-    /// /model=file:model,key=model,server=models.example:4433,ca=model-ca.pem).
+    /// comes from --server (checked against --ca) or, when another owner releases it from her
+    /// own server, from the mount's own options ,server=HOST:PORT and ,ca=FILE (server=
+    /// repeatable, tried in order).
     #[arg(long, value_name = "PATH=file:DIR")]
     encrypted: Vec<EncryptedMount>,
     /// A provisioning server host:port (repeatable; tried in order), for the keys of encrypted
