@@ -261,3 +261,19 @@ fn the_documented_two_owner_example_parses() {
     assert_eq!(owners.len(), 2);
     assert_ne!(owners[0].ca_chain, owners[1].ca_chain);
 }
+
+#[test]
+fn two_owners_may_each_serve_a_secret_of_the_same_name() {
+    // `ward provision init` names every owner's key `wrap_key`: each is fetched from its own
+    // owner, so the names need not differ.
+    let text = TWO_OWNERS
+        .replace("name = \"model_key\"", "name = \"wrap_key\"")
+        .replace("name = \"data_key\"", "name = \"wrap_key\"");
+    let m = Manifest::from_toml(&text).unwrap();
+    let owners = m.provision.as_ref().unwrap().owners();
+    assert_eq!(owners.len(), 2);
+    assert_eq!(
+        (owners[0].secrets.as_slice(), owners[1].secrets.as_slice()),
+        (&[0][..], &[1][..])
+    );
+}

@@ -185,7 +185,7 @@ impl EncryptedMount {
     }
 
     /// The same mount, its key fetched from its owner's `servers`, authenticated by `ca`.
-    pub fn from_owner(mut self, servers: Vec<String>, ca: PathBuf) -> Self {
+    pub fn with_owner(mut self, servers: Vec<String>, ca: PathBuf) -> Self {
         self.servers = servers;
         self.ca = Some(ca);
         self

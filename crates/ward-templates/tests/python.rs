@@ -585,6 +585,16 @@ fn an_encrypted_mount_may_name_its_key_owners_server_and_ca() {
     assert_eq!(model.uri.as_str(), "file:model");
     assert_eq!(model.servers, ["m1.example:1", "m2.example:2"]);
     assert_eq!(model.ca.as_deref(), Some(Path::new("model-ca.pem")));
+    let built = EncryptedMount::new(
+        "/model".to_string().try_into().unwrap(),
+        FileUri::from_path("model").unwrap(),
+        Some("model".into()),
+    )
+    .with_owner(
+        vec!["m1.example:1".into(), "m2.example:2".into()],
+        "model-ca.pem".into(),
+    );
+    assert_eq!(built, model);
     // Half an owner, and an option given twice, are refused.
     for bad in [
         "/model=file:model,server=m1.example:1",
