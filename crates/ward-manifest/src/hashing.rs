@@ -141,24 +141,27 @@ impl Manifest {
         if all.is_empty() {
             out.sgx.trusted_trees = None;
         }
+        // Every owner's CA is pinned, so the host can impersonate none of their servers.
         if let Some(pr) = &mut out.provision {
-            let uri = pr.ca_chain.uri().clone();
-            let expected = match &pr.ca_chain {
-                TrustedFile::Hashed(h) => Some(h.sha256),
-                _ => None,
-            };
-            let path = resolve(base_dir, &uri);
-            if path.is_dir() {
-                return Err(Error::Io {
-                    context: format!(
-                        "provision.ca_chain {uri} ({}) is a directory; name the PEM file",
-                        path.display()
-                    ),
-                    source: std::io::ErrorKind::InvalidInput.into(),
-                });
+            for ca_chain in pr.ca_chains_mut() {
+                let uri = ca_chain.uri().clone();
+                let expected = match &*ca_chain {
+                    TrustedFile::Hashed(h) => Some(h.sha256),
+                    _ => None,
+                };
+                let path = resolve(base_dir, &uri);
+                if path.is_dir() {
+                    return Err(Error::Io {
+                        context: format!(
+                            "provisioning CA chain {uri} ({}) is a directory; name the PEM file",
+                            path.display()
+                        ),
+                        source: std::io::ErrorKind::InvalidInput.into(),
+                    });
+                }
+                let sha256 = hash_one(base_dir, &uri, expected, on_file)?.sha256;
+                *ca_chain = TrustedFile::Hashed(HashedFile::new(uri, sha256));
             }
-            let sha256 = hash_one(base_dir, &uri, expected, on_file)?.sha256;
-            pr.ca_chain = TrustedFile::Hashed(HashedFile::new(uri, sha256));
         }
         Ok(Hashed {
             manifest: out,

@@ -542,16 +542,90 @@ impl<'de> Deserialize<'de> for Mtime {
 }
 
 /// `[provision]`: the secret-provisioning servers and what their secrets become.
+///
+/// Each owner of a secret runs her own servers under her own CA: a secret may name its own
+/// `servers` and `ca_chain`; one that names neither is fetched from the table's (so a Gramine-style
+/// single `[provision]` is the one-owner case). See [`Provision::owners`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provision {
-    /// `host:port` of each server, tried in order.
+    /// `host:port` of each server, tried in order (fail-over between one owner's servers); needed
+    /// unless every secret names its own.
+    // Skipped when empty so a one-owner manifest measures as it did before per-secret servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
     /// The CA chain (PEM) that the servers' certificates must chain to; hashed by `ward sign`
-    /// so the host cannot substitute its own CA.
-    pub ca_chain: TrustedFile,
+    /// so the host cannot substitute its own CA. Needed unless every secret names its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_chain: Option<TrustedFile>,
     /// `[[provision.secrets]]`: which secret becomes which key or variable.
     pub secrets: Vec<SecretBinding>,
+}
+
+/// One owner's servers and CA, and the secrets fetched from them (see [`Provision::owners`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// Her servers, tried in order.
+    pub servers: &'a [String],
+    /// The CA her servers' certificates chain to.
+    pub ca_chain: &'a TrustedFile,
+    /// Indices into [`Provision::secrets`] of the secrets she releases, in manifest order.
+    pub secrets: Vec<usize>,
+}
+
+impl Provision {
+    /// The servers and CA that secret `i` is fetched from: its own, or the table's. `None` when
+    /// it names only one of the two, or neither and the table has no `servers`/`ca_chain` (both
+    /// refused by validation).
+    pub fn source_of(&self, i: usize) -> Option<(&[String], &TrustedFile)> {
+        let s = self.secrets.get(i)?;
+        match (&s.servers, &s.ca_chain) {
+            (Some(servers), Some(ca)) => Some((servers.as_slice(), ca)),
+            (None, None) if !self.servers.is_empty() => self
+                .ca_chain
+                .as_ref()
+                .map(|ca| (self.servers.as_slice(), ca)),
+            _ => None,
+        }
+    }
+
+    /// The secrets grouped by owner: the same servers (in the same order) and the same CA chain
+    /// are one owner, fetched over one connection. Secrets without a source (see
+    /// [`Provision::source_of`]) are left out.
+    pub fn owners(&self) -> Vec<Owner<'_>> {
+        let mut owners: Vec<Owner<'_>> = Vec::new();
+        for i in 0..self.secrets.len() {
+            let Some((servers, ca_chain)) = self.source_of(i) else {
+                continue;
+            };
+            match owners
+                .iter_mut()
+                .find(|o| o.servers == servers && o.ca_chain == ca_chain)
+            {
+                Some(o) => o.secrets.push(i),
+                None => owners.push(Owner {
+                    servers,
+                    ca_chain,
+                    secrets: vec![i],
+                }),
+            }
+        }
+        owners
+    }
+
+    /// Every CA chain named: the table's, then each secret's own, in manifest order.
+    pub fn ca_chains(&self) -> impl Iterator<Item = &TrustedFile> {
+        self.ca_chain
+            .iter()
+            .chain(self.secrets.iter().filter_map(|s| s.ca_chain.as_ref()))
+    }
+
+    /// [`Provision::ca_chains`], mutably (for `ward sign` to pin them).
+    pub fn ca_chains_mut(&mut self) -> impl Iterator<Item = &mut TrustedFile> {
+        self.ca_chain
+            .iter_mut()
+            .chain(self.secrets.iter_mut().filter_map(|s| s.ca_chain.as_mut()))
+    }
 }
 
 /// One provisioned secret and where it goes.
@@ -566,6 +640,14 @@ pub struct SecretBinding {
     /// Or install it as this environment variable (UTF-8 secrets only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<EnvName>,
+    /// The servers of this secret's owner (`host:port`, tried in order), instead of the table's;
+    /// given together with `ca_chain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers: Option<Vec<String>>,
+    /// The CA chain of this secret's owner, instead of the table's; pinned by `ward sign` like
+    /// the table's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_chain: Option<TrustedFile>,
 }
 
 /// A host file URI, `file:PATH`, relative to the manifest's directory unless absolute.

@@ -282,10 +282,13 @@ fn require_hashed(m: &Manifest) -> Result<(), Error> {
         ));
     }
     if let Some(pr) = &m.provision {
-        if !matches!(pr.ca_chain, TrustedFile::Hashed(_)) {
-            let u = pr.ca_chain.uri();
+        if let Some(ca) = pr
+            .ca_chains()
+            .find(|c| !matches!(c, TrustedFile::Hashed(_)))
+        {
+            let u = ca.uri();
             return Err(Error::Unsigned(format!(
-                "provision.ca_chain {u} has no sha256 (only `ward sign` output is complete)"
+                "provisioning CA chain {u} has no sha256 (only `ward sign` output is complete)"
             )));
         }
     }

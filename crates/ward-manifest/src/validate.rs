@@ -201,21 +201,84 @@ pub(crate) fn check(m: &Manifest, text: Option<&str>) -> Vec<Problem> {
     }
 
     if let Some(pr) = &m.provision {
-        if pr.servers.is_empty() {
-            p.push(
+        // The table's servers and CA serve every secret that names neither of its own.
+        let uses_table: Vec<&str> = pr
+            .secrets
+            .iter()
+            .filter(|s| s.servers.is_none() && s.ca_chain.is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        match (pr.servers.is_empty(), &pr.ca_chain) {
+            (false, None) => p.push(
                 vec![k("provision"), k("servers")],
-                "list at least one server, e.g. [\"localhost:4433\"]",
-            );
+                "provision.servers needs the CA their certificates chain to: add ca_chain = \
+                 \"file:ca.pem\"",
+            ),
+            (true, Some(_)) => p.push(
+                vec![k("provision"), k("ca_chain")],
+                "provision.ca_chain is the CA of provision.servers; list at least one server, \
+                 e.g. servers = [\"localhost:4433\"]",
+            ),
+            (true, None) if !uses_table.is_empty() => p.push(
+                vec![k("provision"), k("servers")],
+                format!(
+                    "secret {:?} names no servers of its own, so [provision] needs servers = \
+                     [\"HOST:PORT\", …] and ca_chain = \"file:ca.pem\" (or give the secret its \
+                     owner's servers and ca_chain)",
+                    uses_table[0]
+                ),
+            ),
+            _ => {}
         }
-        for (i, server) in pr.servers.iter().enumerate() {
-            let ok = server
+        let host_port = |server: &str| {
+            server
                 .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        };
+        for (i, server) in pr.servers.iter().enumerate() {
+            if !host_port(server) {
                 p.push(
                     vec![k("provision"), k("servers"), Seg::Index(i)],
                     format!("{server:?} is not HOST:PORT"),
                 );
+            }
+        }
+        for (i, s) in pr.secrets.iter().enumerate() {
+            let at = |key: &str| vec![k("provision"), k("secrets"), Seg::Index(i), k(key)];
+            // Half an owner would silently mix one owner's servers with another's CA.
+            match (&s.servers, &s.ca_chain) {
+                (Some(_), None) => p.push(
+                    at("servers"),
+                    format!(
+                        "secret {:?} names its owner's servers but not her CA; add ca_chain = \
+                         \"file:OWNER-CA.pem\" to it, or remove servers to use [provision]'s",
+                        s.name
+                    ),
+                ),
+                (None, Some(_)) => p.push(
+                    at("ca_chain"),
+                    format!(
+                        "secret {:?} names its owner's CA but not her servers; add servers = \
+                         [\"HOST:PORT\"] to it, or remove ca_chain to use [provision]'s",
+                        s.name
+                    ),
+                ),
+                _ => {}
+            }
+            if let Some(servers) = &s.servers {
+                if servers.is_empty() {
+                    p.push(
+                        at("servers"),
+                        "list at least one server, e.g. [\"localhost:4433\"]",
+                    );
+                }
+                for (j, server) in servers.iter().enumerate() {
+                    if !host_port(server) {
+                        let mut path = at("servers");
+                        path.push(Seg::Index(j));
+                        p.push(path, format!("{server:?} is not HOST:PORT"));
+                    }
+                }
             }
         }
         if pr.secrets.is_empty() {

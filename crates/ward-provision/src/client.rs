@@ -204,18 +204,23 @@ pub fn fetch(
                 }
                 Status::Refused => {
                     first_refusal.get_or_insert(Error::Refused {
+                        server: server.to_owned(),
                         name: (*name).to_owned(),
                         reason: text(),
                     });
                 }
                 Status::Unknown => {
                     first_refusal.get_or_insert(Error::UnknownSecret {
+                        server: server.to_owned(),
                         name: (*name).to_owned(),
                         reason: text(),
                     });
                 }
                 Status::RequestRejected => {
-                    return Err(Error::RequestRejected { reason: text() });
+                    return Err(Error::RequestRejected {
+                        server: server.to_owned(),
+                        reason: text(),
+                    });
                 }
             }
         }

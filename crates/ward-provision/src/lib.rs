@@ -68,8 +68,10 @@ pub enum Error {
     RaTls(#[from] ward_ratls::RaTlsError),
 
     /// The server refused a secret; `reason` is the server's.
-    #[error("the server refused secret {name:?}: {reason}")]
+    #[error("server {server} refused secret {name:?}: {reason}")]
     Refused {
+        /// The server that refused (`host:port`, as given).
+        server: String,
         /// The secret asked for.
         name: String,
         /// The server's reason (usually the policy's refusal).
@@ -77,8 +79,10 @@ pub enum Error {
     },
 
     /// The server has no secret of that name.
-    #[error("the server has no secret named {name:?}: {reason}")]
+    #[error("server {server} has no secret named {name:?}: {reason}")]
     UnknownSecret {
+        /// The server that answered (`host:port`, as given).
+        server: String,
         /// The secret asked for.
         name: String,
         /// The server's message.
@@ -86,8 +90,10 @@ pub enum Error {
     },
 
     /// The server rejected the request as a whole (too large, malformed).
-    #[error("the server rejected the request: {reason}")]
+    #[error("server {server} rejected the request: {reason}")]
     RequestRejected {
+        /// The server that rejected it (`host:port`, as given).
+        server: String,
         /// The server's reason.
         reason: String,
     },

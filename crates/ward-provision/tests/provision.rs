@@ -400,7 +400,7 @@ fn wrong_mrenclave_is_refused_with_the_reason() {
     let id = f.identity([0x44; 32], 5);
     let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap_err();
     match &err {
-        Error::Refused { name, reason } => {
+        Error::Refused { name, reason, .. } => {
             assert_eq!(name, "alpha");
             assert!(reason.contains("mr_enclave"), "{reason}");
             assert!(reason.contains(&hex::encode([0x44; 32])), "{reason}");
@@ -431,7 +431,7 @@ fn old_svn_is_refused_and_mixed_answers_are_reported() {
     let err =
         ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha", "nosuch"]).unwrap_err();
     match &err {
-        Error::Refused { name, reason } => {
+        Error::Refused { name, reason, .. } => {
             assert_eq!(name, "alpha");
             assert!(
                 reason.contains("min_isv_svn") && reason.contains("ISV_SVN 1"),
@@ -582,7 +582,7 @@ fn oversized_requests_are_refused() {
     let long = "x".repeat(3000);
     let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &[&long, &long]).unwrap_err();
     match &err {
-        Error::RequestRejected { reason } => {
+        Error::RequestRejected { reason, .. } => {
             assert!(reason.contains("4096"), "{reason}");
         }
         other => panic!("expected a rejected request, got {other}"),

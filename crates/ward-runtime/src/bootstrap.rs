@@ -2,8 +2,8 @@
 //!
 //! 1. read the signed manifest and verify its signature and measurement for *this* runtime;
 //! 2. make a fresh TLS key and evidence binding it, with the chosen attester;
-//! 3. fetch the manifest's secrets from its provisioning servers (mutual RA-TLS), checking the
-//!    servers against the CA chain pinned in the manifest;
+//! 3. fetch each owner's secrets from that owner's provisioning servers (mutual RA-TLS),
+//!    checking them against that owner's CA chain pinned in the manifest;
 //! 4. install secrets as named wrap keys (for encrypted mounts) or environment variables;
 //! 5. build the VFS that enforces the manifest.
 //!
@@ -65,9 +65,18 @@ pub enum BootError {
     /// Producing evidence failed (no TEE, bad sim key…).
     #[error("attestation: producing the workload's evidence failed")]
     Attest(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The provisioning servers refused or could not be reached.
-    #[error("secret provisioning: {0}")]
-    Provision(ward_provision::Error),
+    /// One owner's provisioning servers refused or could not be reached; the error names the
+    /// server and its reason.
+    #[error("secret provisioning from {servers} (CA {ca_chain}): {error}")]
+    Provision {
+        /// That owner's servers, as the manifest lists them.
+        servers: String,
+        /// That owner's CA chain, as the manifest names it.
+        ca_chain: String,
+        /// What the client said (which server refused and why, or each server's failure);
+        /// boxed to keep every `Result<_, BootError>` small.
+        error: Box<ward_provision::Error>,
+    },
     /// A provisioned secret cannot be installed where the manifest says.
     #[error("secret {name:?}: {problem}")]
     Secret {
@@ -98,11 +107,6 @@ pub enum BootError {
 impl From<ward_manifest::Error> for BootError {
     fn from(e: ward_manifest::Error) -> Self {
         BootError::Manifest(e)
-    }
-}
-impl From<ward_provision::Error> for BootError {
-    fn from(e: ward_provision::Error) -> Self {
-        BootError::Provision(e)
     }
 }
 impl From<VfsError> for BootError {
@@ -327,8 +331,27 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         Err(e) => return Err(e),
     };
     if let (Some(pr), Some(attester)) = (&m.provision, &attester) {
-        let ca_pem = read_pinned(&base_dir, &pr.ca_chain)?;
+        // Each owner (her servers and CA) releases her own secrets; every CA is read and
+        // checked against its pin before a key is made or any server contacted.
+        let owners = pr.owners();
+        if let Some(orphan) = pr
+            .secrets
+            .iter()
+            .enumerate()
+            .find(|(i, _)| !owners.iter().any(|o| o.secrets.contains(i)))
+        {
+            // Refused by validation already; kept so no secret is ever skipped silently.
+            return Err(BootError::Secret {
+                name: orphan.1.name.clone(),
+                problem: "no provisioning server is named for it".into(),
+            });
+        }
+        let ca_pems = owners
+            .iter()
+            .map(|o| read_pinned(&base_dir, o.ca_chain))
+            .collect::<Result<Vec<_>, _>>()?;
         let t = Instant::now();
+        // One identity for every owner: each sees evidence naming the same workload.
         let identity = ward_ratls::RaTlsIdentity::generate_for_workload(
             attester.as_ref(),
             &verified.workload(),
@@ -336,36 +359,25 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         .map_err(|e| BootError::Attest(Box::new(e)))?;
         timings.attest = t.elapsed();
         let t = Instant::now();
-        let names: Vec<&str> = pr.secrets.iter().map(|s| s.name.as_str()).collect();
-        let mut secrets = ward_provision::client::fetch(&pr.servers, &ca_pem, &identity, &names)?;
-        timings.provision = t.elapsed();
-        for binding in &pr.secrets {
-            let value = secrets
-                .take(&binding.name)
-                .ok_or_else(|| BootError::Secret {
-                    name: binding.name.clone(),
-                    problem: "the server did not return it".into(),
-                })?;
-            if let Some(key_name) = &binding.key_name {
-                let key = WrapKey::from_slice(&value).map_err(|_| BootError::Secret {
-                    name: binding.name.clone(),
-                    problem: format!(
-                        "it is {} bytes, but key {key_name:?} is a 16-byte wrap key (serve it \
-                         with kind = \"key\")",
-                        value.len()
-                    ),
-                })?;
-                keys.push((key_name.clone(), key));
-            } else if let Some(var) = &binding.env {
-                // Gramine's string secrets carry a trailing NUL.
-                let bytes = value.strip_suffix(&[0]).unwrap_or(&value);
-                let text = std::str::from_utf8(bytes).map_err(|_| BootError::Secret {
-                    name: binding.name.clone(),
-                    problem: format!("variable {var} needs UTF-8 text"),
-                })?;
-                env.insert(var.to_string(), Zeroizing::new(text.to_owned()));
+        for (owner, ca_pem) in owners.iter().zip(&ca_pems) {
+            let names: Vec<&str> = owner
+                .secrets
+                .iter()
+                .map(|&i| pr.secrets[i].name.as_str())
+                .collect();
+            let mut secrets =
+                ward_provision::client::fetch(owner.servers, ca_pem, &identity, &names).map_err(
+                    |error| BootError::Provision {
+                        servers: owner.servers.join(", "),
+                        ca_chain: owner.ca_chain.uri().to_string(),
+                        error: Box::new(error),
+                    },
+                )?;
+            for binding in owner.secrets.iter().map(|&i| &pr.secrets[i]) {
+                install(binding, &mut secrets, &mut keys, &mut env)?;
             }
         }
+        timings.provision = t.elapsed();
     }
 
     let t = Instant::now();
@@ -380,6 +392,41 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         attester_kind: options.attester,
         attester,
     })
+}
+
+/// Installs the fetched secret of `binding` as its wrap key or environment variable.
+fn install(
+    binding: &ward_manifest::SecretBinding,
+    secrets: &mut ward_provision::Secrets,
+    keys: &mut Vec<(String, WrapKey)>,
+    env: &mut BTreeMap<String, Zeroizing<String>>,
+) -> Result<(), BootError> {
+    let value = secrets
+        .take(&binding.name)
+        .ok_or_else(|| BootError::Secret {
+            name: binding.name.clone(),
+            problem: "the server did not return it".into(),
+        })?;
+    if let Some(key_name) = &binding.key_name {
+        let key = WrapKey::from_slice(&value).map_err(|_| BootError::Secret {
+            name: binding.name.clone(),
+            problem: format!(
+                "it is {} bytes, but key {key_name:?} is a 16-byte wrap key (serve it with \
+                 kind = \"key\")",
+                value.len()
+            ),
+        })?;
+        keys.push((key_name.clone(), key));
+    } else if let Some(var) = &binding.env {
+        // Gramine's string secrets carry a trailing NUL.
+        let bytes = value.strip_suffix(&[0]).unwrap_or(&value);
+        let text = std::str::from_utf8(bytes).map_err(|_| BootError::Secret {
+            name: binding.name.clone(),
+            problem: format!("variable {var} needs UTF-8 text"),
+        })?;
+        env.insert(var.to_string(), Zeroizing::new(text.to_owned()));
+    }
+    Ok(())
 }
 
 /// The largest provisioning CA chain read.

@@ -154,8 +154,9 @@ pub fn inspect(interpreter: &Path) -> Result<PythonInstall, TemplateError> {
     Ok(install)
 }
 
-/// An encrypted mount to add; as a command-line value, `/data=file:enc` (key `default`) or
-/// `/data=file:enc,key=NAME`.
+/// An encrypted mount to add; as a command-line value, `/data=file:enc` (key `default`),
+/// `/data=file:enc,key=NAME`, and, for a key that another owner releases from her own server,
+/// `…,server=HOST:PORT,ca=FILE` (`server=` repeatable, tried in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EncryptedMount {
@@ -165,6 +166,10 @@ pub struct EncryptedMount {
     pub uri: FileUri,
     /// The provisioned key that decrypts it (`None`: Gramine's `default`).
     pub key_name: Option<String>,
+    /// The servers of the key's owner, when not the manifest's own (given with `ca`).
+    pub servers: Vec<String>,
+    /// The CA chain of the key's owner's servers (given with `servers`).
+    pub ca: Option<PathBuf>,
 }
 
 impl EncryptedMount {
@@ -174,73 +179,141 @@ impl EncryptedMount {
             path,
             uri,
             key_name,
+            servers: Vec::new(),
+            ca: None,
         }
+    }
+
+    /// The same mount, its key fetched from its owner's `servers`, authenticated by `ca`.
+    pub fn with_owner(mut self, servers: Vec<String>, ca: PathBuf) -> Self {
+        self.servers = servers;
+        self.ca = Some(ca);
+        self
     }
 }
 
 impl FromStr for EncryptedMount {
     type Err = TemplateError;
-    /// Parses `/data=file:enc` or `/data=file:enc,key=NAME`.
+    /// Parses `/data=file:enc[,key=NAME][,server=HOST:PORT…][,ca=FILE]`.
     fn from_str(s: &str) -> Result<Self, TemplateError> {
         let bad = |why: String| {
             TemplateError::Option(format!(
-                "encrypted mount {s:?}: {why}; write PATH=file:HOST_DIR (e.g. /data=file:enc) \
-                 or PATH=file:HOST_DIR,key=NAME"
+                "encrypted mount {s:?}: {why}; write PATH=file:HOST_DIR (e.g. /data=file:enc), \
+                 optionally followed by ,key=NAME and, for a key from its owner's own server, \
+                 ,server=HOST:PORT,ca=FILE"
             ))
         };
-        let (path, rest) = s.split_once('=').ok_or_else(|| bad("no '='".into()))?;
-        let (uri, key) = match rest.rsplit_once(",key=") {
-            Some((u, k)) if !k.is_empty() => (u, Some(k.to_owned())),
-            Some(_) => return Err(bad("empty key name".into())),
-            None => (rest, None),
-        };
+        let (path, mut rest) = s.split_once('=').ok_or_else(|| bad("no '='".into()))?;
+        let (mut key, mut servers, mut ca) = (None, Vec::new(), None);
+        // Options are taken from the right, so a directory name may itself contain commas.
+        while let Some((head, opt)) = rest.rsplit_once(',') {
+            let Some((name, value)) = opt.split_once('=') else {
+                break;
+            };
+            if !matches!(name, "key" | "server" | "ca") {
+                break;
+            }
+            if value.is_empty() {
+                return Err(bad(format!("empty {name}=")));
+            }
+            match name {
+                "key" if key.is_some() => return Err(bad("key= given twice".into())),
+                "key" => key = Some(value.to_owned()),
+                "server" => servers.insert(0, value.to_owned()),
+                _ if ca.is_some() => return Err(bad("ca= given twice".into())),
+                _ => ca = Some(PathBuf::from(value)),
+            }
+            rest = head;
+        }
+        if servers.is_empty() != ca.is_none() {
+            return Err(bad(
+                "server= and ca= name the key owner's servers and their CA; give both or neither"
+                    .into(),
+            ));
+        }
         Ok(EncryptedMount {
             path: WorkloadPath::try_from(path.to_owned()).map_err(bad)?,
-            uri: FileUri::try_from(uri.to_owned()).map_err(bad)?,
+            uri: FileUri::try_from(rest.to_owned()).map_err(bad)?,
             key_name: key,
+            servers,
+            ca,
         })
     }
 }
 
-/// The `[provision]` section that fetches the keys of `encrypted` mounts from `servers`, whose
-/// certificates chain to the CA at `ca` (pinned by hash when signing): one secret per distinct
-/// key name, the key `default` fetched as the secret `default_secret` (what `ward provision
-/// init` serves as `wrap_key`), any other key under its own name.
+fn ca_uri(ca: &Path) -> Result<TrustedFile, TemplateError> {
+    FileUri::try_from(format!("file:{}", utf8(ca)?))
+        .map(TrustedFile::Uri)
+        .map_err(|reason| TemplateError::Path {
+            path: ca.to_string_lossy().into_owned(),
+            reason,
+        })
+}
+
+/// The `[provision]` section that fetches the keys of `encrypted` mounts: one secret per
+/// distinct key name, the key `default` fetched as the secret `default_secret` (what `ward
+/// provision init` serves as `wrap_key`), any other key under its own name. A key whose mount
+/// names its owner's servers and CA is fetched from those; any other from `servers`, whose
+/// certificates chain to the CA at `ca` (each CA pinned by hash when signing).
 pub fn provision_for(
     encrypted: &[EncryptedMount],
     servers: Vec<String>,
-    ca: &Path,
+    ca: Option<&Path>,
     default_secret: &str,
 ) -> Result<Provision, TemplateError> {
-    if servers.is_empty() {
-        return Err(TemplateError::Option(
-            "encrypted mounts need a provisioning server to fetch their keys from".into(),
-        ));
+    // Key name → its owner's servers and CA (empty and None: the table's).
+    let mut keys: BTreeMap<&str, (&[String], Option<&Path>)> = BTreeMap::new();
+    for m in encrypted {
+        let key = m.key_name.as_deref().unwrap_or("default");
+        let owner = (m.servers.as_slice(), m.ca.as_deref());
+        match keys.get(key) {
+            Some(first) if *first != owner => {
+                return Err(TemplateError::Option(format!(
+                    "key {key:?} is given two different owners (servers and CA) by its \
+                     encrypted mounts; name its server= and ca= the same on each, or use \
+                     another key"
+                )))
+            }
+            _ => {
+                keys.insert(key, owner);
+            }
+        }
     }
-    let ca_uri = format!("file:{}", utf8(ca)?);
-    let ca_chain = FileUri::try_from(ca_uri).map_err(|reason| TemplateError::Path {
-        path: ca.to_string_lossy().into_owned(),
-        reason,
-    })?;
-    let keys: BTreeSet<&str> = encrypted
-        .iter()
-        .map(|m| m.key_name.as_deref().unwrap_or("default"))
-        .collect();
+    let table_needed = keys.values().any(|(s, _)| s.is_empty());
+    let table_ca = match (table_needed, ca) {
+        (false, _) => None,
+        (true, Some(ca)) if !servers.is_empty() => Some(ca_uri(ca)?),
+        (true, _) => {
+            return Err(TemplateError::Option(
+                "encrypted mounts need a provisioning server to fetch their keys from: give \
+                 --server and --ca (or server= and ca= on each mount)"
+                    .into(),
+            ))
+        }
+    };
+    let mut secrets = Vec::new();
+    for (key, (own_servers, own_ca)) in keys {
+        let ca_chain = own_ca.map(ca_uri).transpose()?;
+        secrets.push(SecretBinding {
+            name: if key == "default" {
+                default_secret.to_owned()
+            } else {
+                key.to_owned()
+            },
+            key_name: Some(key.to_owned()),
+            env: None,
+            servers: ca_chain.as_ref().map(|_| own_servers.to_vec()),
+            ca_chain,
+        });
+    }
     Ok(Provision {
-        servers,
-        ca_chain: TrustedFile::Uri(ca_chain),
-        secrets: keys
-            .into_iter()
-            .map(|key| SecretBinding {
-                name: if key == "default" {
-                    default_secret.to_owned()
-                } else {
-                    key.to_owned()
-                },
-                key_name: Some(key.to_owned()),
-                env: None,
-            })
-            .collect(),
+        servers: if table_ca.is_some() {
+            servers
+        } else {
+            Vec::new()
+        },
+        ca_chain: table_ca,
+        secrets,
     })
 }
 

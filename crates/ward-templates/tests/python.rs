@@ -351,7 +351,7 @@ fn encrypted_mounts_parse_and_land_in_the_manifest() {
     let provision = python::provision_for(
         &opts.encrypted,
         vec!["localhost:4433".into()],
-        Path::new("ca.pem"),
+        Some(Path::new("ca.pem")),
         "wrap_key",
     )
     .unwrap();
@@ -370,10 +370,15 @@ fn encrypted_mounts_parse_and_land_in_the_manifest() {
     );
     assert_eq!(
         provision.ca_chain,
-        TrustedFile::Uri(FileUri::from_path("ca.pem").unwrap())
+        Some(TrustedFile::Uri(FileUri::from_path("ca.pem").unwrap()))
     );
     // No server to fetch from: refused, saying why.
-    let none = python::provision_for(&opts.encrypted, vec![], Path::new("ca.pem"), "wrap_key");
+    let none = python::provision_for(
+        &opts.encrypted,
+        vec![],
+        Some(Path::new("ca.pem")),
+        "wrap_key",
+    );
     assert!(matches!(none, Err(TemplateError::Option(_))), "{none:?}");
     opts.provision = Some(provision);
     let (_, text) = generate(&opts, &py);
@@ -568,4 +573,89 @@ fn run_in_trusted_root(m: &Manifest, base: &Path) -> Option<(String, String)> {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
     Some((stdout, stderr))
+}
+
+#[test]
+fn an_encrypted_mount_may_name_its_key_owners_server_and_ca() {
+    let model: EncryptedMount =
+        "/model=file:model,key=model,server=m1.example:1,server=m2.example:2,ca=model-ca.pem"
+            .parse()
+            .unwrap();
+    assert_eq!(model.key_name.as_deref(), Some("model"));
+    assert_eq!(model.uri.as_str(), "file:model");
+    assert_eq!(model.servers, ["m1.example:1", "m2.example:2"]);
+    assert_eq!(model.ca.as_deref(), Some(Path::new("model-ca.pem")));
+    let built = EncryptedMount::new(
+        "/model".to_string().try_into().unwrap(),
+        FileUri::from_path("model").unwrap(),
+        Some("model".into()),
+    )
+    .with_owner(
+        vec!["m1.example:1".into(), "m2.example:2".into()],
+        "model-ca.pem".into(),
+    );
+    assert_eq!(built, model);
+    // Half an owner, and an option given twice, are refused.
+    for bad in [
+        "/model=file:model,server=m1.example:1",
+        "/model=file:model,ca=model-ca.pem",
+        "/model=file:model,key=a,key=b",
+        "/model=file:model,server=",
+    ] {
+        let e = bad.parse::<EncryptedMount>().unwrap_err();
+        assert!(matches!(e, TemplateError::Option(_)), "{bad}: {e:?}");
+    }
+    // A comma in the directory name stays part of it.
+    let odd: EncryptedMount = "/d=file:a,b,key=k".parse().unwrap();
+    assert_eq!(odd.uri.as_str(), "file:a,b");
+
+    // The model owner's key from her server; the data owner's from the manifest's own.
+    let data: EncryptedMount = "/data=file:data".parse().unwrap();
+    let mounts = [model.clone(), data.clone()];
+    let pr = python::provision_for(
+        &mounts,
+        vec!["d.example:3".into()],
+        Some(Path::new("data-ca.pem")),
+        "wrap_key",
+    )
+    .unwrap();
+    assert_eq!(pr.servers, ["d.example:3"]);
+    let owners = pr.owners();
+    assert_eq!(owners.len(), 2);
+    let model_secret = &pr.secrets[owners[1].secrets[0]];
+    assert_eq!(model_secret.name, "model");
+    assert_eq!(
+        model_secret.servers.as_deref(),
+        Some(&["m1.example:1".to_string(), "m2.example:2".to_string()][..])
+    );
+    assert_eq!(
+        model_secret.ca_chain,
+        Some(TrustedFile::Uri(
+            FileUri::from_path("model-ca.pem").unwrap()
+        ))
+    );
+    // Every mount naming its owner: no table-level servers needed (nor written).
+    let only_own =
+        python::provision_for(std::slice::from_ref(&model), vec![], None, "wrap_key").unwrap();
+    assert!(only_own.servers.is_empty() && only_own.ca_chain.is_none());
+    // A mount without an owner and no --server: refused, saying why.
+    let e = python::provision_for(&mounts, vec![], None, "wrap_key").unwrap_err();
+    assert!(e.to_string().contains("--server"), "{e}");
+    // One key, two owners: refused.
+    let other = "/more=file:more,key=model,server=x.example:9,ca=x.pem"
+        .parse::<EncryptedMount>()
+        .unwrap();
+    let e = python::provision_for(&[model, other], vec![], None, "wrap_key").unwrap_err();
+    assert!(e.to_string().contains("two different owners"), "{e}");
+
+    // And the manifest written with it parses, both owners intact.
+    let Some(py) = system_python() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let script = project(d.path());
+    let mut opts = PythonOptions::new(&script);
+    opts.encrypted = mounts.to_vec();
+    opts.provision = Some(pr);
+    let (_, text) = generate(&opts, &py);
+    let m = Manifest::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(m.provision.as_ref().unwrap().owners().len(), 2);
 }

@@ -1,6 +1,6 @@
 //! `ward manifest …`: write the manifest of a user's own program from its installation.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,14 +35,17 @@ pub(crate) struct PythonArgs {
     /// Trust the installation's site-packages too (for a venv: the venv's).
     #[arg(long)]
     site_packages: bool,
-    /// An encrypted mount of protected files: PATH=file:DIR[,key=NAME] (repeatable). Needs
-    /// --server and --ca, which fetch its key.
-    #[arg(long, value_name = "PATH=file:DIR", requires_all = ["servers", "ca"])]
+    /// An encrypted mount of protected files: PATH=file:DIR[,key=NAME] (repeatable). Its key
+    /// comes from --server (checked against --ca) or, when another owner releases it from her
+    /// own server, from the mount's own options ,server=HOST:PORT and ,ca=FILE (server=
+    /// repeatable, tried in order).
+    #[arg(long, value_name = "PATH=file:DIR")]
     encrypted: Vec<EncryptedMount>,
-    /// A provisioning server host:port (repeatable; tried in order).
+    /// A provisioning server host:port (repeatable; tried in order), for the keys of encrypted
+    /// mounts that name no server of their own.
     #[arg(long = "server", value_name = "HOST:PORT", id = "servers")]
     servers: Vec<String>,
-    /// The provisioning servers' CA chain (PEM), pinned by hash when signing.
+    /// The --server servers' CA chain (PEM), pinned by hash when signing.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
     /// The secret on the servers that holds each key: the key named `default` is fetched as
@@ -73,11 +76,10 @@ fn python_manifest(a: PythonArgs) -> Result<ExitCode> {
         None => std::env::current_dir()?,
     });
     if !a.encrypted.is_empty() {
-        let ca = a.ca.as_deref().context("--encrypted needs --ca")?;
         opts.provision = Some(python::provision_for(
             &a.encrypted,
             a.servers,
-            ca,
+            a.ca.as_deref(),
             &a.secret,
         )?);
         opts.encrypted = a.encrypted;
