@@ -367,6 +367,17 @@ impl Policy {
         }
     }
 
+    /// The rules evidence is judged by when no policy is given (`ward attest verify` without
+    /// `--policy`): any workload identity, but only an UpToDate platform, no debug enclave or
+    /// TD, no service TD and no simulated evidence. It says whether the platform can be trusted
+    /// at all, not whether the workload is the one expected: that needs a policy naming it.
+    pub fn default_rules() -> Policy {
+        Policy {
+            accept_any_identity: true,
+            ..Policy::default()
+        }
+    }
+
     /// A development policy: evidence from the simulated platform with this public key is
     /// accepted, for the workload with `mr_enclave`, or for any workload on it when `None`.
     /// It proves nothing about hardware; never use it for secrets that matter.

@@ -353,3 +353,30 @@ fn a_dev_sim_policy_accepts_its_platform_and_workload_only() {
         "allow_simulated"
     );
 }
+
+#[test]
+fn default_rules_accept_any_workload_on_a_trustworthy_platform_only() {
+    let p = Policy::default_rules();
+    // The same rules as a policy file saying only that any identity will do.
+    assert_eq!(p, policy("accept_any_identity = true\n"));
+    assert_eq!(p.evaluate(&sgx(TcbStatus::UpToDate, &[])), Ok(()));
+    let refused = |c: &VerifiedClaims| p.evaluate(c).unwrap_err().rule;
+    assert_eq!(
+        refused(&sgx(TcbStatus::SWHardeningNeeded, &["INTEL-SA-00615"])),
+        "allowed_tcb_statuses"
+    );
+    assert_eq!(
+        refused(&sgx(TcbStatus::OutOfDate, &[])),
+        "allowed_tcb_statuses"
+    );
+    let mut debug = sgx(TcbStatus::UpToDate, &[]);
+    let s = debug.sgx.as_mut().unwrap();
+    s.debug = true;
+    s.attributes[0] |= 0x02;
+    assert_eq!(refused(&debug), "allow_debug");
+    let mut sim = sgx(TcbStatus::UpToDate, &[]);
+    sim.tee = TeeKind::Sim;
+    sim.tcb_status = None;
+    sim.sim_platform_key = Some(SIMKEY.into());
+    assert_eq!(refused(&sim), "allow_simulated");
+}

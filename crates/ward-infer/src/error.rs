@@ -5,16 +5,27 @@
 #[non_exhaustive]
 pub enum Error {
     /// The model description (TOML) is not valid TOML, has an unknown key, lacks a required key
-    /// or has a value of the wrong type. The message comes from the TOML parser and names the key
-    /// and its line.
-    #[error("model spec: {0}")]
-    Spec(String),
+    /// or has a value of the wrong type. Says where and which key, but quotes nothing of the
+    /// text: a spec may be a protected file, and the TOML parser's own messages show the
+    /// offending line (and serde's the offending value).
+    #[error("model spec{}: {problem}", spec_place(*.line, *.column, *.key))]
+    Spec {
+        /// 1-based line of the problem, when it has a place.
+        line: Option<usize>,
+        /// 1-based column (in characters) of the problem, when it has a place.
+        column: Option<usize>,
+        /// The key concerned, when it is one of the spec's keys (an unknown key is not named:
+        /// it is text of the file).
+        key: Option<&'static str>,
+        /// What is wrong, in words of ward's and the TOML grammar's, never the file's.
+        problem: String,
+    },
     /// A model description value is out of range.
     #[error("model spec: `{key}` {reason}")]
     SpecValue {
         /// The offending key, as written in the TOML file.
         key: &'static str,
-        /// What is wrong with it.
+        /// What is wrong with it (without the value found: the spec may be protected).
         reason: String,
     },
 
@@ -133,6 +144,20 @@ pub enum Error {
         #[source]
         source: Option<Cause>,
     },
+}
+
+fn spec_place(line: Option<usize>, column: Option<usize>, key: Option<&str>) -> String {
+    let mut at = String::new();
+    if let Some(line) = line {
+        at.push_str(&format!(", line {line}"));
+    }
+    if let Some(column) = column {
+        at.push_str(&format!(", column {column}"));
+    }
+    if let Some(key) = key {
+        at.push_str(&format!(", key `{key}`"));
+    }
+    at
 }
 
 /// The error of another library underneath (tract's errors are `anyhow` chains, kept whole).

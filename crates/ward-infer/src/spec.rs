@@ -97,12 +97,104 @@ impl Default for ModelSpec {
     }
 }
 
+/// The spec's keys, to name a key without quoting the file.
+const KEYS: [&str; 9] = [
+    "name",
+    "input_name",
+    "width",
+    "height",
+    "resize_shorter",
+    "mean",
+    "std",
+    "layout",
+    "channel_order",
+];
+
+/// [`Error::Spec`] for a TOML error, rebuilt from its position and the kind of its message: the
+/// parser's `Display` quotes the offending line and serde's messages quote the offending value
+/// or unknown key, all of it text of a file that may be protected.
+fn spec_error(text: &str, e: &toml::de::Error) -> Error {
+    let msg = e.message();
+    let known = |k: &str| KEYS.iter().copied().find(|&known| known == k);
+    // What the message expects comes from the spec's types (or the TOML grammar), not the file;
+    // the last ", expected " is serde's own, whatever a quoted value contains.
+    let expected = msg
+        .rsplit_once(", expected ")
+        .map(|(_, x)| x.lines().next().unwrap_or_default().to_owned());
+    let with_expected = |what: &str| match &expected {
+        Some(x) => format!("{what}; expected {x}"),
+        None => what.to_owned(),
+    };
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        // Spanned at the whole document: a line would mislead.
+        let key = rest.split('`').next().and_then(known);
+        return Error::Spec {
+            line: None,
+            column: None,
+            key,
+            problem: "a required key is missing".into(),
+        };
+    }
+    let problem = if msg.starts_with("unknown field") {
+        format!("unknown key; the keys are {}", KEYS.join(", "))
+    } else if msg.starts_with("unknown variant") {
+        with_expected("unknown value")
+    } else if msg.starts_with("invalid type") {
+        with_expected("wrong type")
+    } else if msg.starts_with("invalid length") {
+        with_expected("wrong number of values")
+    } else if msg.starts_with("invalid value") {
+        with_expected("invalid value")
+    } else if msg.starts_with("duplicate key") {
+        "a key is given twice".into()
+    } else {
+        // A syntax error: the grammar's "invalid <thing>" / "expected <tokens>" lines are kept,
+        // anything else (a custom message naming a key) is not.
+        let kept: Vec<&str> = msg
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.starts_with("invalid ")
+                    || l.starts_with("expected ")
+                    || *l == "value is out of range"
+                    || *l == "recursion limit exceeded"
+            })
+            .collect();
+        if kept.is_empty() {
+            "not valid TOML".into()
+        } else {
+            format!("not valid TOML: {}", kept.join("; "))
+        }
+    };
+    let (line, column, key) = match e.span() {
+        Some(span) => {
+            let at = span.start.min(text.len());
+            let before = text.get(..at).unwrap_or_default();
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let line_text = text[line_start..].lines().next().unwrap_or_default();
+            // The key the line assigns, when it is one of the spec's own.
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''))
+                .and_then(known);
+            let column = before[line_start..].chars().count() + 1;
+            (Some(before.matches('\n').count() + 1), Some(column), key)
+        }
+        None => (None, None, None),
+    };
+    Error::Spec {
+        line,
+        column,
+        key,
+        problem,
+    }
+}
+
 impl ModelSpec {
     /// Parse and check a model description. Unknown keys are refused, and every error names the
     /// key it is about.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let spec: ModelSpec =
-            toml::from_str(text).map_err(|e| Error::Spec(e.to_string().trim_end().to_string()))?;
+        let spec: ModelSpec = toml::from_str(text).map_err(|e| spec_error(text, &e))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -120,7 +212,7 @@ impl ModelSpec {
             if v == 0 || v > MAX_SPEC_SIDE {
                 return bad(
                     key,
-                    format!("is {v}; it must be between 1 and {MAX_SPEC_SIDE}"),
+                    format!("is out of range; it must be between 1 and {MAX_SPEC_SIDE}"),
                 );
             }
         }
@@ -129,22 +221,18 @@ impl ModelSpec {
             return bad(
                 "resize_shorter",
                 format!(
-                    "is {}; it must be at least the larger input side ({side}) and at most \
-                     {MAX_SPEC_SIDE}",
-                    self.resize_shorter
+                    "is out of range; it must be at least the larger of `width` and `height` \
+                     and at most {MAX_SPEC_SIDE}"
                 ),
             );
         }
-        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
-            return bad(
-                "mean",
-                format!("has {m}; every value must be a finite number"),
-            );
+        if self.mean.iter().any(|m| !m.is_finite()) {
+            return bad("mean", "every value must be a finite number".to_string());
         }
-        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return bad(
                 "std",
-                format!("has {s}; every value must be a finite number above 0"),
+                "every value must be a finite number above 0".to_string(),
             );
         }
         if matches!(&self.input_name, Some(n) if n.is_empty()) {

@@ -38,7 +38,7 @@ fn plaintext() -> Vec<u8> {
 fn opts(threads: usize) -> Options<'static> {
     Options {
         threads,
-        progress: None,
+        ..Options::default()
     }
 }
 

@@ -54,26 +54,19 @@ pub enum Error {
     #[error("metadata is malformed: {what}")]
     MalformedMetadata { what: &'static str },
 
-    /// The file has fewer nodes than its recorded size needs.
-    #[error("truncated protected file: its size of {size} bytes needs {expected} nodes ({expected_len} bytes on disk) but it has {found} nodes")]
-    Truncated {
-        size: u64,
-        expected: u64,
-        expected_len: u64,
-        found: u64,
-    },
+    /// The file has fewer nodes than its recorded size needs. (The recorded size itself is
+    /// decrypted metadata and stays out of the message; node counts are on-disk facts.)
+    #[error("truncated protected file: it has {found} nodes but its metadata needs {expected}; copy the whole file again")]
+    Truncated { expected: u64, found: u64 },
 
     /// The file has more nodes than its recorded size needs.
-    #[error("file has {extra} unexpected node(s) appended after its last node ({expected} nodes for {size} bytes of data)")]
-    TrailingNodes {
-        size: u64,
-        expected: u64,
-        extra: u64,
-    },
+    #[error("file has {extra} unexpected node(s) appended after its last node (its metadata needs {expected} nodes)")]
+    TrailingNodes { expected: u64, extra: u64 },
 
-    /// The bound path differs from the one the opener expected.
-    #[error("path check failed: the file is bound to {bound:?} but was opened as {expected:?} (was it renamed or moved?)")]
-    PathMismatch { bound: String, expected: String },
+    /// The bound path differs from the one the opener expected. The bound path is decrypted
+    /// metadata: it is neither held nor shown (`ward pf info` shows it to the key holder).
+    #[error("path check failed: the file is not bound to {expected:?}, the path it was opened as (was it renamed or moved?)")]
+    PathMismatch { expected: String },
 
     /// A path longer than the format can hold.
     #[error("path is {len} bytes; a protected file can bind at most 771 bytes")]
@@ -95,9 +88,15 @@ pub enum Error {
         source: ward_fsio::Error,
     },
 
-    /// A size beyond what ward handles.
-    #[error("size {size} is beyond the largest supported protected file (2^50 bytes)")]
-    TooLarge { size: u64 },
+    /// A size beyond what ward handles (the size is not shown: it may come from decrypted
+    /// metadata).
+    #[error("the size is beyond the largest supported protected file (2^50 bytes)")]
+    TooLarge,
+
+    /// Reading the whole file into memory was refused before any of it was read: its recorded
+    /// size exceeds [`Options::memory_limit`](crate::Options::memory_limit).
+    #[error("the file is larger than the memory limit of {limit} bytes for reading it whole; raise the limit or read it as a stream")]
+    OverLimit { limit: u64 },
 
     /// The OS random number generator failed.
     #[error("the operating system's random number generator failed")]

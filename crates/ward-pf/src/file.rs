@@ -209,7 +209,7 @@ impl<S: Storage> ProtectedFile<S> {
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|&e| e <= MAX_PLAINTEXT_SIZE)
-            .ok_or(Error::TooLarge { size: u64::MAX })?;
+            .ok_or(Error::TooLarge)?;
         if offset > self.meta.size {
             self.set_len(offset)?;
         }
@@ -247,7 +247,7 @@ impl<S: Storage> ProtectedFile<S> {
     pub fn set_len(&mut self, size: u64) -> Result<()> {
         self.check_writable()?;
         if size > MAX_PLAINTEXT_SIZE {
-            return Err(Error::TooLarge { size });
+            return Err(Error::TooLarge);
         }
         if size > self.meta.size {
             let zeros = vec![0u8; 64 * NODE_SIZE];

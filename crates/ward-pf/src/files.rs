@@ -184,6 +184,7 @@ fn pass<T>(
     let out = f(Options {
         threads,
         progress: Some(&advance),
+        ..Options::default()
     });
     observer.finish();
     out

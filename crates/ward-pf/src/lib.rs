@@ -43,5 +43,5 @@ pub use rewrap::{journal_path, rewrap, rewrap_in_place};
 pub use storage::{Source, Storage};
 pub use stream::{
     decrypt, decrypt_to_vec, encrypt, header_info, info, verify, FileInfo, HeaderInfo, Options,
-    Progress,
+    Progress, DEFAULT_MEMORY_LIMIT,
 };

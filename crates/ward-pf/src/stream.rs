@@ -28,20 +28,38 @@ const GROUP_BYTES: usize = (DATA_PER_MHT as usize + 1) * NODE_SIZE;
 /// Reports progress in plaintext bytes done so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
+/// The largest plaintext [`decrypt_to_vec`] holds in memory unless told otherwise (1 GiB).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
 /// How to run a whole-file operation.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Options<'a> {
     /// Worker threads for node encryption/decryption: 0 = all cores (rayon's global pool),
     /// 1 = the calling thread. Output writes always overlap on a thread of their own.
     pub threads: usize,
     /// Called after each batch with the plaintext bytes processed so far.
     pub progress: Option<Progress<'a>>,
+    /// The largest plaintext [`decrypt_to_vec`] accepts (default [`DEFAULT_MEMORY_LIMIT`]); a
+    /// file recording a larger size fails with [`Error::OverLimit`] before any data is read.
+    /// Streaming operations ignore it: their memory does not grow with the file.
+    pub memory_limit: u64,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            threads: 0,
+            progress: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
 }
 
 impl std::fmt::Debug for Options<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("threads", &self.threads)
+            .field("memory_limit", &self.memory_limit)
             .finish_non_exhaustive()
     }
 }
@@ -123,10 +141,7 @@ pub(crate) fn check_path(meta: &Metadata, expected: Option<&str>) -> Result<()> 
     if let Some(expected) = expected {
         let expected = normalize(expected);
         if meta.path_bytes() != expected.as_bytes() {
-            return Err(Error::PathMismatch {
-                bound: meta.path(),
-                expected,
-            });
+            return Err(Error::PathMismatch { expected });
         }
     }
     Ok(())
@@ -140,19 +155,16 @@ pub(crate) fn open_metadata<S: Source + ?Sized>(
     let (header, nodes) = read_header(src)?;
     let meta = header.decrypt(key)?;
     check_path(&meta, expected_path)?;
-    let shape = Shape::for_size(meta.size).ok_or(Error::TooLarge { size: meta.size })?;
+    let shape = Shape::for_size(meta.size).ok_or(Error::TooLarge)?;
     let expected = shape.physical_nodes();
     if nodes < expected {
         return Err(Error::Truncated {
-            size: meta.size,
             expected,
-            expected_len: shape.physical_len(),
             found: nodes,
         });
     }
     if nodes > expected {
         return Err(Error::TrailingNodes {
-            size: meta.size,
             expected,
             extra: nodes - expected,
         });
@@ -261,8 +273,13 @@ pub fn verify<S: Source + Sync + ?Sized>(
 ///
 /// Unlike [`decrypt`] into a `Vec`, every data node is read from `src` straight into its place
 /// in the result and authenticated there, the groups of 96 nodes spread across `opts.threads`:
-/// one copy of the data instead of three and no writer thread. Memory is the whole plaintext
-/// (plus 32 bytes per data node while it runs), so callers bound it by the file's length first.
+/// one copy of the data instead of three and no writer thread.
+///
+/// Memory grows only as the file authenticates: a batch of MHT nodes is opened first, then the
+/// result grows by that batch's data, which is read and checked in place. A forged file that
+/// records a huge size thus costs at most one batch (and the buffer's doubling) beyond what
+/// authenticated. A recorded size above `opts.memory_limit` is refused with
+/// [`Error::OverLimit`] before any data node is read.
 ///
 /// On any error nothing is returned and every byte written so far is wiped.
 pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
@@ -274,51 +291,27 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
     let opened = open_metadata(src, key, expected_path)?;
     let shape = opened.shape;
     let size = opened.meta.size;
+    if size > opts.memory_limit {
+        return Err(Error::OverLimit {
+            limit: opts.memory_limit,
+        });
+    }
     let inline_len = size.min(INLINE_DATA_SIZE as u64) as usize;
+    // Whole nodes, the last one's padding included; trimmed at the end.
     let full = if shape.data_nodes > 0 {
         INLINE_DATA_SIZE as u64 + shape.data_nodes * NODE_SIZE as u64
     } else {
         inline_len as u64
     };
-    // Not more than the file itself (its length was checked against the shape on opening).
-    let full = usize::try_from(full).map_err(|_| Error::TooLarge { size })?;
+    let full = usize::try_from(full).map_err(|_| Error::TooLarge)?;
     let mut out = zeroize::Zeroizing::new(Vec::new());
-    out.try_reserve_exact(full).map_err(|_| Error::Io {
-        context: "allocating memory for the plaintext",
-        source: std::io::ErrorKind::OutOfMemory.into(),
-    })?;
+    grow(&mut out, inline_len, full)?;
     out.extend_from_slice(&opened.meta.inline[..inline_len]);
     if shape.data_nodes > 0 {
-        let groups = open_mht_nodes(src, &opened)?;
-        // Zero-filled across the workers: touching fresh pages (the page faults) costs more
-        // than the zeroing, and in parallel it is no longer serial in front of the decryption.
-        let extra = full - out.len();
-        with_pool(opts.threads, |pool| {
-            use rayon::prelude::*;
-            let zeros = rayon::iter::repeat_n(0u8, extra);
-            match pool {
-                Pool::Inline => out.resize(full, 0),
-                Pool::Global => out.par_extend(zeros),
-                Pool::Sized(pool) => pool.install(|| out.par_extend(zeros)),
-            }
+        let result = with_pool(opts.threads, |pool| {
+            decrypt_groups_into(src, &opened, &mut out, full, pool, opts.progress)
         });
-        let body = &mut out[INLINE_DATA_SIZE..];
-        let mut jobs: Vec<GroupJob<'_>> = body
-            .chunks_mut(DATA_PER_MHT as usize * NODE_SIZE)
-            .zip(groups)
-            .enumerate()
-            .map(|(m, (buf, nodes))| GroupJob {
-                mht: m as u64,
-                nodes,
-                buf,
-                result: Ok(()),
-            })
-            .collect();
-        with_pool(opts.threads, |pool| {
-            for_each(pool, &mut jobs, |job| job.result = job.run(src))
-        });
-        // The first failure in file order, so the error is the same on any number of threads.
-        if let Some(e) = jobs.into_iter().find_map(|j| j.result.err()) {
+        if let Err(e) = result {
             out.zeroize();
             return Err(e);
         }
@@ -331,22 +324,102 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
     Ok((out, info))
 }
 
-/// Opens every MHT node in order (a child's key comes from its parent) and returns, per MHT
-/// node, the keys and tags of its data nodes.
-fn open_mht_nodes<S: Source + ?Sized>(src: &S, opened: &Opened) -> Result<Vec<Vec<NodeCrypto>>> {
+/// Makes room in `out` for `extra` more bytes, at least doubling its capacity (but not beyond
+/// `full`), and wipes the old buffer: a plain `Vec` reallocation would leave authenticated
+/// plaintext behind in freed memory.
+fn grow(out: &mut zeroize::Zeroizing<Vec<u8>>, extra: usize, full: usize) -> Result<()> {
+    if out.capacity() - out.len() >= extra {
+        return Ok(());
+    }
+    let need = out.len() + extra;
+    let cap = out.capacity().saturating_mul(2).min(full).max(need);
+    let mut bigger = Vec::new();
+    bigger.try_reserve_exact(cap).map_err(|_| Error::Io {
+        context: "allocating memory for the plaintext",
+        source: std::io::ErrorKind::OutOfMemory.into(),
+    })?;
+    bigger.extend_from_slice(out);
+    drop(zeroize::Zeroizing::new(std::mem::replace(
+        &mut **out, bigger,
+    )));
+    Ok(())
+}
+
+/// Groups of 96 data nodes [`decrypt_to_vec`] grows its result by at a time (~12 MiB): enough
+/// work per batch for many cores, little beyond what authenticated.
+const GROUPS_PER_GROWTH: usize = 4 * GROUPS_PER_BATCH;
+
+/// Opens the MHT nodes and decrypts the data nodes into `out` batch by batch, growing `out` by
+/// a batch only once that batch's MHT nodes authenticated. The first failure is the one
+/// [`decrypt`] reports (it goes by batches of [`GROUPS_PER_BATCH`] groups, an MHT node failing
+/// before its batch's data nodes), whatever the number of threads.
+fn decrypt_groups_into<S: Source + Sync + ?Sized>(
+    src: &S,
+    opened: &Opened,
+    out: &mut zeroize::Zeroizing<Vec<u8>>,
+    full: usize,
+    pool: Pool<'_>,
+    progress: Option<Progress<'_>>,
+) -> Result<()> {
     let shape = opened.shape;
     let mut walk = MhtWalk::new(opened);
-    let mut groups = Vec::with_capacity(shape.mht_nodes as usize);
-    for m in 0..shape.mht_nodes {
-        let mut node = Box::new([0u8; NODE_SIZE]);
-        src.read_exact_at(&mut node[..], mht_physical(m) * NODE_SIZE as u64)
-            .map_err(io("reading the protected file"))?;
-        let mht = walk.open(m, node)?;
-        let first = m * DATA_PER_MHT;
-        let count = (shape.data_nodes - first).min(DATA_PER_MHT);
-        groups.push((0..count as usize).map(|slot| mht.data(slot)).collect());
+    let group_bytes = DATA_PER_MHT as usize * NODE_SIZE;
+    let mut m = 0;
+    while m < shape.mht_nodes {
+        let m_end = (m + GROUPS_PER_GROWTH as u64).min(shape.mht_nodes);
+        let mut groups: Vec<Vec<NodeCrypto>> = Vec::with_capacity(GROUPS_PER_GROWTH);
+        let mut mht_failure = None;
+        for mi in m..m_end {
+            let mut node = Box::new([0u8; NODE_SIZE]);
+            let opened = src
+                .read_exact_at(&mut node[..], mht_physical(mi) * NODE_SIZE as u64)
+                .map_err(io("reading the protected file"))
+                .and_then(|()| walk.open(mi, node));
+            match opened {
+                Ok(mht) => {
+                    let first = mi * DATA_PER_MHT;
+                    let count = (shape.data_nodes - first).min(DATA_PER_MHT);
+                    groups.push((0..count as usize).map(|slot| mht.data(slot)).collect());
+                }
+                Err(e) => {
+                    mht_failure = Some((mi, e));
+                    break;
+                }
+            }
+        }
+        // Only the groups whose MHT node authenticated get room in the result.
+        let start = out.len();
+        let end = (start + groups.len() * group_bytes).min(full);
+        grow(out, end - start, full)?;
+        out.resize(end, 0);
+        let mut jobs: Vec<GroupJob<'_>> = out[start..end]
+            .chunks_mut(group_bytes)
+            .zip(groups)
+            .zip(m..)
+            .map(|((buf, nodes), mht)| GroupJob {
+                mht,
+                nodes,
+                buf,
+                result: Ok(()),
+            })
+            .collect();
+        for_each(pool, &mut jobs, |job| job.result = job.run(src));
+        // The first failure in file order, so the error is the same on any number of threads.
+        let data_failure = jobs
+            .into_iter()
+            .find_map(|j| j.result.err().map(|e| (j.mht, e)));
+        let batch = |mi: u64| mi / GROUPS_PER_BATCH as u64;
+        match (data_failure, mht_failure) {
+            (Some((d, e)), Some((mi, _))) if batch(d) < batch(mi) => return Err(e),
+            (_, Some((_, e))) | (Some((_, e)), None) => return Err(e),
+            (None, None) => {}
+        }
+        if let Some(p) = progress {
+            p((out.len() as u64).min(opened.meta.size));
+        }
+        m = m_end;
     }
-    Ok(groups)
+    Ok(())
 }
 
 /// Opens MHT nodes in file order (breadth-first, so parents come first), each with the key and
@@ -554,7 +627,7 @@ pub fn encrypt<R: Read + ?Sized, S: Storage + Send + ?Sized>(
             meta.root = root;
         }
     }
-    let shape = Shape::for_size(meta.size).ok_or(Error::TooLarge { size: meta.size })?;
+    let shape = Shape::for_size(meta.size).ok_or(Error::TooLarge)?;
     let node = meta.encrypt(key, &mut rng);
     out.write_all_at(&node.to_bytes()[..], 0)
         .map_err(io("writing the metadata node"))?;
@@ -694,3 +767,7 @@ fn reopen_provisional<S: Storage + ?Sized>(out: &S, m: u64, c: &NodeCrypto) -> R
         node: NodeId::Mht { index: m },
     })
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

@@ -10,8 +10,9 @@ use std::sync::{Mutex, OnceLock};
 
 use ward_pf::layout::{self, Shape, NODE_SIZE};
 use ward_pf::{
-    decrypt, decrypt_to_vec, encrypt, header_info, info, journal_path, rewrap, rewrap_in_place,
-    verify, Error, FileInfo, Mode, Options, ProtectedFile, Storage, Version, WrapKey,
+    decrypt, decrypt_to_vec, encrypt, header_info, info, journal_path, normalize, rewrap,
+    rewrap_in_place, verify, Error, FileInfo, Mode, Options, ProtectedFile, Storage, Version,
+    WrapKey,
 };
 
 const INLINE: usize = 3072;
@@ -401,7 +402,7 @@ fn bound_path_is_normalised() {
     for bad in ["c.pf", "a/b.pf", "/b.pf", "../b.pf", "b.pf/x", "B.pf"] {
         let err = info(&cipher, &key(), Some(bad)).unwrap_err();
         match &err {
-            Error::PathMismatch { bound, .. } => assert_eq!(bound, "b.pf"),
+            Error::PathMismatch { expected } => assert_eq!(expected, &normalize(bad)),
             e => panic!("{bad:?}: expected PathMismatch, got {e:?}"),
         }
         let err = decrypt(&cipher, &key(), Some(bad), &mut Vec::new(), opts(1)).unwrap_err();
@@ -693,6 +694,7 @@ fn progress_is_monotonic_and_ends_at_the_size() {
             let o = Options {
                 threads,
                 progress: Some(&cb),
+                ..Options::default()
             };
             let mut cipher = Vec::new();
             encrypt(&mut Cursor::new(&data), &key(), "p", &mut cipher, o).unwrap();
@@ -751,9 +753,9 @@ fn storage_of_vec_grows_on_write() {
 fn huge_offsets_are_refused_without_panicking() {
     let mut pf = ProtectedFile::create(Vec::new(), &key(), "huge.pf").unwrap();
     let err = pf.write_at(u64::MAX - 1, b"ab").unwrap_err();
-    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    assert!(matches!(err, Error::TooLarge), "{err:?}");
     let err = pf.set_len(u64::MAX).unwrap_err();
-    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    assert!(matches!(err, Error::TooLarge), "{err:?}");
     assert_eq!(pf.read_at(u64::MAX, &mut [0u8; 4]).unwrap(), 0);
     // The handle is still usable and the file still empty.
     pf.write_at(0, b"ok").unwrap();

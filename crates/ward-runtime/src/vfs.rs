@@ -58,6 +58,9 @@ use zeroize::Zeroizing;
 /// and served from memory; see [`VfsBuilder::memory_limit`].
 pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
 
+/// The largest file [`Vfs::read`] reads whole into memory; see [`VfsBuilder::whole_read_limit`].
+pub const DEFAULT_WHOLE_READ_LIMIT: u64 = 1 << 30;
+
 /// Bytes copied at a time into a new version by [`Vfs::edit`].
 const COPY_STEP: usize = 1 << 20;
 
@@ -279,6 +282,7 @@ pub struct VfsBuilder {
     pins: Vec<(String, [u8; 32])>,
     keys: Vec<(String, WrapKey)>,
     memory_limit: Option<u64>,
+    whole_read_limit: Option<u64>,
     chunk_size: Option<usize>,
     manifest_dir: Option<PathBuf>,
 }
@@ -402,9 +406,20 @@ impl VfsBuilder {
     /// (default [`DEFAULT_MEMORY_LIMIT`]); larger ones are verified at open and then re-verified
     /// chunk by chunk as they are read. Pinned protected files up to `bytes` on disk are likewise
     /// decrypted whole at open; other protected files are read node by node. [`Vfs::read`]
-    /// always reads whole files, whatever the limit.
+    /// always reads whole files, whatever the limit (up to
+    /// [`whole_read_limit`](Self::whole_read_limit)).
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The largest file read whole into memory, by [`Vfs::read`] or as a small file at open
+    /// (default [`DEFAULT_WHOLE_READ_LIMIT`]). A larger one fails with
+    /// [`VfsError::TooLargeToRead`] before its memory is taken; [`Vfs::open`] still reads it
+    /// chunk by chunk. A protected file is judged by the size its authenticated metadata
+    /// records, and its buffer grows only as its nodes authenticate.
+    pub fn whole_read_limit(mut self, bytes: u64) -> Self {
+        self.whole_read_limit = Some(bytes);
         self
     }
 
@@ -543,6 +558,7 @@ impl VfsBuilder {
             keys,
             tmpfs: Arc::new(Tmpfs::default()),
             memory_limit: self.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
+            whole_read_limit: self.whole_read_limit.unwrap_or(DEFAULT_WHOLE_READ_LIMIT),
             chunk_size: self.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE).max(1),
             manifest_dir: self.manifest_dir.map(|d| path::lexical_abs(&d, &cwd)),
             stats: Arc::new(Counters::default()),
@@ -603,6 +619,7 @@ pub struct Vfs {
     keys: BTreeMap<String, WrapKey>,
     tmpfs: Arc<Tmpfs>,
     memory_limit: u64,
+    whole_read_limit: u64,
     chunk_size: usize,
     /// Host paths under it are shown relative to it.
     manifest_dir: Option<PathBuf>,
@@ -618,6 +635,7 @@ impl std::fmt::Debug for Vfs {
             .field("pins", &self.pins.len())
             .field("keys", &self.keys.keys().collect::<Vec<_>>())
             .field("memory_limit", &self.memory_limit)
+            .field("whole_read_limit", &self.whole_read_limit)
             .finish_non_exhaustive()
     }
 }
@@ -677,7 +695,8 @@ impl Vfs {
     }
 
     /// Reads a whole file into memory, verified or authenticated before it is returned (whatever
-    /// the memory limit).
+    /// the memory limit; a file above the whole-read limit is refused with
+    /// [`VfsError::TooLargeToRead`]).
     pub fn read(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, VfsError> {
         self.note(self.open_with(path, true).and_then(VfsFile::into_bytes))
     }
@@ -950,6 +969,9 @@ impl Vfs {
             });
         }
         let names = t.names.clone();
+        if whole && at.file().is_some_and(|f| f.size > self.whole_read_limit) {
+            return Err(self.too_large_to_read(&names));
+        }
         let stats = self.stats.clone();
         let opened = tree::open(file, at, whole, &names, &stats)?;
         self.stats.files_opened.fetch_add(1, Relaxed);
@@ -1030,6 +1052,10 @@ impl Vfs {
             host: t.names.host.clone(),
             target: target.display().to_string(),
         }
+    }
+
+    fn too_large_to_read(&self, names: &Names) -> VfsError {
+        file::too_large_to_read(names, self.whole_read_limit)
     }
 
     fn not_found(t: &HostTarget<'_>) -> VfsError {
@@ -1170,14 +1196,18 @@ impl Vfs {
         let (mut file, md) = Self::open_file(t, &canon)?;
         let stats = self.stats.clone();
         let names = t.names.clone();
+        let limit = self.whole_read_limit;
+        if whole && md.len() > limit {
+            return Err(self.too_large_to_read(&names));
+        }
         Ok(match expected {
             None if whole => {
-                let data = file::read_allowed(&mut file, md.len(), &names)?;
+                let data = file::read_allowed(&mut file, md.len(), limit, &names)?;
                 VfsFile::memory(names, FileKind::Allowed, Arc::new(data), stats)
             }
             None => VfsFile::new(names, FileKind::Allowed, md.len(), Inner::Host(file), stats),
-            Some(hash) if whole || md.len() <= self.memory_limit => {
-                let data = file::read_trusted(&mut file, md.len(), hash, &names, &stats)?;
+            Some(hash) if whole || md.len() <= self.memory_limit.min(limit) => {
+                let data = file::read_trusted(&mut file, md.len(), limit, hash, &names, &stats)?;
                 VfsFile::memory(names, FileKind::Trusted, Arc::new(data), stats)
             }
             Some(hash) => {
@@ -1210,10 +1240,12 @@ impl Vfs {
             pin: self.pins.get(&t.names.path),
             names: &t.names,
             stats: &self.stats,
+            whole_read_limit: self.whole_read_limit,
         };
         // A pinned file must be hashed whole before any byte is returned: when it is small,
         // decrypt it once into memory rather than twice (hash pass, then reads).
-        let pinned_small = open.pin.is_some() && md.len() <= self.memory_limit;
+        let pinned_small =
+            open.pin.is_some() && md.len() <= self.memory_limit.min(self.whole_read_limit);
         if whole || pinned_small {
             let data = open.decrypt_whole(&file, md.len())?;
             return Ok(VfsFile::memory(

@@ -23,7 +23,9 @@ pub(crate) enum AttestCommand {
     /// DCAP quotes are verified completely and offline against Intel's collateral: quote and QE
     /// signatures, the PCK chain to the pinned Intel SGX Root CA, CRLs, TCB info and QE identity,
     /// and the platform's TCB status. Exit status 0 only if the evidence is valid and the policy
-    /// (when given) accepts it.
+    /// accepts it: the file given with --policy or, without one, the default rules (any workload
+    /// identity, but a platform TCB UpToDate, no debug enclave or TD, no service TD and no
+    /// simulated evidence).
     Verify(VerifyArgs),
     /// Produce evidence on this machine binding 64 bytes of report data.
     Quote(QuoteArgs),
@@ -67,7 +69,8 @@ pub(crate) struct VerifyArgs {
     /// Verify as of this time (unix seconds) instead of now; collateral is valid only ~30 days.
     #[arg(long, value_name = "UNIX_SECONDS")]
     at: Option<u64>,
-    /// Judge the claims against this policy (TOML).
+    /// Judge the claims against this policy (TOML); without it, by the default rules, which
+    /// accept any workload identity on a trustworthy platform.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Print one JSON object instead of the explanation.
@@ -205,6 +208,10 @@ fn quote(a: QuoteArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the human output says of the default rules, when no policy file was given.
+const DEFAULT_RULES: &str = "any workload identity; platform TCB UpToDate only; no debug enclave \
+     or TD; no service TD; no simulated evidence";
+
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let now = match a.at {
         Some(t) => t,
@@ -213,7 +220,12 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             .context("the system clock is before 1970")?
             .as_secs(),
     };
-    let policy = a.policy.as_deref().map(Policy::load).transpose()?;
+    // Without a policy file the evidence is still judged: valid signatures alone say nothing
+    // about a debug enclave, an unpatched platform or a simulated TEE.
+    let (policy, policy_name) = match &a.policy {
+        Some(p) => (Policy::load(p)?, p.display().to_string()),
+        None => (Policy::default_rules(), "default".to_string()),
+    };
     let bytes =
         std::fs::read(&a.quote).with_context(|| format!("reading {}", a.quote.display()))?;
     let verified = evidence_verifier(&a, &bytes, now).and_then(|v| Ok(v.verify(&bytes)?));
@@ -223,27 +235,39 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             if a.json {
                 println!(
                     "{}",
-                    json!({"valid": false, "accepted": false, "error": format!("{e:#}"), "verified_at": now})
+                    json!({"valid": false, "accepted": false, "error": format!("{e:#}"), "verified_at": now, "policy": policy_name})
                 );
             }
             return Err(e.context(format!("{} is not valid evidence", a.quote.display())));
         }
     };
-    let verdict = policy.as_ref().map(|p| p.evaluate(&claims));
-    let report = VerificationReport::new(&claims, now, verdict.as_ref());
+    let verdict = policy.evaluate(&claims);
+    let report = VerificationReport::new(&claims, now, Some(&verdict));
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut j = serde_json::to_value(&report)?;
+        j["policy"] = json!(policy_name);
+        println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         print!("{report}");
-        match &verdict {
-            None => println!("\nPolicy: none given (pass --policy FILE to judge the evidence)"),
-            Some(Ok(())) => println!("\nPolicy: ACCEPTED"),
-            Some(Err(_)) => {}
+        let decision = if verdict.is_ok() {
+            "ACCEPTED"
+        } else {
+            "REFUSED"
+        };
+        match &a.policy {
+            None => println!(
+                "\nPolicy: no policy file given; the default rules were applied ({DEFAULT_RULES}): \
+                 {decision}\n  pass --policy FILE to require this workload's identity"
+            ),
+            Some(p) => println!("\nPolicy: {}: {decision}", p.display()),
         }
     }
     match verdict {
-        Some(Err(refusal)) => bail!("{refusal}"),
-        _ => Ok(ExitCode::SUCCESS),
+        Err(refusal) if a.policy.is_none() => Err(anyhow::Error::new(refusal).context(
+            "the evidence is refused by the default rules (no --policy was given; pass --policy FILE to judge it by your own)",
+        )),
+        Err(refusal) => bail!("{refusal}"),
+        Ok(()) => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -221,11 +221,14 @@ fn report(file: Option<&Path>, e: &anyhow::Error) {
 fn hint(e: &anyhow::Error) -> Option<String> {
     e.chain()
         .find_map(|cause| match cause.downcast_ref::<ward_pf::Error>()? {
-            ward_pf::Error::PathMismatch { bound, .. } => Some(format!(
+            // The bound path itself is not in the error (decrypted metadata stays out of
+            // messages); `ward pf info` shows it to whoever holds the key.
+            ward_pf::Error::PathMismatch { .. } => Some(
                 "the bound path is set when encrypting (the -o path as typed, or `ward pf \
-                 encrypt --path BOUND`); if the file was moved on purpose, check it against the \
-                 path it is bound to with `--path {bound:?}` instead of -V"
-            )),
+                 encrypt --path BOUND`); if the file was moved on purpose, `ward pf info` shows \
+                 the path it is bound to: check it with `--path BOUND` instead of -V"
+                    .to_string(),
+            ),
             _ => None,
         })
 }

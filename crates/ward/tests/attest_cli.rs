@@ -32,13 +32,13 @@ fn verify_vector(v: &str, at: &str, extra: &[&str]) -> Output {
 
 #[test]
 fn json_output_has_the_documented_fields() {
+    // Valid evidence, refused by the default rules (SWHardeningNeeded): the claims are all there.
     let out = verify_vector("sgx-v3-automata-swhardening", "1755236700", &["--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["accepted"], false);
+    assert_eq!(j["policy"], "default");
     assert_eq!(j["tee"], "sgx");
     assert_eq!(j["tcb_status"], "SWHardeningNeeded");
     assert_eq!(j["advisory_ids"], serde_json::json!(["INTEL-SA-00615"]));
@@ -160,10 +160,15 @@ fn simulated_tee_end_to_end_needs_an_opted_in_policy() {
     assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
     assert!(String::from_utf8_lossy(&q.stderr).contains("simulated"));
 
-    // Without a policy it verifies and says loudly what it is.
+    // Without a policy it verifies, says loudly what it is, and the default rules refuse it.
     let out = ward(p, &["attest", "verify", "--quote", "q.bin"]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("SIMULATED"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("default rules") && err.contains("`allow_simulated`"),
+        "{err}"
+    );
     // A policy that does not opt in refuses it.
     std::fs::write(
         p.join("strict.toml"),
@@ -203,6 +208,7 @@ fn simulated_tee_end_to_end_needs_an_opted_in_policy() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["tee"], "sim");
     assert_eq!(j["accepted"], true);
+    assert_eq!(j["policy"], "dev.toml");
     assert!(j["report_data"].as_str().unwrap().starts_with("c0ffee"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("INSECURE"));
     // A tampered simulated quote is refused.
@@ -239,4 +245,140 @@ fn pccs_fetch_failures_name_the_url() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("127.0.0.1:9"), "{err}");
+}
+
+/// What `ward attest verify` says and exits with, with the default rules or a policy file.
+fn judged(out: &Output) -> (Option<i32>, serde_json::Value, String) {
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_a_policy_the_default_rules_judge_the_recorded_quotes() {
+    // (vector, time, what the default rules refuse it for; None = accepted)
+    let cases = [
+        (
+            "sgx-v3-automata-swhardening",
+            "1755236700",
+            Some("allowed_tcb_statuses"),
+        ),
+        (
+            "sgx-v3-phala-config-swhardening",
+            "1752000000",
+            Some("allowed_tcb_statuses"),
+        ),
+        (
+            "tdx-v4-automata-outofdate",
+            "1753000000",
+            Some("allowed_tcb_statuses"),
+        ),
+        ("tdx-v4-phala-uptodate", "1752000000", None),
+    ];
+    for (v, at, rule) in cases {
+        let (code, j, err) = judged(&verify_vector(v, at, &["--json"]));
+        assert_eq!(j["valid"], true, "{v}: {err}");
+        assert_eq!(j["policy"], "default", "{v}");
+        assert_eq!(j["accepted"], rule.is_none(), "{v}: {err}");
+        match rule {
+            Some(rule) => {
+                assert_eq!(code, Some(1), "{v}");
+                assert!(
+                    err.contains("refused by the default rules")
+                        && err.contains(&format!("`{rule}`")),
+                    "{v}: {err}"
+                );
+                assert_eq!(
+                    j["refusal"].as_str().map(|r| r.contains(rule)),
+                    Some(true),
+                    "{v}"
+                );
+            }
+            None => assert_eq!(code, Some(0), "{v}: {err}"),
+        }
+        // The human output says that no policy file was given and what was applied.
+        let out = verify_vector(v, at, &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Policy: no policy file given; the default rules were applied"),
+            "{v}: {text}"
+        );
+        let decision = if rule.is_some() {
+            "REFUSED"
+        } else {
+            "ACCEPTED"
+        };
+        assert!(text.contains(decision), "{v}: {text}");
+    }
+    // A debug enclave is refused for being one.
+    let (code, j, err) = judged(&verify_vector(
+        "sgx-v3-occlum-debug",
+        "1755236700",
+        &["--json"],
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(j["accepted"], false);
+    assert!(err.contains("`allow_debug`"), "{err}");
+
+    // A policy file is judged by, and named.
+    let d = tempfile::tempdir().unwrap();
+    let policy = d.path().join("lenient.toml");
+    std::fs::write(
+        &policy,
+        "accept_any_identity = true\nallowed_tcb_statuses = [\"UpToDate\", \"SWHardeningNeeded\"]\nallowed_advisories = [\"INTEL-SA-00615\"]\n",
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let out = verify_vector(
+        "sgx-v3-automata-swhardening",
+        "1755236700",
+        &["--policy", p, "--json"],
+    );
+    let (code, j, err) = judged(&out);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j["accepted"], true);
+    assert_eq!(j["policy"], p);
+    let out = verify_vector(
+        "sgx-v3-automata-swhardening",
+        "1755236700",
+        &["--policy", p],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("Policy: {p}: ACCEPTED")), "{text}");
+    assert!(!text.contains("default rules"), "{text}");
+}
+
+#[test]
+fn without_a_policy_simulated_and_debug_quotes_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    assert!(ward(p, &["sim", "init", "-o", "unknown.pem"])
+        .status
+        .success());
+    for (name, extra) in [("plain", &[][..]), ("debug", &["--debug"][..])] {
+        let out_file = format!("{name}.bin");
+        let mut args = vec![
+            "attest",
+            "quote",
+            "--sim-key",
+            "unknown.pem",
+            "--report-data",
+            "00",
+            "-o",
+            &out_file,
+        ];
+        args.extend_from_slice(extra);
+        assert!(ward(p, &args).status.success());
+        let (code, j, err) = judged(&ward(
+            p,
+            &["attest", "verify", "--quote", &out_file, "--json"],
+        ));
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert_eq!(j["valid"], true, "{name}");
+        assert_eq!(j["accepted"], false, "{name}");
+        assert_eq!(j["policy"], "default", "{name}");
+        assert!(err.contains("`allow_simulated`"), "{name}: {err}");
+    }
 }

@@ -7,7 +7,7 @@ use ward_pf::Options;
 pub(crate) fn opts(threads: usize) -> Options<'static> {
     Options {
         threads,
-        progress: None,
+        ..Options::default()
     }
 }
 

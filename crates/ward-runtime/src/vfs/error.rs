@@ -212,6 +212,19 @@ pub enum VfsError {
         kind: &'static str,
     },
 
+    /// A file too large to read whole into memory ([`Vfs::read`](crate::vfs::Vfs::read), or a
+    /// small file at open): refused before its memory was taken. For a protected file the size
+    /// is not shown (it is decrypted metadata).
+    #[error("{path} (host {host}) is larger than the {limit}-byte limit for reading a file whole into memory; open it and read it in parts, or raise the limit")]
+    TooLargeToRead {
+        /// The workload path.
+        path: String,
+        /// The host path.
+        host: String,
+        /// The whole-read limit in bytes.
+        limit: u64,
+    },
+
     /// An operating-system error, with what was being done.
     #[error("{op} {path} (host {host})")]
     Io {
@@ -324,7 +337,9 @@ impl VfsError {
                 io::ErrorKind::InvalidInput
             }
             VfsError::InvalidPath { .. } => io::ErrorKind::InvalidInput,
-            VfsError::TooLarge { .. } => io::ErrorKind::FileTooLarge,
+            VfsError::TooLarge { .. } | VfsError::TooLargeToRead { .. } => {
+                io::ErrorKind::FileTooLarge
+            }
             e if e.is_denied() => io::ErrorKind::PermissionDenied,
             _ => io::ErrorKind::InvalidData,
         }

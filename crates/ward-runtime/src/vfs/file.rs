@@ -79,6 +79,14 @@ fn trusted_mismatch(names: &Names, expected: &[u8; 32], found: &[u8]) -> VfsErro
     }
 }
 
+pub(crate) fn too_large_to_read(names: &Names, limit: u64) -> VfsError {
+    VfsError::TooLargeToRead {
+        path: names.path.clone(),
+        host: names.host.clone(),
+        limit,
+    }
+}
+
 fn out_of_memory(names: &Names, len: u64) -> VfsError {
     names.io(
         "allocating memory for",
@@ -95,9 +103,13 @@ const PIPELINE_MIN: u64 = 4 << 20;
 /// Reads all of a trusted file into memory, hashing it on the way; returns it only if the hash
 /// matches. What is returned is exactly what was hashed, so a file changed meanwhile either still
 /// matches (and is what the manifest signed) or is refused.
+///
+/// `size_hint` (the length the host reported) is at most `limit`; a file that has grown beyond
+/// `limit` since is refused as too large rather than read on.
 pub(crate) fn read_trusted(
     file: &mut File,
     size_hint: u64,
+    limit: u64,
     expected: &[u8; 32],
     names: &Names,
     stats: &Counters,
@@ -105,7 +117,7 @@ pub(crate) fn read_trusted(
     let (data, found) = if size_hint >= PIPELINE_MIN {
         read_hashing_pipelined(file, size_hint, names)?
     } else {
-        read_hashing(file, size_hint, names)?
+        read_hashing(file, size_hint, limit, names)?
     };
     if !digest_eq(&found, expected) {
         return Err(trusted_mismatch(names, expected, &found));
@@ -120,6 +132,7 @@ pub(crate) fn read_trusted(
 fn read_hashing(
     file: &mut File,
     size_hint: u64,
+    limit: u64,
     names: &Names,
 ) -> Result<(Zeroizing<Vec<u8>>, [u8; 32]), VfsError> {
     let mut data = Zeroizing::new(Vec::new());
@@ -129,6 +142,9 @@ fn read_hashing(
         .map_err(|_| out_of_memory(names, size_hint))?;
     let mut hasher = Sha256::new();
     loop {
+        if data.len() as u64 > limit {
+            return Err(too_large_to_read(names, limit));
+        }
         let start = data.len();
         let n = (&mut *file)
             .take(READ_STEP)
@@ -189,18 +205,24 @@ fn read_hashing_pipelined(
     Ok((data, hasher.finalize().into()))
 }
 
-/// Reads an allowed (unchecked) file into memory.
+/// Reads an allowed (unchecked) file into memory: at most `limit` bytes (a file grown beyond it
+/// since `size_hint` was taken is refused as too large).
 pub(crate) fn read_allowed(
     file: &mut File,
     size_hint: u64,
+    limit: u64,
     names: &Names,
 ) -> Result<Zeroizing<Vec<u8>>, VfsError> {
     let mut data = Zeroizing::new(Vec::new());
     let want = usize::try_from(size_hint.saturating_add(1)).unwrap_or(usize::MAX);
     data.try_reserve_exact(want)
         .map_err(|_| out_of_memory(names, size_hint))?;
-    file.read_to_end(&mut data)
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut data)
         .map_err(|e| names.io("reading", e))?;
+    if data.len() as u64 > limit {
+        return Err(too_large_to_read(names, limit));
+    }
     Ok(data)
 }
 
@@ -246,11 +268,15 @@ pub(crate) struct ProtectedOpen<'a> {
     pub(crate) pin: Option<&'a [u8; 32]>,
     pub(crate) names: &'a Names,
     pub(crate) stats: &'a Counters,
+    /// The largest plaintext decrypted whole into memory.
+    pub(crate) whole_read_limit: u64,
 }
 
 impl ProtectedOpen<'_> {
     /// Decrypts a whole protected file into memory (all nodes authenticated, bound path checked,
-    /// the pin compared); nothing is returned unless all of it checks out.
+    /// the pin compared); nothing is returned unless all of it checks out. The buffer grows as
+    /// nodes authenticate, up to the whole-read limit, which the recorded size is checked
+    /// against first.
     pub(crate) fn decrypt_whole(
         &self,
         file: &File,
@@ -270,10 +296,14 @@ impl ProtectedOpen<'_> {
                 } else {
                     0
                 },
+                memory_limit: self.whole_read_limit,
                 ..ward_pf::Options::default()
             },
         )
-        .map_err(|e| names.pf(self.key_name, e))?;
+        .map_err(|e| match e {
+            ward_pf::Error::OverLimit { limit } => too_large_to_read(names, limit),
+            e => names.pf(self.key_name, e),
+        })?;
         if let Some(pin) = self.pin {
             if !digest_eq(&Sha256::digest(&data[..]), pin) {
                 return Err(pin_mismatch(names, pin));

@@ -38,7 +38,7 @@ impl TreeRef {
         self.tree.get(&self.rel)
     }
 
-    fn file(&self) -> Option<&TreeFile> {
+    pub(crate) fn file(&self) -> Option<&TreeFile> {
         match self.entry() {
             Some(TreeEntry::File(f)) => Some(f),
             _ => None,
