@@ -23,6 +23,9 @@ pub(crate) struct SecretDecision {
 /// One attempt.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Record {
+    /// A random id, which a refused client is given instead of the reason (so the operator can
+    /// find this record, and the client learns nothing about the policy).
+    pub id: String,
     pub time: u64,
     pub time_rfc3339: String,
     pub peer: String,
@@ -45,7 +48,11 @@ impl Record {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let mut id = [0u8; 8];
+        // A failed random source leaves zeros: the record is still written, only less unique.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
         Record {
+            id: hex::encode(id),
             time,
             time_rfc3339: rfc3339(time),
             peer: peer.to_owned(),

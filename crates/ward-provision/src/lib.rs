@@ -67,7 +67,8 @@ pub enum Error {
     #[error(transparent)]
     RaTls(#[from] ward_ratls::RaTlsError),
 
-    /// The server refused a secret; `reason` is the server's.
+    /// The server refused a secret (or has none of that name: a ward server answers both
+    /// alike); `reason` is the server's, which names the audit record that says why.
     #[error("server {server} refused secret {name:?}: {reason}")]
     Refused {
         /// The server that refused (`host:port`, as given).

@@ -8,7 +8,10 @@
 //!
 //! **ward extension**: the client sends [`WARD_REQUEST`] (18 bytes), a u32 BE count, then for
 //! each name a u16 BE length and the UTF-8 name. The server answers, for each name in order, a
-//! status byte ([`Status`]), a u32 BE length, and the secret (granted) or a UTF-8 reason. A
+//! status byte ([`Status`]), a u32 BE length, and the secret (granted) or a UTF-8 reason. ward's
+//! server gives no reason beyond "not granted" and the id of the audit record that holds it, and
+//! answers an unknown name as a refused one ([`Status::Refused`]), so an answer reveals neither
+//! the policy nor which secrets exist ([`Status::Unknown`] is still understood by the client). A
 //! request rejected as a whole (too large, malformed) gets a single [`Status::RequestRejected`]
 //! answer with the reason, then the connection closes. The two requests differ from their first
 //! byte, so one server speaks both.

@@ -447,20 +447,33 @@ impl Shared {
         let mut rec = Record::new(peer, "ward").with_claims(claims);
         let mut out = Zeroizing::new(Vec::new());
         let secrets = self.secrets();
+        // Why a secret was not granted stays in the audit log: the client is told only that it
+        // was not, and which record says why. An unknown name answers exactly as a refused one,
+        // so the answer reveals neither the policy nor which names exist.
+        let not_granted = Zeroizing::new(
+            format!(
+                "not granted (the server's audit record {} says why)",
+                rec.id
+            )
+            .into_bytes(),
+        );
         for name in &names {
             let (status, body, decision) = match secrets.iter().find(|s| &s.name == name) {
                 None => {
                     let reason = format!("no secret named {name:?} is configured on this server");
-                    let body = Zeroizing::new(reason.clone().into_bytes());
-                    (Status::Unknown, body, ("unknown", Some(reason)))
+                    (
+                        Status::Refused,
+                        not_granted.clone(),
+                        ("unknown", Some(reason)),
+                    )
                 }
                 Some(s) => match s.policy.evaluate(claims) {
                     Ok(()) => (Status::Granted, s.bytes.clone(), ("granted", None)),
-                    Err(r) => {
-                        let reason = refusal_text(&r);
-                        let body = Zeroizing::new(reason.clone().into_bytes());
-                        (Status::Refused, body, ("refused", Some(reason)))
-                    }
+                    Err(r) => (
+                        Status::Refused,
+                        not_granted.clone(),
+                        ("refused", Some(refusal_text(&r))),
+                    ),
                 },
             };
             out.extend_from_slice(&encode_answer(status, &body));
@@ -529,9 +542,10 @@ impl Shared {
         };
         if rec.decisions.is_empty() {
             tracing::info!(
-                "{} from {} ({workload}): {}",
+                "{} from {} ({workload}) [audit {}]: {}",
                 rec.event.replace('_', " "),
                 rec.peer,
+                rec.id,
                 rec.reason.as_deref().unwrap_or("-")
             );
             return;
@@ -543,10 +557,11 @@ impl Shared {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
             tracing::info!(
-                "{} {:?} to {workload} from {}{reason}",
+                "{} {:?} to {workload} from {} [audit {}]{reason}",
                 d.decision,
                 d.name,
-                rec.peer
+                rec.peer,
+                rec.id
             );
         }
     }

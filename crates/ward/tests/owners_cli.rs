@@ -247,11 +247,25 @@ fn two_owners_two_servers() {
     };
 
     // The data owner refuses: the run fails before the workload starts, naming her server and
-    // her policy's reason, and writes nothing.
+    // the audit record holding her policy's reason, and writes nothing.
     let e = fails(run("other"));
     let data_server = format!("server 127.0.0.1:{data_port} refused secret \"data_key\"");
     assert!(e.contains(&data_server), "{e}");
-    assert!(e.contains("mr_enclave"), "{e}");
+    // The reason stays in her audit log; the error names the record.
+    assert!(
+        e.contains("not granted") && !e.contains("mr_enclave"),
+        "{e}"
+    );
+    let record = e
+        .split("audit record ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(audit("data-srv")
+        .lines()
+        .any(|l| l.contains(record) && l.contains("mr_enclave")));
     assert!(e.contains("file:data-srv/ca.pem"), "{e}");
     assert!(!e.contains(&format!("127.0.0.1:{model_port}")), "{e}");
     no_output("data owner refused");

@@ -70,11 +70,25 @@ fn init_serve_fetch_and_refuse() {
     let refused = fetch(&wrong, "nothing");
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("mr_enclave") && err.contains(&mre), "{err}");
+    // The client is told which audit record says why, not why (nor what the policy expects).
+    assert!(
+        err.contains("not granted") && err.contains("audit record"),
+        "{err}"
+    );
+    assert!(!err.contains("mr_enclave") && !err.contains(&mre), "{err}");
     assert!(!p.join("nothing/wrap_key").exists());
 
     // The audit log records both decisions and never the secret.
     let audit = std::fs::read_to_string(p.join("srv/audit.jsonl")).unwrap();
+    let record = err
+        .split("audit record ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let line = audit.lines().find(|l| l.contains(record)).unwrap();
+    assert!(line.contains("mr_enclave") && line.contains(&mre), "{line}");
     assert!(
         audit.contains("\"granted\"") && audit.contains("\"refused\""),
         "{audit}"
@@ -279,7 +293,17 @@ fn signer_svn_and_debug_violations_are_refused_with_the_rule() {
         let out = fetch(&extra);
         assert!(!out.status.success(), "{rule}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(rule), "{rule}: {err}");
+        assert!(!err.contains(rule), "{rule} told to the client: {err}");
+        let record = err
+            .split("audit record ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let audit = std::fs::read_to_string(p.join("audit.jsonl")).unwrap();
+        let line = audit.lines().find(|l| l.contains(record)).unwrap();
+        assert!(line.contains(rule), "{rule}: {line}");
     }
     let audit = std::fs::read_to_string(p.join("audit.jsonl")).unwrap();
     for rule in ["mr_signer", "min_isv_svn", "allow_debug"] {
