@@ -585,6 +585,69 @@ impl Policy {
         self.allow_simulated
     }
 
+    /// What a key holder should know about this policy before trusting it with a secret: each
+    /// rule that lets through more than the strict defaults, and each identity that pins only
+    /// one layer (see docs/DEPLOY.md). Empty for a strict policy naming both layers.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.accept_any_identity && self.identities.is_empty() {
+            w.push("accept_any_identity = true with no [[identity]]: any workload on an accepted platform gets the secret, including one the host wrote".into());
+        }
+        if self.allow_simulated {
+            w.push(format!(
+                "allow_simulated = true: evidence from ward's simulated TEE ({} platform key(s)) proves nothing about hardware; development only",
+                self.simulated_platform_keys.len()
+            ));
+        }
+        if self.allow_debug {
+            w.push("allow_debug = true: a debug enclave or TD exposes its memory, and so the secret, to the host".into());
+        }
+        let lax: Vec<&str> = self
+            .allowed_tcb_statuses
+            .iter()
+            .filter(|s| **s != TcbStatus::UpToDate)
+            .map(|s| s.as_str())
+            .collect();
+        if !lax.is_empty() {
+            w.push(format!(
+                "allowed_tcb_statuses also accepts [{}]: platforms lacking fixes or configuration",
+                lax.join(", ")
+            ));
+        }
+        if self.allowed_advisories.iter().any(|a| a == "*") {
+            w.push(
+                "allowed_advisories = [\"*\"]: every Intel security advisory is accepted".into(),
+            );
+        }
+        if self.allow_service_td {
+            w.push("allow_service_td = true: service TDs bound to the TD (e.g. migration) can read its state".into());
+        }
+        for (i, id) in self.identities.iter().enumerate() {
+            let label = id
+                .name
+                .as_deref()
+                .map(|n| format!("[[identity]] #{} ({n:?})", i + 1))
+                .unwrap_or_else(|| format!("[[identity]] #{}", i + 1));
+            let workload = id.measurements.iter().any(|m| is_workload_field(m.field));
+            let platform = id.measurements.iter().any(|m| !is_workload_field(m.field));
+            if platform && !workload && id.tee != Some(TeeKind::Sim) {
+                w.push(format!(
+                    "{label} pins only the platform layer: on hardware it accepts any ward manifest the host runs under that enclave or TD; add the workload_* fields `ward sign` prints"
+                ));
+            }
+            let signer_only = id
+                .measurements
+                .iter()
+                .all(|m| matches!(m.field, "mr_signer" | "workload_signer"));
+            if signer_only && id.min_isv_svn.is_none() && id.workload_min_isv_svn.is_none() {
+                w.push(format!(
+                    "{label} names signers but no minimum SVN: every version they ever signed is accepted"
+                ));
+            }
+        }
+        w
+    }
+
     /// Accepts or refuses verified claims. The first failing rule is reported.
     pub fn evaluate(&self, c: &VerifiedClaims) -> Result<(), Refusal> {
         if c.tee == TeeKind::Sim {

@@ -380,3 +380,51 @@ fn default_rules_accept_any_workload_on_a_trustworthy_platform_only() {
     sim.sim_platform_key = Some(SIMKEY.into());
     assert_eq!(refused(&sim), "allow_simulated");
 }
+
+/// `warnings` names each loosened rule and each identity that pins only the platform layer; a
+/// strict policy naming both layers has none.
+#[test]
+fn warnings_name_loose_rules_and_one_layer_identities() {
+    let mre = "ab".repeat(32);
+    let strict = Policy::from_toml(
+        &format!(
+            "[[identity]]\nmr_enclave = \"{mre}\"\nworkload_measurement = \"{mre}\"\nworkload_min_isv_svn = 1\n"
+        ),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(strict.warnings(), Vec::<String>::new());
+
+    let platform_only = Policy::from_toml(
+        &format!("[[identity]]\nname = \"gramine enclave\"\nmr_enclave = \"{mre}\"\n"),
+        "t",
+    )
+    .unwrap();
+    let w = platform_only.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("\"gramine enclave\"") && w[0].contains("only the platform layer"),
+        "{w:?}"
+    );
+
+    let loose = Policy::from_toml(
+        &format!(
+            "allow_debug = true\nallowed_tcb_statuses = [\"UpToDate\", \"OutOfDate\"]\nallowed_advisories = [\"*\"]\n\
+             allow_simulated = true\nsimulated_platform_keys = [\"{SIMKEY}\"]\n\
+             [[identity]]\nmr_signer = \"{mre}\"\nworkload_signer = \"{mre}\"\n"
+        ),
+        "t",
+    )
+    .unwrap();
+    let w = loose.warnings().join("\n");
+    for says in [
+        "allow_debug",
+        "OutOfDate",
+        "every Intel security advisory",
+        "allow_simulated",
+        "no minimum SVN",
+    ] {
+        assert!(w.contains(says), "{says}: {w}");
+    }
+    assert!(!w.contains("only the platform layer"), "{w}");
+}

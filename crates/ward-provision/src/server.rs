@@ -46,6 +46,15 @@ struct Shared {
     limits: Limits,
 }
 
+/// Says, once per load, what each secret's policy lets through beyond the strict defaults.
+fn warn_about(secrets: &[LoadedSecret]) {
+    for s in secrets {
+        for w in s.policy.warnings() {
+            tracing::warn!("secret {:?}: {w}", s.name);
+        }
+    }
+}
+
 /// Swaps a running server's secrets and policies (see [`Server::reloader`]).
 #[derive(Clone)]
 pub struct Reloader {
@@ -65,6 +74,7 @@ impl Reloader {
     pub fn reload(&self, config: &ServerConfig) -> Result<Vec<String>> {
         config.validate()?;
         let secrets = config.load_secrets()?;
+        warn_about(&secrets);
         let names = secrets.iter().map(|s| s.name.clone()).collect();
         *self
             .shared
@@ -187,6 +197,7 @@ impl Server {
         evidence: Arc<dyn EvidenceVerifier>,
     ) -> Result<Server> {
         let secrets = config.load_secrets()?;
+        warn_about(&secrets);
         // Each secret has its own policy, applied to the claims after the handshake.
         let verifier = Arc::new(
             RaTlsClientCertVerifier::defer_verification(evidence).with_cache(

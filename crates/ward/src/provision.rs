@@ -38,6 +38,25 @@ pub(crate) enum ProvisionCommand {
     Fetch(FetchArgs),
     /// Load-test a server with many concurrent simulated RA-TLS clients; prints one summary line.
     Bench(BenchArgs),
+    /// Work with policy files (docs/PROVISIONING.md lists every key).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Load each policy as the server would and say what it lets through: every rule loosened
+    /// from the strict defaults (simulated evidence, debug, out-of-date platforms) and every
+    /// identity that pins only one layer (on hardware, a platform-only identity accepts any ward
+    /// manifest the host runs). Exit 1 if a file does not load, or with --strict if any warns.
+    Check {
+        /// Policy files (TOML).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Also fail (exit 1) when a policy has warnings.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Args)]
@@ -125,6 +144,9 @@ pub(crate) fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
         ProvisionCommand::Serve(a) => serve(a),
         ProvisionCommand::Fetch(a) => fetch(a),
         ProvisionCommand::Bench(a) => bench(a),
+        ProvisionCommand::Policy(PolicyCommand::Check { files, strict }) => {
+            policy_check(&files, strict)
+        }
     }
 }
 
@@ -236,6 +258,46 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn policy_check(files: &[PathBuf], strict: bool) -> Result<ExitCode> {
+    let mut failed = false;
+    for file in files {
+        match ward_attest::Policy::load(file) {
+            Err(e) => {
+                eprintln!(
+                    "{}: does not load: {}",
+                    file.display(),
+                    ward_attest::ErrorChain(&e)
+                );
+                failed = true;
+            }
+            Ok(policy) => {
+                let warnings = policy.warnings();
+                if warnings.is_empty() {
+                    println!(
+                        "{}: ok (strict rules; every identity pins both layers)",
+                        file.display()
+                    );
+                } else {
+                    println!(
+                        "{}: loads, with {} warning(s):",
+                        file.display(),
+                        warnings.len()
+                    );
+                    for w in &warnings {
+                        println!("  warning: {w}");
+                    }
+                    failed |= strict;
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn sim_identity(a: &SimClientArgs) -> Result<RaTlsIdentity> {

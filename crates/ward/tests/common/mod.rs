@@ -53,7 +53,7 @@ impl Server {
         assert!(status.success());
     }
 
-    /// The stderr lines printed after "listening on", waiting up to a second for one that
+    /// The stderr lines it printed (but "listening on"), waiting up to a second for one that
     /// contains `want` (the server prints asynchronously).
     pub(crate) fn console_until(&self, want: &str) -> Vec<String> {
         for _ in 0..100 {
@@ -85,15 +85,19 @@ pub(crate) fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
         .expect("start ward provision serve");
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let line = lines.next().and_then(Result::ok).unwrap_or_default();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    // Warnings about its policies may come first; the address is on the "listening on" line.
+    let mut before = Vec::new();
+    let addr = loop {
+        let Some(line) = lines.next().and_then(Result::ok) else {
+            panic!("the server exited before listening: {before:?}");
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split(' ').next().unwrap_or_default().to_string();
+        }
+        before.push(line);
+    };
     // Keep draining stderr so the server never blocks on a full pipe.
-    let console = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let console = std::sync::Arc::new(std::sync::Mutex::new(before));
     let kept = console.clone();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
