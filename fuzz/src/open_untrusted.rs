@@ -220,6 +220,7 @@ fn exercise(
     let opts = Options {
         threads,
         progress: Some(&progress),
+        ..Options::default()
     };
     let verified = ward_pf::verify(file, key, expected, opts);
     let mut out = Vec::new();
@@ -241,6 +242,7 @@ fn exercise(
             Options {
                 threads,
                 progress: None,
+                ..Options::default()
             },
         ),
         &decrypted,
