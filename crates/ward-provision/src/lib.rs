@@ -25,7 +25,7 @@ pub mod server;
 
 pub use client::{fetch, fetch_gramine, Secrets};
 pub use config::{Limits, SecretEntry, SecretKind, ServerConfig};
-pub use server::{serve, Reloader, Server, ServerHandle};
+pub use server::{serve, ConfigSource, Reloader, Server, ServerHandle};
 
 /// Why provisioning failed, on either side.
 #[derive(Debug, thiserror::Error)]

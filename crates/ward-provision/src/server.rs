@@ -83,6 +83,25 @@ impl Reloader {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(secrets);
         Ok(names)
     }
+
+    /// As [`Reloader::reload`], from `source`: a configuration file is read again (so edited
+    /// `[[secret]]` entries count too); a configuration built in code is reloaded as it is (its
+    /// secret and policy files are read again).
+    pub fn reload_from(&self, source: &ConfigSource) -> Result<Vec<String>> {
+        match source {
+            ConfigSource::File(path) => self.reload(&ServerConfig::load(path)?),
+            ConfigSource::Fixed(config) => self.reload(config),
+        }
+    }
+}
+
+/// Where a reload takes the configuration from (see [`Reloader::reload_from`]).
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A configuration file, read again at each reload.
+    File(std::path::PathBuf),
+    /// A configuration built in code (e.g. from command-line flags).
+    Fixed(ServerConfig),
 }
 
 /// A bound server, not yet serving. [`Server::run`] serves until a shutdown future completes;

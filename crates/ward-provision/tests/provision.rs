@@ -392,6 +392,24 @@ fn reload_swaps_policies_atomically_and_a_broken_one_keeps_the_old() {
     assert_eq!(names, ["gamma", "alpha", "beta"]);
     assert_eq!(get(&b).unwrap().get("alpha").unwrap(), b"new-alpha-key-16");
     assert!(get(&a).unwrap_err().is_refusal());
+
+    // From the configuration file: an edit to its [[secret]] list counts, a file that does not
+    // parse changes nothing.
+    let source = ward_provision::ConfigSource::File(config_path.clone());
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let beta = "\n[[secret]]\nname = \"beta\"";
+    let without_beta = &text[..text.find(beta).unwrap()];
+    std::fs::write(&config_path, without_beta).unwrap();
+    assert_eq!(f.reloader.reload_from(&source).unwrap(), ["gamma", "alpha"]);
+    std::fs::write(&config_path, "listen = ").unwrap();
+    let err = f.reloader.reload_from(&source).unwrap_err();
+    assert!(err.to_string().contains("provision.toml"), "{err}");
+    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &b, &["beta"]).unwrap_err();
+    assert!(
+        err.is_refusal(),
+        "beta was dropped by the file reload: {err}"
+    );
+    assert_eq!(get(&b).unwrap().get("alpha").unwrap(), b"new-alpha-key-16");
 }
 
 /// The client learns only that a secret was not granted and which audit record says why; the

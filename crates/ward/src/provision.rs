@@ -230,14 +230,13 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         // SIGHUP: read the configuration file again (or the --secret/--policy files) and swap
         // in its secrets and policies, all or nothing.
         let reloader = server.reloader();
-        let config_path = a.config.clone();
+        let source = match &a.config {
+            Some(path) => ward_provision::ConfigSource::File(path.clone()),
+            None => ward_provision::ConfigSource::Fixed(config.clone()),
+        };
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                let fresh = match &config_path {
-                    Some(path) => ServerConfig::load(path).map_err(anyhow::Error::from),
-                    None => Ok(config.clone()),
-                };
-                match fresh.and_then(|c| reloader.reload(&c).map_err(anyhow::Error::from)) {
+                match reloader.reload_from(&source) {
                     Ok(names) => tracing::info!(
                         "reloaded on SIGHUP: serving {} secret(s) ({})",
                         names.len(),
@@ -245,7 +244,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
                     ),
                     Err(e) => tracing::error!(
                         "reload on SIGHUP failed; still serving the previous secrets and policies: {}",
-                        ward_attest::ErrorChain(e.as_ref())
+                        ward_attest::ErrorChain(&e)
                     ),
                 }
             }

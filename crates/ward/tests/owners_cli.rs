@@ -3,31 +3,9 @@
 //! owner's server, and one owner's refusal (or a swapped CA) stops the run before it starts.
 
 use std::path::Path;
-use std::process::Output;
 
 mod common;
-use common::{free_port, serve, ward, Server};
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected failure; stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("refused as expected: {err}");
-    err
-}
+use common::{failed as fails, free_port, serve, succeeded as ok, ward, Server};
 
 /// The model under /model (the model owner's key), the input under /data and the result under
 /// /out (the data owner's key).

@@ -2,31 +2,10 @@
 //! protected input and output, and every violation refused with no output written.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 mod common;
-use common::{free_port, serve, ward};
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected failure; stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("refused as expected: {err}");
-    err
-}
+use common::{failed as fails, free_port, serve, succeeded as ok, ward};
 
 fn manifest(port: u16, argv: &str, extra: &str) -> String {
     format!(

@@ -40,6 +40,29 @@ pub(crate) fn fails(dir: &Path, args: &[&str]) -> String {
     err
 }
 
+/// Asserts a finished `ward` succeeded (showing both streams if not); returns its stdout.
+pub(crate) fn succeeded(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a finished `ward` failed; returns its stderr.
+pub(crate) fn failed(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected failure; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("refused as expected: {err}");
+    err
+}
+
 /// A `ward provision serve` child, killed when dropped, and the console lines it printed.
 pub(crate) struct Server(Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
