@@ -304,15 +304,25 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
         inline_len as u64
     };
     let full = usize::try_from(full).map_err(|_| Error::TooLarge)?;
+    // Address space for the whole file up front (so growing never copies), but no memory: the
+    // pages are only touched, batch by batch, after each batch's MHT nodes authenticated. A
+    // forged size costs address space within `memory_limit`, not RSS.
     let mut out = zeroize::Zeroizing::new(Vec::new());
-    grow(&mut out, inline_len, full)?;
+    out.try_reserve_exact(full).map_err(|_| Error::Io {
+        context: "allocating memory for the plaintext",
+        source: std::io::ErrorKind::OutOfMemory.into(),
+    })?;
+    if let Err(e) = grow(&mut out, inline_len, full) {
+        discard(&mut out);
+        return Err(e);
+    }
     out.extend_from_slice(&opened.meta.inline[..inline_len]);
     if shape.data_nodes > 0 {
         let result = with_pool(opts.threads, |pool| {
             decrypt_groups_into(src, &opened, &mut out, full, pool, opts.progress)
         });
         if let Err(e) = result {
-            out.zeroize();
+            discard(&mut out);
             return Err(e);
         }
         out.truncate(size as usize);
@@ -322,6 +332,13 @@ pub fn decrypt_to_vec<S: Source + Sync + ?Sized>(
     }
     let info = opened.info();
     Ok((out, info))
+}
+
+/// Wipes what was written to `out` and frees it without touching the rest of its reservation
+/// (`Zeroizing`'s drop would write the whole capacity, faulting in every reserved page).
+fn discard(out: &mut zeroize::Zeroizing<Vec<u8>>) {
+    out.as_mut_slice().zeroize();
+    drop(std::mem::take(&mut **out));
 }
 
 /// Makes room in `out` for `extra` more bytes, at least doubling its capacity (but not beyond
