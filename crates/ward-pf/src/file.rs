@@ -70,6 +70,8 @@ pub struct ProtectedFile<S: Storage> {
     tick: u64,
     meta_dirty: bool,
     mode: Mode,
+    /// The metadata node this handle wrote last (ciphertext, as on disk).
+    written_metadata: Option<Box<[u8; NODE_SIZE]>>,
 }
 
 impl<S: Storage> std::fmt::Debug for ProtectedFile<S> {
@@ -104,6 +106,7 @@ impl<S: Storage> ProtectedFile<S> {
             tick: 0,
             meta_dirty: false,
             mode,
+            written_metadata: None,
         })
     }
 
@@ -121,6 +124,7 @@ impl<S: Storage> ProtectedFile<S> {
             tick: 0,
             meta_dirty: true,
             mode: Mode::ReadWrite,
+            written_metadata: None,
         })
     }
 
@@ -364,9 +368,11 @@ impl<S: Storage> ProtectedFile<S> {
             self.record_in_parent(*id, NodeCrypto { key, tag });
         }
         let node = self.meta.encrypt(&self.key, &mut self.rng);
+        let node = node.to_bytes();
         self.storage
-            .write_all_at(&node.to_bytes()[..], 0)
+            .write_all_at(&node[..], 0)
             .map_err(io("writing the metadata node"))?;
+        self.written_metadata = Some(node);
         self.storage
             .set_len(shape.physical_len())
             .map_err(io("setting the file length"))?;
@@ -376,6 +382,18 @@ impl<S: Storage> ProtectedFile<S> {
         self.meta_dirty = false;
         self.version = Version::V2_0;
         Ok(())
+    }
+
+    /// The metadata node (the file's first 4096 bytes, ciphertext) that this handle's
+    /// last flush wrote, or `None` before any flush.
+    ///
+    /// It commits to this version of the file and no other: it holds, under the wrap key, the
+    /// size and the root MHT node's key and tag, which chain to every node's. So a record of its
+    /// hash (a run receipt) names exactly what was written, and a reader that authenticates the
+    /// file with the key and finds the same first node has that version. Unlike a hash of the
+    /// file read back from disk, it cannot include a change the host made after the write.
+    pub fn written_metadata_node(&self) -> Option<&[u8; NODE_SIZE]> {
+        self.written_metadata.as_deref()
     }
 
     /// Flushes, then asks storage to make everything durable.

@@ -197,8 +197,21 @@ pub struct VfsStats {
     pub refused: u64,
 }
 
+/// A new version of a protected file that this `Vfs` committed ([`Vfs::committed_outputs`]):
+/// what a run receipt names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOutput {
+    /// The workload path.
+    pub path: String,
+    /// SHA-256 of the metadata node written (the file's first 4096 bytes), which commits to
+    /// this version's whole content under its key ([`ward_pf::ProtectedFile::written_metadata_node`]).
+    pub metadata_sha256: [u8; 32],
+}
+
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Protected files committed, in commit order.
+    pub(crate) outputs: std::sync::Mutex<Vec<CommittedOutput>>,
     files_opened: AtomicU64,
     files_committed: AtomicU64,
     trusted_bytes_verified: AtomicU64,
@@ -656,6 +669,15 @@ impl Vfs {
             protected_bytes_decrypted: s.protected_bytes_decrypted.load(Relaxed),
             protected_bytes_encrypted: s.protected_bytes_encrypted.load(Relaxed),
             refused: s.refused.load(Relaxed),
+        }
+    }
+
+    /// The protected files committed so far, in commit order (a path committed twice appears
+    /// twice; the last is what is on disk).
+    pub fn committed_outputs(&self) -> Vec<CommittedOutput> {
+        match self.stats.outputs.lock() {
+            Ok(o) => o.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 

@@ -1171,3 +1171,28 @@ fn whole_reads_above_the_limit_are_refused_before_reading() {
     // Below the limit, whole reads are as before.
     assert_eq!(&vfs.read("/data/small.bin").unwrap()[..], &small[..]);
 }
+
+#[test]
+fn committed_protected_outputs_are_named_by_the_metadata_node_ward_wrote() {
+    let f = Fixture::new();
+    let vfs = f.builder().build().unwrap();
+    assert!(vfs.committed_outputs().is_empty());
+    vfs.write("/data/a.txt", &bytes(10_000, 1)).unwrap();
+    vfs.write("/out/plain.txt", b"not protected").unwrap();
+    vfs.write("/data/a.txt", &bytes(20_000, 2)).unwrap();
+    let outputs = vfs.committed_outputs();
+    // Only protected files, in commit order; the last one is what is on disk.
+    assert_eq!(
+        outputs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(),
+        ["/data/a.txt", "/data/a.txt"]
+    );
+    let on_disk = fs::read(f.p("enc/a.txt")).unwrap();
+    assert_eq!(outputs[1].metadata_sha256, sha(&on_disk[..4096]));
+    // Each version has its own metadata node (fresh keys), so an older version is told apart.
+    assert_ne!(outputs[0].metadata_sha256, outputs[1].metadata_sha256);
+    // A writer dropped uncommitted names nothing.
+    let mut w = vfs.create("/data/b.txt").unwrap();
+    w.write_all(b"dropped").unwrap();
+    drop(w);
+    assert_eq!(vfs.committed_outputs().len(), 2);
+}

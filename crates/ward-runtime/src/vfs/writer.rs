@@ -3,6 +3,7 @@
 use super::file::{reserve_zeroizing, Names};
 use super::tmpfs::Tmpfs;
 use super::{Counters, VfsError};
+use sha2::Digest;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -346,8 +347,23 @@ impl VfsWriter {
                 key_name,
             }) => {
                 pf.sync().map_err(|e| names.pf(&key_name, e))?;
+                // Taken before the file is on the host's disk under its name: what ward wrote,
+                // not what is there later.
+                let metadata_sha256: Option<[u8; 32]> = pf
+                    .written_metadata_node()
+                    .map(|node| sha2::Sha256::digest(&node[..]).into());
                 drop(pf);
                 persist(tmp, names)?;
+                if let Some(metadata_sha256) = metadata_sha256 {
+                    let output = super::CommittedOutput {
+                        path: names.path.clone(),
+                        metadata_sha256,
+                    };
+                    match self.stats.outputs.lock() {
+                        Ok(mut o) => o.push(output),
+                        Err(p) => p.into_inner().push(output),
+                    }
+                }
                 self.stats
                     .protected_bytes_encrypted
                     .fetch_add(self.len, Relaxed);
