@@ -734,3 +734,44 @@ fn a_config_built_as_data_serialises_and_parses_back_to_the_same_value() {
         "{err}"
     );
 }
+
+/// Simulated evidence is trusted only while some loaded policy has `allow_simulated = true`;
+/// otherwise it is refused at the handshake, and a reload recomputes it.
+#[test]
+fn simulated_evidence_is_refused_at_the_handshake_unless_a_policy_allows_it() {
+    let f = Fixture::new();
+    let id = f.identity(ENCLAVE_A, 2);
+    let hex_key = f.platform.public().to_hex();
+    let config_path = f.dir.path().join("provision.toml");
+    let sim_a = policy(&hex_key, ENCLAVE_A, 2);
+    let sim_b = policy(&hex_key, ENCLAVE_B, 0);
+    // The same identities, but no policy trusts the simulated TEE.
+    let strict = |p: &str| p.replace("allow_simulated = true\n", "");
+    write(f.dir.path(), "policy-a.toml", strict(&sim_a).as_bytes());
+    write(f.dir.path(), "policy-b.toml", strict(&sim_b).as_bytes());
+    let source = ward_provision::ConfigSource::File(config_path);
+    f.reloader.reload_from(&source).unwrap();
+    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap_err();
+    assert!(!err.is_refusal(), "refused after the handshake: {err}");
+    let lines = f.wait_audit(1);
+    assert_eq!(lines[0]["event"], "handshake_refused", "{}", lines[0]);
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("simulated evidence is not trusted"),
+        "{}",
+        lines[0]
+    );
+
+    // One policy allowing it is enough to turn the simulated verifier back on.
+    write(f.dir.path(), "policy-b.toml", sim_b.as_bytes());
+    f.reloader.reload_from(&source).unwrap();
+    // alpha's policy still refuses simulated evidence, as a policy decision now.
+    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap_err();
+    assert!(err.is_refusal(), "{err}");
+    write(f.dir.path(), "policy-a.toml", sim_a.as_bytes());
+    f.reloader.reload_from(&source).unwrap();
+    let secrets = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap();
+    assert_eq!(secrets.get("alpha").unwrap(), ALPHA);
+}
