@@ -236,7 +236,11 @@ impl Server {
             ),
         );
         let tls = tls_config(config, verifier.clone())?;
-        let audit = AuditLog::open(&config.resolve(&config.audit_log))?;
+        let audit = AuditLog::open(
+            &config.resolve(&config.audit_log),
+            config.audit_max_bytes,
+            config.audit_keep,
+        )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
