@@ -5,7 +5,7 @@ use crate::{Error, Result};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ward_attest::dcap::rfc3339;
@@ -80,23 +80,62 @@ impl Record {
     }
 }
 
-/// The log file; clones share it.
+/// The open file and its size, for rotation.
+#[derive(Debug)]
+struct Current {
+    file: File,
+    size: u64,
+}
+
+/// The log file; clones share it. It rotates by size: `path` → `path.1` → … → `path.keep`.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditLog {
-    file: Arc<Mutex<File>>,
-    path: String,
+    file: Arc<Mutex<Current>>,
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Shifts the rotated logs up by one (dropping the oldest), renames the live log to `.1`, opens
+/// a fresh one and syncs the directory so the renames survive a crash.
+fn rotate(path: &Path, keep: u32) -> std::io::Result<File> {
+    let _ = std::fs::remove_file(numbered(path, keep));
+    for n in (1..keep).rev() {
+        match std::fs::rename(numbered(path, n), numbered(path, n + 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, numbered(path, 1))?;
+    let file = open_append(path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()?;
+    Ok(file)
 }
 
 impl AuditLog {
-    pub(crate) fn open(path: &Path) -> Result<AuditLog> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(format!("opening audit log {}", path.display()), e))?;
+    pub(crate) fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<AuditLog> {
+        let err = |e| Error::io(format!("opening audit log {}", path.display()), e);
+        let file = open_append(path).map_err(err)?;
+        let size = file.metadata().map_err(err)?.len();
         Ok(AuditLog {
-            file: Arc::new(Mutex::new(file)),
-            path: path.display().to_string(),
+            file: Arc::new(Mutex::new(Current { file, size })),
+            path: path.to_owned(),
+            max_bytes,
+            keep,
         })
     }
 
@@ -111,11 +150,25 @@ impl AuditLog {
         line.push(b'\n');
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let file = this.file.lock().unwrap_or_else(|p| p.into_inner());
-            (&*file)
+            let mut cur = this.file.lock().unwrap_or_else(|p| p.into_inner());
+            if cur.size > 0 && cur.size + line.len() as u64 > this.max_bytes {
+                match rotate(&this.path, this.keep) {
+                    Ok(file) => *cur = Current { file, size: 0 },
+                    // The record still goes to the file already open (whatever its name now):
+                    // a rotation failure must not lose it.
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "rotating audit log {} failed; still appending to the current file",
+                        this.path.display()
+                    ),
+                }
+            }
+            (&cur.file)
                 .write_all(&line)
-                .and_then(|()| file.sync_data())
-                .map_err(|e| Error::io(format!("writing audit log {}", this.path), e))
+                .and_then(|()| cur.file.sync_data())
+                .map_err(|e| Error::io(format!("writing audit log {}", this.path.display()), e))?;
+            cur.size += line.len() as u64;
+            Ok(())
         })
         .await
         .map_err(|e| Error::io("audit log writer", std::io::Error::other(e.to_string())))?

@@ -53,6 +53,12 @@ pub struct ServerConfig {
     pub key: PathBuf,
     /// Audit log (JSON lines), appended to.
     pub audit_log: PathBuf,
+    /// Size past which the audit log is rotated (`audit_log` → `audit_log.1` …), in bytes.
+    #[serde(default = "default_audit_max_bytes")]
+    pub audit_max_bytes: u64,
+    /// Rotated audit logs kept (`.1` … `.N`); the oldest beyond that is deleted.
+    #[serde(default = "default_audit_keep")]
+    pub audit_keep: u32,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
@@ -65,6 +71,14 @@ pub struct ServerConfig {
     /// The configuration's name in messages.
     #[serde(skip)]
     pub source_name: String,
+}
+
+fn default_audit_max_bytes() -> u64 {
+    64 << 20
+}
+
+fn default_audit_keep() -> u32 {
+    5
 }
 
 /// Resource limits that keep one client from stalling the others.
@@ -173,6 +187,8 @@ impl ServerConfig {
             cert_chain: cert_chain.into(),
             key: key.into(),
             audit_log: audit_log.into(),
+            audit_max_bytes: default_audit_max_bytes(),
+            audit_keep: default_audit_keep(),
             limits: Limits::default(),
             secrets: vec![SecretEntry {
                 name: name.into(),
@@ -213,6 +229,12 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<()> {
         let c = self;
         let err = |problem: String| Error::config(&c.source_name, problem, None);
+        // A bound below one record's size would rotate on every write.
+        if c.audit_max_bytes < 4096 || c.audit_keep == 0 {
+            return Err(err(
+                "`audit_max_bytes` must be at least 4096 and `audit_keep` at least 1".into(),
+            ));
+        }
         let l = &c.limits;
         if l.max_connections == 0 {
             return Err(err("`limits.max_connections` must be at least 1".into()));

@@ -23,6 +23,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::NoServerSessionStorage;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +32,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
-use ward_attest::VerifiedClaims;
+use ward_attest::{TeeKind, VerifiedClaims};
 use ward_ratls::{EvidenceVerifier, RaTlsClientCertVerifier, VerificationCache};
 use zeroize::Zeroizing;
 
@@ -42,6 +43,9 @@ struct Shared {
     acceptor: TlsAcceptor,
     verifier: Arc<RaTlsClientCertVerifier>,
     secrets: std::sync::RwLock<Arc<Vec<LoadedSecret>>>,
+    /// Whether any loaded policy allows simulated evidence; when none does, simulated evidence
+    /// is refused at the handshake, before any policy sees it (recomputed on reload).
+    sim_trusted: AtomicBool,
     audit: AuditLog,
     limits: Limits,
 }
@@ -53,6 +57,10 @@ fn warn_about(secrets: &[LoadedSecret]) {
             tracing::warn!("secret {:?}: {w}", s.name);
         }
     }
+}
+
+fn any_allows_simulated(secrets: &[LoadedSecret]) -> bool {
+    secrets.iter().any(|s| s.policy.allows_simulated())
 }
 
 /// Swaps a running server's secrets and policies (see [`Server::reloader`]).
@@ -76,11 +84,15 @@ impl Reloader {
         let secrets = config.load_secrets()?;
         warn_about(&secrets);
         let names = secrets.iter().map(|s| s.name.clone()).collect();
-        *self
+        let sim = any_allows_simulated(&secrets);
+        let mut guard = self
             .shared
             .secrets
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(secrets);
+            .unwrap_or_else(|p| p.into_inner());
+        self.shared.sim_trusted.store(sim, Ordering::SeqCst);
+        *guard = Arc::new(secrets);
+        drop(guard);
         Ok(names)
     }
 
@@ -224,7 +236,11 @@ impl Server {
             ),
         );
         let tls = tls_config(config, verifier.clone())?;
-        let audit = AuditLog::open(&config.resolve(&config.audit_log))?;
+        let audit = AuditLog::open(
+            &config.resolve(&config.audit_log),
+            config.audit_max_bytes,
+            config.audit_keep,
+        )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
@@ -233,6 +249,7 @@ impl Server {
             shared: Arc::new(Shared {
                 acceptor: TlsAcceptor::from(Arc::new(tls)),
                 verifier,
+                sim_trusted: AtomicBool::new(any_allows_simulated(&secrets)),
                 secrets: std::sync::RwLock::new(Arc::new(secrets)),
                 audit,
                 limits: config.limits,
@@ -384,6 +401,15 @@ impl Shared {
             }
         };
         let claims = match verified {
+            Ok(c) if c.tee == TeeKind::Sim && !self.sim_trusted.load(Ordering::SeqCst) => {
+                let mut rec = Record::new(&peer_s, "handshake_refused");
+                rec.reason = Some(
+                    "simulated evidence is not trusted: no loaded policy has allow_simulated = true"
+                        .into(),
+                );
+                self.log(rec).await;
+                return;
+            }
             Ok(c) => c,
             Err(reason) => {
                 let mut rec = Record::new(&peer_s, "handshake_refused");

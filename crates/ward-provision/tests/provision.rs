@@ -103,9 +103,9 @@ fn dev_pki(dir: &Path) -> Vec<u8> {
     pem_of("CERTIFICATE", ca_cert.der()).into_bytes()
 }
 
-fn config_text(extra_limits: &str) -> String {
+fn config_text(extra_top: &str, extra_limits: &str) -> String {
     format!(
-        "listen = \"127.0.0.1:0\"\ncert_chain = \"server-chain.pem\"\nkey = \"server-key.pem\"\n\
+        "{extra_top}listen = \"127.0.0.1:0\"\ncert_chain = \"server-chain.pem\"\nkey = \"server-key.pem\"\n\
          audit_log = \"audit.jsonl\"\n\n[limits]\nmax_connections = 8\nhandshake_timeout_ms = 1500\n\
          idle_timeout_ms = 1500\n{extra_limits}\n\
          [[secret]]\nname = \"gamma\"\nfile = \"gamma.txt\"\nkind = \"string\"\npolicy = \"policy-b.toml\"\n\n\
@@ -120,6 +120,10 @@ impl Fixture {
     }
 
     fn with_limits(extra_limits: &str) -> Fixture {
+        Fixture::with_config("", extra_limits)
+    }
+
+    fn with_config(extra_top: &str, extra_limits: &str) -> Fixture {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let ca_pem = dev_pki(dir.path());
@@ -141,7 +145,7 @@ impl Fixture {
         let cfg_path = write(
             dir.path(),
             "provision.toml",
-            config_text(extra_limits).as_bytes(),
+            config_text(extra_top, extra_limits).as_bytes(),
         );
         let config = ServerConfig::load(&cfg_path).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -652,7 +656,7 @@ fn failover_to_the_next_server() {
 fn config_errors_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let err =
-        ServerConfig::from_toml(&config_text("bogus = 1"), "cfg.toml", dir.path()).unwrap_err();
+        ServerConfig::from_toml(&config_text("", "bogus = 1"), "cfg.toml", dir.path()).unwrap_err();
     let (top, cause) = (
         err.to_string(),
         std::error::Error::source(&err).unwrap().to_string(),
@@ -662,7 +666,7 @@ fn config_errors_name_the_key_and_the_file() {
         "{top}: {cause}"
     );
 
-    let cfg = ServerConfig::from_toml(&config_text(""), "cfg.toml", dir.path()).unwrap();
+    let cfg = ServerConfig::from_toml(&config_text("", ""), "cfg.toml", dir.path()).unwrap();
     assert_eq!(cfg.limits.max_request_bytes, 4096);
     assert_eq!(cfg.limits.max_connections, 8);
     let err = cfg.load_secrets().unwrap_err().to_string();
@@ -733,4 +737,80 @@ fn a_config_built_as_data_serialises_and_parses_back_to_the_same_value() {
         err.contains("used twice") && err.contains("server.toml"),
         "{err}"
     );
+}
+
+/// Simulated evidence is trusted only while some loaded policy has `allow_simulated = true`;
+/// otherwise it is refused at the handshake, and a reload recomputes it.
+#[test]
+fn simulated_evidence_is_refused_at_the_handshake_unless_a_policy_allows_it() {
+    let f = Fixture::new();
+    let id = f.identity(ENCLAVE_A, 2);
+    let hex_key = f.platform.public().to_hex();
+    let config_path = f.dir.path().join("provision.toml");
+    let sim_a = policy(&hex_key, ENCLAVE_A, 2);
+    let sim_b = policy(&hex_key, ENCLAVE_B, 0);
+    // The same identities, but no policy trusts the simulated TEE.
+    let strict = |p: &str| p.replace("allow_simulated = true\n", "");
+    write(f.dir.path(), "policy-a.toml", strict(&sim_a).as_bytes());
+    write(f.dir.path(), "policy-b.toml", strict(&sim_b).as_bytes());
+    let source = ward_provision::ConfigSource::File(config_path);
+    f.reloader.reload_from(&source).unwrap();
+    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap_err();
+    assert!(!err.is_refusal(), "refused after the handshake: {err}");
+    let lines = f.wait_audit(1);
+    assert_eq!(lines[0]["event"], "handshake_refused", "{}", lines[0]);
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("simulated evidence is not trusted"),
+        "{}",
+        lines[0]
+    );
+
+    // One policy allowing it is enough to turn the simulated verifier back on.
+    write(f.dir.path(), "policy-b.toml", sim_b.as_bytes());
+    f.reloader.reload_from(&source).unwrap();
+    // alpha's policy still refuses simulated evidence, as a policy decision now.
+    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap_err();
+    assert!(err.is_refusal(), "{err}");
+    write(f.dir.path(), "policy-a.toml", sim_a.as_bytes());
+    f.reloader.reload_from(&source).unwrap();
+    let secrets = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap();
+    assert_eq!(secrets.get("alpha").unwrap(), ALPHA);
+}
+
+/// Past `audit_max_bytes` the log rotates: audit.jsonl → .1 → .2, the oldest beyond
+/// `audit_keep` dropped; no record is lost until then.
+#[test]
+fn the_audit_log_rotates_by_size_and_keeps_every_record_until_dropped() {
+    let f = Fixture::with_config("audit_max_bytes = 4096\naudit_keep = 2\n", "");
+    let id = f.identity(ENCLAVE_A, 2);
+    let read = |name: &str| std::fs::read_to_string(f.dir.path().join(name)).unwrap_or_default();
+    let mut fetched = 0;
+    // Each decided request is one record of a few hundred bytes: fetch until a third file is
+    // needed, so that .2 exists and nothing has been dropped yet.
+    while read("audit.jsonl.2").is_empty() {
+        ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap();
+        fetched += 1;
+        assert!(fetched < 200, "no rotation after {fetched} records");
+    }
+    let files = ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"];
+    let total: usize = files.iter().map(|n| read(n).lines().count()).sum();
+    assert_eq!(total, fetched, "a record was lost in rotation");
+    for n in files {
+        let text = read(n);
+        assert!(text.len() <= 4096, "{n} has {} bytes", text.len());
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["event"], "ward");
+        }
+    }
+    // Keep going until .2 is replaced: there is never a .3.
+    let oldest = read("audit.jsonl.2");
+    while read("audit.jsonl.2") == oldest {
+        ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap();
+    }
+    assert!(!f.dir.path().join("audit.jsonl.3").exists());
+    f.assert_no_secret_logged();
 }
