@@ -378,7 +378,9 @@ impl<'de> Deserialize<'de> for InsecureKey {
         // The message never repeats the value: it is (meant to be) a key.
         hex::decode_to_slice(text.trim(), &mut *key).map_err(|_| {
             serde::de::Error::custom(format!(
-                "a development key is 16 bytes written as 32 hex digits (this is {} characters,                  or not hex); make one with `ward pf keygen` and `xxd -p`, or use                  fs.insecure__key_files.NAME = \"file:KEYFILE\"",
+                "a development key is 16 bytes written as 32 hex digits (this is {} characters, \
+                 or not hex); or use fs.insecure__key_files.NAME = \"file:KEYFILE\" with a \
+                 16-byte key file (`ward pf keygen`)",
                 text.trim().chars().count()
             ))
         })?;
@@ -420,9 +422,9 @@ impl fmt::Display for Size {
         let n = self.0;
         match n {
             0 => f.write_str("0"),
-            _ if n % (1 << 30) == 0 => write!(f, "{}G", n >> 30),
-            _ if n % (1 << 20) == 0 => write!(f, "{}M", n >> 20),
-            _ if n % (1 << 10) == 0 => write!(f, "{}K", n >> 10),
+            _ if n.is_multiple_of(1 << 30) => write!(f, "{}G", n >> 30),
+            _ if n.is_multiple_of(1 << 20) => write!(f, "{}M", n >> 20),
+            _ if n.is_multiple_of(1 << 10) => write!(f, "{}K", n >> 10),
             _ => write!(f, "{n}"),
         }
     }
