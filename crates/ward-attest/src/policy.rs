@@ -716,7 +716,7 @@ impl Policy {
             } else if sgx_debug || tdx_debug {
                 "a DEBUG enclave/TD (its memory can be read by the host)".into()
             } else {
-                "a ward manifest signed for debugging (sgx.debug = true)".into()
+                "a ward manifest signed for debugging (sgx.debug = true, or development keys in fs.insecure__keys / fs.insecure__key_files)".into()
             };
             return Err(Refusal {
                 rule: "allow_debug",

@@ -120,6 +120,21 @@ pub enum Error {
     /// Writing the signed manifest failed (the previous one, if any, is untouched).
     #[error("writing the signed manifest")]
     Output(#[source] ward_fsio::Error),
+    /// A development key file (`fs.insecure__key_files`) is missing, unreadable or not exactly
+    /// 16 bytes (the source says which, and the size found; never the bytes).
+    #[error(
+        "development key {key_name:?} ({uri}): a key file holds exactly 16 raw bytes \
+         (`ward pf keygen` makes one)"
+    )]
+    DevKeyFile {
+        /// The key name.
+        key_name: String,
+        /// The URI as written.
+        uri: String,
+        /// What reading it found.
+        #[source]
+        source: ward_fsio::Error,
+    },
     /// The caller's check refused the manifest before anything was hashed or written (e.g. the
     /// runtime does not know its built-in entrypoint, or its arguments are wrong).
     #[error("refused before signing")]

@@ -299,6 +299,165 @@ pub struct Fs {
     /// The program's working directory (Gramine's `fs.start_dir`; default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_dir: Option<WorkloadPath>,
+    /// Development only: wrap keys written into the manifest (Gramine's `fs.insecure__keys`,
+    /// `NAME = "32 hex digits"`). See [`Manifest::has_dev_keys`].
+    // Skipped when empty, as every key below, so manifests without them measure as before.
+    #[serde(
+        rename = "insecure__keys",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub insecure_keys: BTreeMap<String, InsecureKey>,
+    /// Development only: wrap keys read from host files of 16 raw bytes (`ward pf keygen`),
+    /// `NAME = "file:PATH"`. Only the path is measured, not the key.
+    #[serde(
+        rename = "insecure__key_files",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub insecure_key_files: BTreeMap<String, FileUri>,
+    /// The largest file the runtime reads whole into memory (a built-in's model, a small file
+    /// at open); default 1 GiB, at most [`MAX_WHOLE_READ_LIMIT`]. Gramine-style size: `"2G"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_read_limit: Option<Size>,
+}
+
+/// The largest `fs.whole_read_limit` accepted: a whole read takes that much memory at once.
+pub const MAX_WHOLE_READ_LIMIT: u64 = 64 << 30;
+
+impl Manifest {
+    /// Whether the manifest gives any wrap key for development (`fs.insecure__keys` or
+    /// `fs.insecure__key_files`). Such a key needs no attestation and no provisioning server,
+    /// and the host can read it, so nothing the workload reads or writes under it is protected
+    /// from the host.
+    pub fn has_dev_keys(&self) -> bool {
+        !self.fs.insecure_keys.is_empty() || !self.fs.insecure_key_files.is_empty()
+    }
+
+    /// Whether the workload presents itself as a debug workload: `sgx.debug`, or any dev key.
+    ///
+    /// A dev key is treated as debug (rather than as a new flag) because every policy already
+    /// refuses a debug workload unless it sets `allow_debug`, in the workload claim of the
+    /// evidence as in the enclave's attributes: a provisioning server that was never told about
+    /// dev keys still refuses such a workload. The measurement is separated as well (see
+    /// [`crate::measurement`]), so no policy naming a production manifest names this one.
+    pub fn is_debug(&self) -> bool {
+        self.sgx.debug || self.has_dev_keys()
+    }
+}
+
+/// A development wrap key written in the manifest: 16 bytes as 32 hex digits. Wiped on drop,
+/// never shown by `Debug` (it is written out only when the manifest is serialised).
+#[derive(Clone, PartialEq, Eq)]
+pub struct InsecureKey(zeroize::Zeroizing<[u8; 16]>);
+
+impl InsecureKey {
+    /// The key's 16 raw bytes.
+    pub fn expose_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for InsecureKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InsecureKey(<redacted>)")
+    }
+}
+
+impl Serialize for InsecureKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = zeroize::Zeroizing::new(hex::encode(*self.0));
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for InsecureKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = zeroize::Zeroizing::new(String::deserialize(d)?);
+        let mut key = zeroize::Zeroizing::new([0u8; 16]);
+        // The message never repeats the value: it is (meant to be) a key.
+        hex::decode_to_slice(text.trim(), &mut *key).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "a development key is 16 bytes written as 32 hex digits (this is {} characters, \
+                 or not hex); or use fs.insecure__key_files.NAME = \"file:KEYFILE\" with a \
+                 16-byte key file (`ward pf keygen`)",
+                text.trim().chars().count()
+            ))
+        })?;
+        Ok(InsecureKey(key))
+    }
+}
+
+/// A size in bytes, written as Gramine writes sizes: `"2G"`, `"512M"`, `"64K"` (powers of 1024)
+/// or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    /// Parses `"2G"`, `"512M"`, `"64K"` or `"4096"` (suffixes in either case).
+    pub fn parse(s: &str) -> Result<Size, String> {
+        let bad = || {
+            format!("{s:?} is not a size; write a number of bytes or one with K, M or G (\"2G\")")
+        };
+        let t = s.trim();
+        let (digits, shift) = match t.as_bytes().last() {
+            Some(b'K' | b'k') => (&t[..t.len() - 1], 10),
+            Some(b'M' | b'm') => (&t[..t.len() - 1], 20),
+            Some(b'G' | b'g') => (&t[..t.len() - 1], 30),
+            _ => (t, 0),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        n.checked_mul(1 << shift)
+            .map(Size)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl fmt::Display for Size {
+    // The largest exact unit, so the canonical form is the same whichever way it was written.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        match n {
+            0 => f.write_str("0"),
+            _ if n.is_multiple_of(1 << 30) => write!(f, "{}G", n >> 30),
+            _ if n.is_multiple_of(1 << 20) => write!(f, "{}M", n >> 20),
+            _ if n.is_multiple_of(1 << 10) => write!(f, "{}K", n >> 10),
+            _ => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size: bytes, or \"64K\", \"512M\", \"2G\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Size, E> {
+                Size::parse(s).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Size, E> {
+                u64::try_from(n)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Size, E> {
+                Ok(Size(n))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// What a mount makes visible.

@@ -70,6 +70,7 @@ pub fn sign_to_file(
     if let Some(check) = options.check {
         check(&manifest).map_err(Error::Refused)?;
     }
+    check_dev_key_files(&manifest, base)?;
     let mut stats = SignStats::default();
     let mut on_file = options.on_file;
     let hashed = manifest.hash_trusted_files(base, &mut |uri: &FileUri, path: &Path, size| {
@@ -114,6 +115,21 @@ pub fn trees_name(signed_manifest: &Path) -> PathBuf {
     signed_manifest.with_file_name(format!("{stem}.trees"))
 }
 
+/// Reads each development key file as the runtime will (bounded, exactly 16 bytes, wiped at
+/// once), so a wrong file is refused at signing rather than at the first run. The key is not
+/// pinned: it is a development key, which the host can read and replace anyway.
+pub fn check_dev_key_files(manifest: &Manifest, base_dir: &Path) -> Result<(), Error> {
+    for (name, uri) in &manifest.fs.insecure_key_files {
+        let path = crate::hashing::resolve(base_dir, uri);
+        ward_fsio::read_secret_exact(&path, 16).map_err(|source| Error::DevKeyFile {
+            key_name: name.clone(),
+            uri: uri.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -142,6 +158,6 @@ pub fn identity(signed: &SignedManifest) -> ward_attest::Identity {
             signer: s.mr_signer.0,
             isv_prod_id: sgx.isv_prod_id,
             isv_svn: sgx.isv_svn,
-            debug: sgx.debug,
+            debug: signed.manifest.is_debug(),
         })
 }

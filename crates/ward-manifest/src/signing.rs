@@ -4,7 +4,10 @@
 //!   the schema, maps sorted), so layout, comments and key order in the TOML do not change it.
 //! - **Measurement** = SHA-256(`"ward measurement v1\0"` ‖ SHA-256(canonical) ‖ runtime digest).
 //!   Covering the runtime binary means a modified ward measures differently, as Gramine's
-//!   MRENCLAVE covers the LibOS.
+//!   MRENCLAVE covers the LibOS. A manifest with development keys ([`Manifest::has_dev_keys`])
+//!   is measured under its own tag, `"ward measurement v1 insecure dev keys\0"`: the keys are
+//!   in the canonical form anyway, but the separate domain means no measurement of such a
+//!   manifest can ever equal one of a manifest without them, whatever its content.
 //! - The **signature** is ECDSA P-256 / SHA-256 over `"ward sigstruct v1\0"` ‖ measurement ‖
 //!   isv_prod_id (LE) ‖ isv_svn (LE) ‖ debug (1 byte), like SGX's SIGSTRUCT.
 //! - **MRSIGNER** = SHA-256 of the signer's public key, SEC1 uncompressed (65 bytes).
@@ -19,6 +22,7 @@ use std::fmt;
 use std::path::Path;
 
 const MEASUREMENT_TAG: &[u8] = b"ward measurement v1\0";
+const DEV_MEASUREMENT_TAG: &[u8] = b"ward measurement v1 insecure dev keys\0";
 const SIGSTRUCT_TAG: &[u8] = b"ward sigstruct v1\0";
 
 /// The canonical bytes of a manifest (what the measurement covers).
@@ -30,7 +34,11 @@ pub fn canonical(m: &Manifest) -> Vec<u8> {
 /// The workload's measurement: manifest content and runtime binary.
 pub fn measurement(m: &Manifest, runtime_digest: &Sha256) -> Sha256 {
     let mut h = sha2::Sha256::new();
-    h.update(MEASUREMENT_TAG);
+    h.update(if m.has_dev_keys() {
+        DEV_MEASUREMENT_TAG
+    } else {
+        MEASUREMENT_TAG
+    });
     h.update(sha2::Sha256::digest(canonical(m)));
     h.update(runtime_digest.0);
     Sha256(h.finalize().into())
@@ -41,7 +49,7 @@ fn sigstruct(measurement: &Sha256, m: &Manifest) -> Vec<u8> {
     out.extend_from_slice(&measurement.0);
     out.extend_from_slice(&m.sgx.isv_prod_id.to_le_bytes());
     out.extend_from_slice(&m.sgx.isv_svn.to_le_bytes());
-    out.push(m.sgx.debug as u8);
+    out.push(m.is_debug() as u8);
     out
 }
 
@@ -176,13 +184,17 @@ pub struct VerifiedManifest {
 
 impl VerifiedManifest {
     /// The workload identity ward's runtime names in its evidence for this manifest.
+    ///
+    /// `debug` is [`Manifest::is_debug`]: a manifest with development keys is named as a debug
+    /// workload, so every policy refuses it unless it sets `allow_debug` (its keys are readable
+    /// by the host, as a debug enclave's memory is).
     pub fn workload(&self) -> ward_attest::WorkloadIdentity {
         ward_attest::WorkloadIdentity {
             measurement: self.measurement.0,
             signer: self.mr_signer.0,
             isv_prod_id: self.manifest.sgx.isv_prod_id,
             isv_svn: self.manifest.sgx.isv_svn,
-            debug: self.manifest.sgx.debug,
+            debug: self.manifest.is_debug(),
         }
     }
 }

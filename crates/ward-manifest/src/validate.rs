@@ -165,12 +165,67 @@ pub(crate) fn check(m: &Manifest, text: Option<&str>) -> Vec<Problem> {
         }
     }
 
-    // Keys for encrypted mounts come only from provisioning.
-    let provided: BTreeSet<&str> = m
+    // Keys for encrypted mounts come from provisioning, or (development only) from the
+    // manifest itself; each key from exactly one place, so a dev key never shadows a real one.
+    let provisioned: BTreeSet<&str> = m
         .provision
         .iter()
         .flat_map(|pr| pr.secrets.iter())
         .filter_map(|s| s.key_name.as_deref())
+        .collect();
+    let dev = |table: &str, name: &str| vec![k("fs"), k(table), k(name)];
+    for name in m.fs.insecure_keys.keys() {
+        if m.fs.insecure_key_files.contains_key(name) {
+            p.push(
+                dev("insecure__key_files", name),
+                format!(
+                    "key {name:?} is given twice, in fs.insecure__keys and fs.insecure__key_files; \
+                     keep one"
+                ),
+            );
+        }
+    }
+    for (table, names) in [
+        (
+            "insecure__keys",
+            m.fs.insecure_keys.keys().collect::<Vec<_>>(),
+        ),
+        (
+            "insecure__key_files",
+            m.fs.insecure_key_files.keys().collect::<Vec<_>>(),
+        ),
+    ] {
+        for name in names {
+            if name.is_empty() {
+                p.push(dev(table, name), "a key name may not be empty");
+            } else if provisioned.contains(name.as_str()) {
+                p.push(
+                    dev(table, name),
+                    format!(
+                        "key {name:?} is both a development key (fs.{table}) and provisioned \
+                         ([[provision.secrets]] key_name = {name:?}); a provisioned key must \
+                         never be replaced by one the host can read: remove one"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(limit) = m.fs.whole_read_limit {
+        if limit.0 == 0 || limit.0 > crate::schema::MAX_WHOLE_READ_LIMIT {
+            p.push(
+                vec![k("fs"), k("whole_read_limit")],
+                format!(
+                    "{limit} is not a whole-read limit: give 1 byte to {} (e.g. \"2G\")",
+                    crate::schema::Size(crate::schema::MAX_WHOLE_READ_LIMIT)
+                ),
+            );
+        }
+    }
+    let provided: BTreeSet<&str> = provisioned
+        .iter()
+        .copied()
+        .chain(m.fs.insecure_keys.keys().map(String::as_str))
+        .chain(m.fs.insecure_key_files.keys().map(String::as_str))
         .collect();
     for (i, mount) in m.fs.mounts.iter().enumerate() {
         if mount.kind == MountType::Encrypted && !provided.contains(mount.key_name()) {

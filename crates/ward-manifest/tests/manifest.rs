@@ -475,3 +475,39 @@ fn a_program_may_opt_in_to_the_host_network_and_a_builtin_may_not() {
     let typo = format!("{PROGRAM}\n[network]\nhosts = true\n");
     assert!(err(&typo).contains("hosts"), "{}", err(&typo));
 }
+
+#[test]
+fn a_manifest_with_dev_keys_is_a_debug_workload_measured_apart() {
+    let production = Manifest::from_toml(PROGRAM).unwrap();
+    let dev = Manifest::from_toml(&format!(
+        "{PROGRAM}\n[fs.insecure__keys]\ndefault = \"00112233445566778899aabbccddeeff\"\n"
+    ))
+    .unwrap();
+    assert!(!production.is_debug() && dev.is_debug());
+    // Its key never shows in Debug output.
+    assert!(!format!("{dev:?}").contains("00112233"));
+    let runtime = Sha256([7; 32]);
+    assert_ne!(
+        measurement(&production, &runtime),
+        measurement(&dev, &runtime)
+    );
+    let limit = Manifest::from_toml(&format!("{PROGRAM}\n[fs]\nwhole_read_limit = \"2048K\"\n"));
+    // `[fs]` is already a table in PROGRAM; the key goes there.
+    assert!(limit.is_err());
+    let limit = Manifest::from_toml(&PROGRAM.replace(
+        "start_dir = \"/app\"",
+        "start_dir = \"/app\"\nwhole_read_limit = \"2048K\"",
+    ))
+    .unwrap();
+    assert_eq!(limit.fs.whole_read_limit.unwrap().to_string(), "2M");
+    for bad in ["0", "65G", "12Q", "-1K"] {
+        assert!(
+            Manifest::from_toml(&PROGRAM.replace(
+                "start_dir = \"/app\"",
+                &format!("start_dir = \"/app\"\nwhole_read_limit = \"{bad}\""),
+            ))
+            .is_err(),
+            "{bad} accepted"
+        );
+    }
+}

@@ -100,6 +100,17 @@ pub enum BootError {
     /// The VFS could not be built from the manifest.
     #[error("file system: {0}")]
     Vfs(VfsError),
+    /// A development key file (`fs.insecure__key_files`) could not be read or is not 16 bytes.
+    #[error("development key {key_name:?} ({uri})")]
+    DevKey {
+        /// The key name.
+        key_name: String,
+        /// The key file's URI, as written.
+        uri: String,
+        /// Why (never the key's bytes).
+        #[source]
+        source: ward_pf::Error,
+    },
 }
 
 // Written out (not `#[from]`) so the inner error is shown once, in the message, rather than
@@ -130,7 +141,7 @@ fn build_attester(
                 mr_signer: m.mr_signer.0,
                 isv_prod_id: m.manifest.sgx.isv_prod_id,
                 isv_svn: m.manifest.sgx.isv_svn,
-                debug: m.manifest.sgx.debug,
+                debug: m.manifest.is_debug(),
             },
         )
     });
@@ -322,7 +333,7 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
     let trees = load_trees(&base_dir, m)?;
     timings.vfs = t.elapsed();
 
-    let mut keys: Vec<(String, WrapKey)> = Vec::new();
+    let mut keys = dev_keys(&base_dir, m)?;
     // Made once: the evidence for the provisioning servers and any the workload asks for later
     // (a program's /dev/attestation) name the workload the same way.
     let attester = match build_attester(options.attester, options.sim_key.take(), &verified) {
@@ -392,6 +403,37 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         attester_kind: options.attester,
         attester,
     })
+}
+
+/// What [`boot`] prints on stderr whenever a manifest gives development keys.
+pub const DEV_KEYS_NOTICE: &str = "NOTICE: INSECURE DEVELOPMENT KEYS — this manifest gives its \
+    wrap keys itself (fs.insecure__keys / fs.insecure__key_files): no attestation happened and no \
+    provisioning server released them, the keys come from the manifest or a file the host can \
+    read, and the workload's inputs and outputs are NOT protected from the host. Use \
+    [provision] for anything that matters.";
+
+/// The manifest's development keys, after the loud notice. Printed with `eprintln!`, not
+/// through `tracing`, so no log level or quiet flag can hide it.
+fn dev_keys(base_dir: &Path, m: &Manifest) -> Result<Vec<(String, WrapKey)>, BootError> {
+    if !m.has_dev_keys() {
+        return Ok(Vec::new());
+    }
+    eprintln!("{DEV_KEYS_NOTICE}");
+    let mut keys: Vec<(String, WrapKey)> =
+        m.fs.insecure_keys
+            .iter()
+            .map(|(name, key)| (name.clone(), WrapKey::from_bytes(*key.expose_bytes())))
+            .collect();
+    for (name, uri) in &m.fs.insecure_key_files {
+        // Bounded, exactly 16 bytes, read into memory that is wiped (ward-pf's key file).
+        let key = WrapKey::load(&resolve(base_dir, uri)).map_err(|source| BootError::DevKey {
+            key_name: name.clone(),
+            uri: uri.to_string(),
+            source,
+        })?;
+        keys.push((name.clone(), key));
+    }
+    Ok(keys)
 }
 
 /// Installs the fetched secret of `binding` as its wrap key or environment variable.
@@ -549,6 +591,9 @@ fn build_vfs(
     trees: Vec<(PathBuf, TrustTree)>,
 ) -> Result<Vfs, BootError> {
     let mut b = Vfs::builder().manifest_dir(base_dir);
+    if let Some(limit) = m.fs.whole_read_limit {
+        b = b.whole_read_limit(limit.0);
+    }
     for (dir, tree) in trees {
         b = b.trusted_tree(dir, std::sync::Arc::new(tree));
     }

@@ -694,6 +694,7 @@ pub fn manifest(
             mounts,
             pinned: Vec::new(),
             start_dir: Some(app),
+            ..Fs::default()
         },
         sgx: Sgx {
             trusted_files,

@@ -144,6 +144,17 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
         },
     )?;
     let s = &signed.signature;
+    if signed.manifest.has_dev_keys() {
+        // Not a quiet-able log line: a dev manifest must never be shipped by mistake.
+        eprintln!(
+            "WARNING: this manifest gives wrap keys for development (fs.insecure__keys / \
+             fs.insecure__key_files): `ward run` will use them without attestation or any \
+             provisioning server, the host can read them, and nothing under them is protected \
+             from the host. It is measured apart from any production manifest and presents \
+             itself as a debug workload, which policies refuse unless allow_debug = true. Use \
+             [provision] secrets for production."
+        );
+    }
     eprintln!(
         "hashed {} trusted file(s), {:.1} MiB, in {:.0?}",
         stats.files,

@@ -1,0 +1,137 @@
+//! Development keys (`fs.insecure__keys`, `fs.insecure__key_files`): a manifest that carries its
+//! own wrap key runs without a provisioning server, says so loudly, and is refused where a
+//! manifest would be taken for production.
+
+use std::path::Path;
+
+mod common;
+use common::{failed, succeeded, ward};
+
+fn manifest(dev_key: &str) -> String {
+    format!(
+        r#"[loader]
+entrypoint = "ward:checksum"
+argv = ["--output", "/out/digest.txt", "/data/in.txt"]
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/data"
+uri = "file:encrypted"
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/out"
+uri = "file:out"
+
+{dev_key}
+"#
+    )
+}
+
+fn setup(p: &Path) {
+    succeeded(ward(p, &["sign", "keygen", "-o", "signer.pem"]));
+    succeeded(ward(p, &["sim", "init", "-o", "sim.pem"]));
+    for dir in ["plain", "encrypted", "out"] {
+        std::fs::create_dir_all(p.join(dir)).unwrap();
+    }
+    std::fs::write(p.join("dev.key"), [0x5au8; 16]).unwrap();
+    std::fs::write(p.join("plain/in.txt"), b"the data owner's input\n").unwrap();
+    succeeded(ward(
+        p,
+        &[
+            "pf",
+            "encrypt",
+            "-w",
+            "dev.key",
+            "-i",
+            "plain/in.txt",
+            "-o",
+            "encrypted/in.txt",
+        ],
+    ));
+}
+
+#[test]
+fn a_dev_key_file_runs_without_a_server_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup(p);
+    std::fs::write(
+        p.join("dev.toml"),
+        manifest("[fs.insecure__key_files]\ndefault = \"file:dev.key\"\n"),
+    )
+    .unwrap();
+    let out = ward(p, &["sign", "--key", "signer.pem", "dev.toml"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    succeeded(out);
+    assert!(all.contains("WARNING"), "{all}");
+
+    let out = ward(p, &["run", "dev.signed.toml", "--sim-key", "sim.pem"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    succeeded(out);
+    assert!(err.contains("INSECURE DEVELOPMENT KEYS"), "{err}");
+    assert!(err.contains("no attestation happened"), "{err}");
+    // The output is a protected file under the dev key; its plaintext never reached the host.
+    let on_disk = std::fs::read(p.join("out/digest.txt")).unwrap();
+    assert!(!String::from_utf8_lossy(&on_disk).contains("sha256"));
+    succeeded(ward(
+        p,
+        &[
+            "pf",
+            "decrypt",
+            "-w",
+            "dev.key",
+            "-i",
+            "out/digest.txt",
+            "-o",
+            "plain/digest.txt",
+        ],
+    ));
+    assert!(!std::fs::read(p.join("plain/digest.txt"))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn bad_dev_keys_are_refused_at_sign_without_showing_them() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup(p);
+    std::fs::write(p.join("short.key"), [1u8; 15]).unwrap();
+    let cases = [
+        (
+            "hex",
+            "[fs.insecure__keys]\ndefault = \"00112233445566778899aabbccddeeXX\"\n",
+        ),
+        (
+            "short",
+            "[fs.insecure__key_files]\ndefault = \"file:short.key\"\n",
+        ),
+        (
+            "both",
+            "[fs.insecure__keys]\ndefault = \"00112233445566778899aabbccddeeff\"\n\
+             [fs.insecure__key_files]\ndefault = \"file:dev.key\"\n",
+        ),
+    ];
+    for (name, dev) in cases {
+        std::fs::write(p.join(format!("{name}.toml")), manifest(dev)).unwrap();
+        let err = failed(ward(
+            p,
+            &["sign", "--key", "signer.pem", &format!("{name}.toml")],
+        ));
+        // Named by key name, or by line and column (a value that is not a key at all).
+        assert!(
+            err.contains("\"default\"") || err.contains("default ") || err.contains("line "),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("00112233"), "{name}: key bytes in {err}");
+        assert!(
+            !p.join(format!("{name}.signed.toml")).exists(),
+            "{name}: signed anyway"
+        );
+    }
+}
