@@ -7,7 +7,7 @@
 //! apply the same policy), a connection or TLS failure moves on to the next one.
 
 use crate::protocol::{
-    encode_ward_request, read_answer, read_gramine_answer, Status, GRAMINE_REQUEST,
+    encode_ward_request, is_run_id, read_answer, read_gramine_answer, Status, GRAMINE_REQUEST,
 };
 use crate::{Error, Result};
 use rustls::client::WebPkiServerVerifier;
@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConnection, RootCertStore, StreamOwned};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct Secrets {
     map: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    run_id: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -53,6 +54,12 @@ impl Secrets {
     /// Removes and returns the secret named `name`.
     pub fn take(&mut self, name: &str) -> Option<Zeroizing<Vec<u8>>> {
         self.map.remove(name)
+    }
+
+    /// The run id the server gave this request (the id of its audit record), if it sent one:
+    /// what a run receipt names so the owner can tell this run from an older one.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
     }
 
     /// The names held.
@@ -199,6 +206,12 @@ pub fn fetch(
             let (status, body) = read_answer(&mut stream, server)?;
             let text = || String::from_utf8_lossy(&body).into_owned();
             match status {
+                Status::Run => {
+                    return Err(Error::Protocol {
+                        peer: server.to_owned(),
+                        problem: "a run id came before every name was answered".into(),
+                    });
+                }
                 Status::Granted => {
                     secrets.map.insert((*name).to_owned(), body);
                 }
@@ -224,11 +237,41 @@ pub fn fetch(
                 }
             }
         }
+        if first_refusal.is_none() {
+            secrets.run_id = read_run_id(&mut stream, server)?;
+        }
         match first_refusal {
             Some(e) => Err(e),
             None => Ok(secrets),
         }
     })
+}
+
+/// Reads the [`Status::Run`] frame after the answers; `None` if the server closed instead (a
+/// server that predates it).
+fn read_run_id(stream: &mut impl Read, server: &str) -> Result<Option<String>> {
+    let mut first = [0u8; 1];
+    loop {
+        match stream.read(&mut first) {
+            Ok(0) => return Ok(None),
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A server that closes without TLS close_notify after its answers: nothing more.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading the run id from {server}"), e)),
+        }
+    }
+    let (status, body) = read_answer(&mut (&first[..]).chain(stream), server)?;
+    if status != Status::Run || !is_run_id(&body) {
+        return Err(Error::Protocol {
+            peer: server.to_owned(),
+            problem: format!(
+                "after the answers the server sent {status:?} ({} bytes), not a run id",
+                body.len()
+            ),
+        });
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Fetches the default secret with Gramine's protocol (what a Gramine workload gets).

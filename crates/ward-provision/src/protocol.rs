@@ -11,7 +11,10 @@
 //! status byte ([`Status`]), a u32 BE length, and the secret (granted) or a UTF-8 reason. ward's
 //! server gives no reason beyond "not granted" and the id of the audit record that holds it, and
 //! answers an unknown name as a refused one ([`Status::Refused`]), so an answer reveals neither
-//! the policy nor which secrets exist ([`Status::Unknown`] is still understood by the client). A
+//! the policy nor which secrets exist ([`Status::Unknown`] is still understood by the client).
+//! After the per-name answers the server sends one [`Status::Run`] frame: the id of the audit
+//! record of this request, which names the run in the workload's receipt (a client that does not
+//! know the frame stops reading before it; a server that does not send it just closes). A
 //! request rejected as a whole (too large, malformed) gets a single [`Status::RequestRejected`]
 //! answer with the reason, then the connection closes. The two requests differ from their first
 //! byte, so one server speaks both.
@@ -49,6 +52,17 @@ pub enum Status {
     /// The whole request was rejected (sent once, instead of per-name answers); the reason
     /// follows.
     RequestRejected = 3,
+    /// After the per-name answers: the run id, the audit record id of this request
+    /// ([`RUN_ID_LEN`] lowercase hex digits).
+    Run = 4,
+}
+
+/// Length of a run id: the 16 hex digits of an audit record id.
+pub const RUN_ID_LEN: usize = 16;
+
+/// Whether `id` has the form of a run id (what [`Status::Run`] carries).
+pub fn is_run_id(id: &[u8]) -> bool {
+    id.len() == RUN_ID_LEN && id.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl Status {
@@ -59,6 +73,7 @@ impl Status {
             1 => Status::Refused,
             2 => Status::Unknown,
             3 => Status::RequestRejected,
+            4 => Status::Run,
             _ => return None,
         })
     }
@@ -299,6 +314,21 @@ mod tests {
             read_request(&mut &r[..], 20).await,
             Err(BadRequest::Reject(_))
         ));
+    }
+
+    #[test]
+    fn run_ids() {
+        assert_eq!(Status::from_byte(4), Some(Status::Run));
+        assert_eq!(Status::from_byte(5), None);
+        assert!(is_run_id(b"0123456789abcdef"));
+        for bad in [
+            &b"0123456789abcde"[..],
+            b"0123456789ABCDEF",
+            b"0123456789abcdeg",
+            b"",
+        ] {
+            assert!(!is_run_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

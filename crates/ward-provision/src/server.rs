@@ -540,6 +540,7 @@ impl Shared {
             });
         }
         rec.requested = names;
+        out.extend_from_slice(&encode_answer(Status::Run, rec.id.as_bytes()));
         (rec, Some(out))
     }
 

@@ -321,6 +321,10 @@ fn ward_client_gets_its_two_secrets() {
     assert_eq!(line["requested"], serde_json::json!(["alpha", "beta"]));
     assert_eq!(decision(line, "alpha")["decision"], "granted");
     assert_eq!(decision(line, "beta")["decision"], "granted");
+    // The run id is the grant's audit record: what the workload's receipt names.
+    assert_eq!(Some(line["id"].as_str().unwrap()), secrets.run_id());
+    let again = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]).unwrap();
+    assert_ne!(again.run_id(), secrets.run_id(), "each run has its own id");
     f.assert_no_secret_logged();
 }
 
