@@ -77,7 +77,7 @@ fn a_dev_key_file_runs_without_a_server_and_says_so() {
     assert!(err.contains("no attestation happened"), "{err}");
     // The output is a protected file under the dev key; its plaintext never reached the host.
     let on_disk = std::fs::read(p.join("out/digest.txt")).unwrap();
-    assert!(!String::from_utf8_lossy(&on_disk).contains("sha256"));
+    assert!(!String::from_utf8_lossy(&on_disk).contains("/data/in.txt"));
     succeeded(ward(
         p,
         &[
@@ -91,9 +91,16 @@ fn a_dev_key_file_runs_without_a_server_and_says_so() {
             "plain/digest.txt",
         ],
     ));
-    assert!(!std::fs::read(p.join("plain/digest.txt"))
-        .unwrap()
-        .is_empty());
+    // The workload read the real input through the dev key: its digest is the plaintext's.
+    let sum = std::process::Command::new("sha256sum")
+        .arg(p.join("plain/in.txt"))
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(sum.stdout).unwrap()[..64].to_string();
+    assert_eq!(
+        std::fs::read_to_string(p.join("plain/digest.txt")).unwrap(),
+        format!("{hex}  /data/in.txt\n")
+    );
 }
 
 #[test]
