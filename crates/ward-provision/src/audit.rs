@@ -174,3 +174,59 @@ impl AuditLog {
         .map_err(|e| Error::io("audit log writer", std::io::Error::other(e.to_string())))?
     }
 }
+
+/// A grant found in an audit log by [`latest_grant`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The record's id: the run id the workload was given.
+    pub id: String,
+    /// When it was granted (unix seconds).
+    pub time: u64,
+    /// The peer's address.
+    pub peer: String,
+    /// The secrets released.
+    pub secrets: Vec<String>,
+}
+
+/// The most recent grant in the audit log at `path` of every secret a ward workload asked for,
+/// to the ward workload whose manifest measurement is `workload_measurement`: the run whose
+/// results its owner should accept. Lines that are not records (a line torn by a crash) are
+/// skipped; rotated logs (`path.1`, …) are not read.
+pub fn latest_grant(path: &Path, workload_measurement: &[u8; 32]) -> Result<Option<Grant>> {
+    use std::io::BufRead;
+    #[derive(serde::Deserialize)]
+    struct Line {
+        id: String,
+        time: u64,
+        peer: String,
+        event: String,
+        workload_measurement: Option<String>,
+        decisions: Vec<LineDecision>,
+    }
+    #[derive(serde::Deserialize)]
+    struct LineDecision {
+        name: String,
+        decision: String,
+    }
+    let err = |e| Error::io(format!("reading audit log {}", path.display()), e);
+    let wanted = hex::encode(workload_measurement);
+    let reader = std::io::BufReader::new(File::open(path).map_err(err)?);
+    let mut latest = None;
+    for line in reader.split(b'\n') {
+        let line = line.map_err(err)?;
+        let Ok(r) = serde_json::from_slice::<Line>(&line) else {
+            continue;
+        };
+        let granted =
+            !r.decisions.is_empty() && r.decisions.iter().all(|d| d.decision == "granted");
+        if r.event == "ward" && granted && r.workload_measurement.as_deref() == Some(&wanted) {
+            latest = Some(Grant {
+                id: r.id,
+                time: r.time,
+                peer: r.peer,
+                secrets: r.decisions.into_iter().map(|d| d.name).collect(),
+            });
+        }
+    }
+    Ok(latest)
+}

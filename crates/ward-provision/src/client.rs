@@ -31,6 +31,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Secrets {
     map: BTreeMap<String, Zeroizing<Vec<u8>>>,
     run_id: Option<String>,
+    server: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -60,6 +61,11 @@ impl Secrets {
     /// what a run receipt names so the owner can tell this run from an older one.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
+    }
+
+    /// The server (`host:port`, as given) that answered, for secrets [`fetch`] returned.
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
     }
 
     /// The names held.
@@ -239,6 +245,7 @@ pub fn fetch(
         }
         if first_refusal.is_none() {
             secrets.run_id = read_run_id(&mut stream, server)?;
+            secrets.server = Some(server.to_owned());
         }
         match first_refusal {
             Some(e) => Err(e),

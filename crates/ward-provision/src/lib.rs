@@ -23,6 +23,7 @@ pub mod dev;
 pub mod protocol;
 pub mod server;
 
+pub use audit::{latest_grant, Grant};
 pub use client::{fetch, fetch_gramine, Secrets};
 pub use config::{Limits, SecretEntry, SecretKind, ServerConfig};
 pub use server::{serve, ConfigSource, Reloader, Server, ServerHandle};

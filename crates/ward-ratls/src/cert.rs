@@ -290,6 +290,24 @@ impl RaTlsIdentity {
         self.tee
     }
 
+    /// Signs `message` with the certificate's key: ECDSA P-384 with SHA-384, the signature
+    /// ASN.1 DER-encoded. What the key signs is bound to the evidence the certificate carries, so
+    /// a verifier that accepts the certificate ([`crate::verify_certificate`]) and then the
+    /// signature ([`RaTlsCertificate::verify_signature`]) knows the attested workload signed it.
+    ///
+    /// Callers should prefix `message` with a context string of their own, so a signature made
+    /// for one purpose can never be taken for another.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_ASN1_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &self.key_pkcs8, &rng)
+            .map_err(|e| RaTlsError::Generation(format!("loading the signing key: {e}")))?;
+        let signature = key
+            .sign(&rng, message)
+            .map_err(|e| RaTlsError::Generation(format!("signing: {e}")))?;
+        Ok(signature.as_ref().to_vec())
+    }
+
     pub(crate) fn key_pkcs8(&self) -> &[u8] {
         &self.key_pkcs8
     }
@@ -494,7 +512,17 @@ pub enum EmbeddedEvidence {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RaTlsCertificate {
     spki_der: Vec<u8>,
+    /// The SubjectPublicKeyInfo's key bits (an uncompressed EC point).
+    public_key: Vec<u8>,
+    curve: Curve,
     evidence: EmbeddedEvidence,
+}
+
+/// The EC curve of an RA-TLS certificate's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
 }
 
 impl fmt::Debug for RaTlsCertificate {
@@ -511,6 +539,22 @@ impl RaTlsCertificate {
     /// The certificate's DER SubjectPublicKeyInfo.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
+    }
+
+    /// Checks that `signature` (ASN.1 DER ECDSA, as [`RaTlsIdentity::sign`] makes) is this
+    /// certificate's key's signature over `message`: SHA-384 for a P-384 key, SHA-256 for P-256.
+    ///
+    /// This says only that the key holder signed; the key is trustworthy only once the
+    /// certificate's evidence was verified ([`crate::verify_certificate`]).
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+        use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1};
+        let alg = match self.curve {
+            Curve::P256 => &ECDSA_P256_SHA256_ASN1,
+            Curve::P384 => &ECDSA_P384_SHA384_ASN1,
+        };
+        UnparsedPublicKey::new(alg, &self.public_key)
+            .verify(message, signature)
+            .map_err(|_| RaTlsError::Signature)
     }
 
     /// The evidence, as found.
@@ -632,7 +676,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<RaTlsCertificate> {
         )));
     }
     let spki = &cert.tbs_certificate.subject_pki;
-    check_key_type(spki)?;
+    let curve = check_key_type(spki)?;
 
     let mut dice: Option<&[u8]> = None;
     let mut legacy: Vec<&[u8]> = Vec::new();
@@ -661,11 +705,13 @@ pub fn parse_certificate(der: &[u8]) -> Result<RaTlsCertificate> {
     };
     Ok(RaTlsCertificate {
         spki_der: spki.raw.to_vec(),
+        public_key: spki.subject_public_key.data.to_vec(),
+        curve,
         evidence,
     })
 }
 
-fn check_key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<()> {
+fn check_key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<Curve> {
     let alg = &spki.algorithm;
     if alg.algorithm.as_bytes() != EC_PUBLIC_KEY_OID_DER {
         return Err(RaTlsError::Certificate(format!(
@@ -675,7 +721,8 @@ fn check_key_type(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<
     }
     let curve = alg.parameters.as_ref().and_then(|p| p.as_oid().ok());
     match curve {
-        Some(c) if c.as_bytes() == P256_OID_DER || c.as_bytes() == P384_OID_DER => Ok(()),
+        Some(c) if c.as_bytes() == P256_OID_DER => Ok(Curve::P256),
+        Some(c) if c.as_bytes() == P384_OID_DER => Ok(Curve::P384),
         Some(c) => Err(RaTlsError::Certificate(format!(
             "the EC public key is on curve {c}; RA-TLS certificates use P-256 or P-384"
         ))),

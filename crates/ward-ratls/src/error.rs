@@ -53,6 +53,10 @@ pub enum RaTlsError {
     #[error("the peer presented no certificate; RA-TLS requires one")]
     NoCertificate,
 
+    /// A signature is not the certificate key's signature over the message.
+    #[error("the signature was not made by the certificate's key over these bytes")]
+    Signature,
+
     /// Producing evidence on this machine failed.
     #[error("producing evidence with the {attester} attester failed")]
     Attestation {

@@ -182,6 +182,11 @@ pub struct Context {
     /// provisioning servers saw); `None` when it could not be made (the simulated TEE without
     /// its platform key) and boot did not need it.
     pub attester: Option<std::sync::Arc<dyn Attester>>,
+    /// The RA-TLS identity whose evidence the provisioning servers accepted (`None` when no
+    /// server was contacted): the key that signs the run's receipt.
+    pub identity: Option<std::sync::Arc<ward_ratls::RaTlsIdentity>>,
+    /// The run ids the provisioning servers issued for this run, one per owner contacted.
+    pub runs: Vec<ward_receipt::Run>,
 }
 
 impl Context {
@@ -334,6 +339,8 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
     timings.vfs = t.elapsed();
 
     let mut keys = dev_keys(&base_dir, m)?;
+    let mut identity = None;
+    let mut runs = Vec::new();
     // Made once: the evidence for the provisioning servers and any the workload asks for later
     // (a program's /dev/attestation) name the workload the same way.
     let attester = match build_attester(options.attester, options.sim_key.take(), &verified) {
@@ -363,7 +370,7 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
             .collect::<Result<Vec<_>, _>>()?;
         let t = Instant::now();
         // One identity for every owner: each sees evidence naming the same workload.
-        let identity = ward_ratls::RaTlsIdentity::generate_for_workload(
+        let tls_identity = ward_ratls::RaTlsIdentity::generate_for_workload(
             attester.as_ref(),
             &verified.workload(),
         )
@@ -377,18 +384,24 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
                 .map(|&i| pr.secrets[i].name.as_str())
                 .collect();
             let mut secrets =
-                ward_provision::client::fetch(owner.servers, ca_pem, &identity, &names).map_err(
-                    |error| BootError::Provision {
+                ward_provision::client::fetch(owner.servers, ca_pem, &tls_identity, &names)
+                    .map_err(|error| BootError::Provision {
                         servers: owner.servers.join(", "),
                         ca_chain: owner.ca_chain.uri().to_string(),
                         error: Box::new(error),
-                    },
-                )?;
+                    })?;
+            if let (Some(server), Some(run_id)) = (secrets.server(), secrets.run_id()) {
+                runs.push(ward_receipt::Run {
+                    server: server.to_owned(),
+                    run_id: run_id.to_owned(),
+                });
+            }
             for binding in owner.secrets.iter().map(|&i| &pr.secrets[i]) {
                 install(binding, &mut secrets, &mut keys, &mut env)?;
             }
         }
         timings.provision = t.elapsed();
+        identity = Some(std::sync::Arc::new(tls_identity));
     }
 
     let t = Instant::now();
@@ -402,6 +415,8 @@ pub fn boot(path: &Path, mut options: BootOptions) -> Result<Context, BootError>
         timings,
         attester_kind: options.attester,
         attester,
+        identity,
+        runs,
     })
 }
 

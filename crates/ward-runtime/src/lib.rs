@@ -19,11 +19,13 @@ pub mod attestation_dev;
 pub mod bootstrap;
 #[cfg(target_os = "linux")]
 pub mod program;
+pub mod receipt;
 pub mod report;
 pub mod vfs;
 pub mod workload;
 
 pub use bootstrap::{boot, runtime_digest, BootError, BootOptions, Context};
+pub use receipt::ReceiptSigner;
 /// Which attester produces the workload's evidence (defined in `ward-attest`).
 pub use ward_attest::attester::AttesterKind;
 pub use workload::{Builtin, CheckFn, Registry, RunError, WorkloadError, WorkloadFn};

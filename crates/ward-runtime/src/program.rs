@@ -72,7 +72,7 @@ pub enum ProgramError {
 }
 
 /// What a program's run came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramOutcome {
     /// The program's exit code (128 + N when killed by signal N).
     pub code: i32,
@@ -82,6 +82,8 @@ pub struct ProgramOutcome {
     pub discarded: usize,
     /// The file system's counters.
     pub stats: VfsStats,
+    /// The protected files committed, in commit order (what a receipt names).
+    pub outputs: Vec<crate::vfs::CommittedOutput>,
 }
 
 /// The new version of one file, shared by every handle on its path (so a read sees what was
@@ -662,6 +664,7 @@ impl RunningProgram {
             committed: 0,
             discarded: 0,
             stats: self.ctx.vfs.stats(),
+            outputs: Vec::new(),
         };
         if code == 0 {
             for (path, writer) in pending {
@@ -683,6 +686,7 @@ impl RunningProgram {
             outcome.discarded = pending.len();
         }
         outcome.stats = self.ctx.vfs.stats();
+        outcome.outputs = self.ctx.vfs.committed_outputs();
         Ok(outcome)
     }
 }

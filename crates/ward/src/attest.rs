@@ -271,6 +271,18 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     }
 }
 
+/// Sim and DCAP verification, DCAP with the collateral file given (if any), as of `now`.
+pub(crate) fn verifier_with_collateral(collateral: Option<&Path>, now: u64) -> Result<AnyVerifier> {
+    let dcap = match collateral {
+        Some(path) => Some(DcapEvidenceVerifier::with_collateral(
+            Collateral::load(path)?,
+            move || now,
+        )),
+        None => None,
+    };
+    Ok(AnyVerifier::new(Some(SimVerifier), dcap))
+}
+
 /// The library's routing (sim or DCAP, by the quote's form), with DCAP collateral from the
 /// file or the PCCS given, as of `now`.
 fn evidence_verifier(a: &VerifyArgs, quote: &[u8], now: u64) -> Result<AnyVerifier> {

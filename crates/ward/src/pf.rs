@@ -40,6 +40,15 @@ pub(crate) enum PfCommand {
     /// Every node is authenticated before a byte of it is written; the output appears only when
     /// the whole file checked out. With -V the bound path must equal the normalised IN path.
     ///
+    /// With --receipt (what `ward run --receipt` wrote) each file must also be one the run
+    /// committed: the receipt's certificate is verified against --policy, its signature checked,
+    /// and the file's metadata matched against the outputs it names, so a result the host
+    /// substituted or rolled back to an older version is refused. --run-id or --audit-log then
+    /// pins which run: the one your provisioning server's audit log shows it granted.
+    ///
+    /// Example:  ward pf decrypt -w key -i result.txt -o - -V --receipt run.receipt.json \
+    ///               --policy policy.toml --audit-log audit.log
+    ///
     /// An existing OUT is replaced, as cp and gramine-sgx-pf-crypt do, atomically: on an error,
     /// Ctrl-C or SIGTERM no partial plaintext is left and an existing OUT is left as it was. OUT
     /// may not be IN itself, nor (for a directory) inside IN.
@@ -135,7 +144,132 @@ pub(crate) struct DecryptArgs {
     #[command(flatten)]
     check: PathCheck,
     #[command(flatten)]
+    receipt: ReceiptCheck,
+    #[command(flatten)]
     threads: Threads,
+}
+
+/// Checking files against a run receipt before decrypting them.
+#[derive(Args)]
+pub(crate) struct ReceiptCheck {
+    /// The run's receipt (`ward run --receipt FILE`): decrypt only files that run committed.
+    #[arg(long, value_name = "RECEIPT", requires = "policy")]
+    receipt: Option<PathBuf>,
+    /// The policy the receipt's certificate must satisfy (your provisioning server's policy
+    /// for this workload).
+    #[arg(long, value_name = "POLICY", requires = "receipt")]
+    policy: Option<PathBuf>,
+    /// DCAP collateral (QuoteCollateralV3 JSON) for a receipt made on SGX or TDX hardware.
+    #[arg(long, value_name = "FILE", requires = "receipt")]
+    collateral: Option<PathBuf>,
+    /// Require the receipt to be for this run id (what your server's audit log records as the
+    /// grant's "id").
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "receipt",
+        conflicts_with = "audit_log"
+    )]
+    run_id: Option<String>,
+    /// Require the receipt to be for the latest run this audit log shows granted keys to the
+    /// receipt's workload (your provisioning server's audit.log).
+    #[arg(long, value_name = "FILE", requires = "receipt")]
+    audit_log: Option<PathBuf>,
+}
+
+impl ReceiptCheck {
+    /// The verified receipt, when one was given, after saying what it proved.
+    fn verify(&self) -> Result<Option<ward_receipt::VerifiedReceipt>> {
+        use anyhow::Context as _;
+        let (Some(path), Some(policy)) = (&self.receipt, &self.policy) else {
+            return Ok(None);
+        };
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening the receipt {}", path.display()))?;
+        let receipt = ward_receipt::Receipt::read_from(file, &path.display().to_string())
+            .with_context(|| format!("reading the receipt {}", path.display()))?;
+        let policy = ward_attest::Policy::load(policy)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the system clock is before 1970")?
+            .as_secs();
+        let verifier = crate::attest::verifier_with_collateral(self.collateral.as_deref(), now)?;
+        let verified = receipt
+            .verify(&verifier, &policy)
+            .with_context(|| format!("the receipt {} is not accepted", path.display()))?;
+        let workload = verified.statement().workload;
+        eprintln!(
+            "receipt {}: signed by workload {} (signer {}), {} output(s)",
+            path.display(),
+            hex::encode(workload.measurement),
+            hex::encode(workload.signer),
+            verified.statement().outputs.len()
+        );
+        if let Some(id) = &self.run_id {
+            let run = verified.require_run(id)?;
+            eprintln!(
+                "receipt: run {} from {} as required",
+                run.run_id, run.server
+            );
+        } else if let Some(log) = &self.audit_log {
+            let grant = ward_provision::latest_grant(log, &workload.measurement)?.with_context(
+                || {
+                    format!(
+                        "the audit log {} shows no grant to workload {}, so it cannot vouch for                          this receipt's run",
+                        log.display(),
+                        hex::encode(workload.measurement)
+                    )
+                },
+            )?;
+            verified.require_run(&grant.id).with_context(|| {
+                format!(
+                    "the latest grant to this workload in {} is run {} at {} (to {})",
+                    log.display(),
+                    grant.id,
+                    ward_attest::dcap::rfc3339(grant.time),
+                    grant.peer
+                )
+            })?;
+            eprintln!(
+                "receipt: run {} is the latest grant to this workload in {}",
+                grant.id,
+                log.display()
+            );
+        } else {
+            eprintln!(
+                "warning: the receipt was not checked against a run: an older run's result with                  its own receipt would pass too; pass --audit-log (your server's audit.log) or                  --run-id"
+            );
+        }
+        Ok(Some(verified))
+    }
+}
+
+/// Checks that `input` is a protected file the receipt's run committed.
+fn check_receipt(receipt: &ward_receipt::VerifiedReceipt, input: &Path) -> Result<()> {
+    use anyhow::Context as _;
+    let file =
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let digest = ward_receipt::metadata_digest(file).with_context(|| {
+        format!(
+            "reading the metadata node of {} (is it a protected file?)",
+            input.display()
+        )
+    })?;
+    match receipt.output_for(&digest) {
+        Some(o) => {
+            eprintln!(
+                "receipt: {} is {} as the run committed it",
+                input.display(),
+                o.path
+            );
+            Ok(())
+        }
+        None => bail!(
+            "{} is not a file the receipt's run committed: its metadata matches none of the {}              output(s) the receipt names — the host substituted it, or it is from another run              (an older result)",
+            input.display(),
+            receipt.statement().outputs.len()
+        ),
+    }
 }
 
 #[derive(Args)]
@@ -372,10 +506,14 @@ pub(crate) fn encrypt(args: EncryptArgs) -> Result<ExitCode> {
 
 pub(crate) fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let key = WrapKey::load(&args.key)?;
+    let receipt = args.receipt.verify()?;
     let console = Console::new();
     each_file(&args.input, Some(&args.output), |job| {
         let output = job.output.as_deref().expect("decrypt plans outputs");
         let expected = args.check.expected(&job.input)?;
+        if let Some(receipt) = &receipt {
+            check_receipt(receipt, &job.input)?;
+        }
         let info = files::decrypt_file(
             &key,
             &job.input,

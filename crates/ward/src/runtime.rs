@@ -1,6 +1,6 @@
 //! `ward sign` and `ward run`: measure and sign a manifest, then run its workload confined.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -96,6 +96,36 @@ pub(crate) struct RunArgs {
     /// (fields: workload, measurement, mr_signer, seconds, timings_ms, files).
     #[arg(long)]
     json: bool,
+    /// When the workload succeeds, write a receipt here: the protected files it committed (each
+    /// by the digest of its metadata), the workload's identity and the provisioning servers'
+    /// run ids, signed by its attested key. The owner checks results against it with `ward pf
+    /// decrypt --receipt`, so a substituted or older result is refused.
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
+}
+
+/// Writes the receipt for `outputs`, if one was asked for.
+fn write_receipt(
+    target: Option<&Path>,
+    signer: Option<&ward_runtime::ReceiptSigner>,
+    outputs: &[ward_runtime::vfs::CommittedOutput],
+) -> Result<()> {
+    let (Some(target), Some(signer)) = (target, signer) else {
+        return Ok(());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let receipt = signer.sign(outputs, now)?;
+    ward_fsio::write_atomic(target, receipt.to_json().as_bytes(), 0o644)
+        .with_context(|| format!("writing the receipt {}", target.display()))?;
+    eprintln!(
+        "receipt for {} output(s) written to {}",
+        receipt.statement().outputs.len(),
+        target.display()
+    );
+    Ok(())
 }
 
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
@@ -249,6 +279,11 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         host_args: a.args,
     };
     let ctx = ward_runtime::boot(&path, options)?;
+    // Before the workload runs: a receipt that cannot be signed is known before any output.
+    let signer = match &a.receipt {
+        Some(_) => Some(ward_runtime::ReceiptSigner::for_context(&ctx)?),
+        None => None,
+    };
     let booted = t.elapsed();
     let m = &ctx.manifest;
     eprintln!(
@@ -258,6 +293,11 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
         short(&m.mr_signer.to_string())
     );
     registry.run(&ctx)?;
+    write_receipt(
+        a.receipt.as_deref(),
+        signer.as_ref(),
+        &ctx.vfs.committed_outputs(),
+    )?;
     let tm = &ctx.timings;
     let workload_time = t.elapsed() - booted;
     if a.verbose {
@@ -299,8 +339,15 @@ fn run_program(prepared: PreparedProgram, a: RunArgs, t: Instant) -> Result<Exit
     );
     let report = RunReport::new(ctx, booted);
     let boot_timings = ctx.timings.clone();
+    let signer = match &a.receipt {
+        Some(_) => Some(ward_runtime::ReceiptSigner::for_context(ctx)?),
+        None => None,
+    };
     let started = Instant::now();
     let outcome = running.wait()?;
+    if outcome.code == 0 {
+        write_receipt(a.receipt.as_deref(), signer.as_ref(), &outcome.outputs)?;
+    }
     let report = report.with_timings_of(&boot_timings, self_measure, started.elapsed());
     if outcome.code == 0 {
         eprintln!(
