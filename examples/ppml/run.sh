@@ -55,10 +55,14 @@ ward provision serve --secret wrap_key=provision/secrets/wrap_key --policy polic
   --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT" > server.log 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do grep -q "listening on" server.log 2>/dev/null && break; sleep 0.1; done
-ward run classify.signed.toml --sim-key provision/sim-platform.pem
+ward run classify.signed.toml --sim-key provision/sim-platform.pem --receipt receipt.json
 
 echo "== Decrypt the Output File (data owner)"
-ward pf decrypt -w provision/secrets/wrap_key -i encrypted/result.txt -o plaintext/result.txt
+# -V: the file must be bound to the path it is read from; --receipt: it must be the result this
+# run committed (signed by the attested workload), and --audit-log: that run must be the latest
+# one the data owner's server granted the key to. A substituted or older result is refused.
+ward pf decrypt -w provision/secrets/wrap_key -i encrypted/result.txt -o plaintext/result.txt -V \
+  --receipt receipt.json --policy policy.toml --audit-log provision/audit.jsonl
 cat plaintext/result.txt
 
 # The check: the shipped photo is a cat (ImageNet classes 281-285 are cats), and the host's copy

@@ -72,11 +72,15 @@ for _ in $(seq 50); do grep -q "listening on" server.log 2>/dev/null && break; s
 
 echo "== Host: run the same script, unmodified, confined by the manifest"
 start=$EPOCHREALTIME
-ward run classify.signed.toml --sim-key provision/sim-platform.pem
+ward run classify.signed.toml --sim-key provision/sim-platform.pem --receipt receipt.json
 confined=$(python3 -c "print($EPOCHREALTIME - $start)")
 
 echo "== Data owner: decrypt the result"
-ward pf decrypt -w provision/secrets/wrap_key -i results/result.txt -o plaintext/result.txt -V
+# -V: the file must be bound to the path it is read from; --receipt: it must be the result this
+# run committed (signed by the attested workload), and --audit-log: that run must be the latest
+# one the data owner's server granted the key to. A substituted or older result is refused.
+ward pf decrypt -w provision/secrets/wrap_key -i results/result.txt -o plaintext/result.txt -V \
+  --receipt receipt.json --policy policy.toml --audit-log provision/audit.jsonl
 cat plaintext/result.txt
 
 if ! cmp -s plaintext/result.txt plaintext/native-result.txt; then
