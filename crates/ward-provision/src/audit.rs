@@ -30,7 +30,7 @@ pub(crate) struct Record {
     pub time_rfc3339: String,
     pub peer: String,
     /// "handshake_refused", "handshake_timeout", "bad_request", "request_timeout", "gramine",
-    /// "ward".
+    /// "ward", "failures_aggregated".
     pub event: &'static str,
     pub tee: Option<String>,
     pub measurement: Option<String>,
@@ -40,6 +40,22 @@ pub(crate) struct Record {
     pub requested: Vec<String>,
     pub decisions: Vec<SecretDecision>,
     pub reason: Option<String>,
+    /// For a `failures_aggregated` record: the unauthenticated failures from `peer` that were
+    /// counted instead of logged one by one (see `limits.failures_burst`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregated: Option<Aggregated>,
+}
+
+/// The counts a `failures_aggregated` record carries.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Aggregated {
+    /// All failures counted.
+    pub count: u64,
+    /// By event (`handshake_refused`, `handshake_timeout`, `rate_limited`).
+    pub events: std::collections::BTreeMap<&'static str, u64>,
+    /// The first and last counted failure (unix seconds).
+    pub first: u64,
+    pub last: u64,
 }
 
 impl Record {
@@ -64,7 +80,22 @@ impl Record {
             requested: Vec::new(),
             decisions: Vec::new(),
             reason: None,
+            aggregated: None,
         }
+    }
+
+    /// The record of failures from one address counted by the rate limiter.
+    pub(crate) fn aggregate(a: crate::ratelimit::Aggregate) -> Record {
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut rec = Record::new(&a.ip.to_string(), "failures_aggregated");
+        rec.aggregated = Some(Aggregated {
+            count: a.count(),
+            first: secs(a.first),
+            last: secs(a.last),
+            events: a.events,
+        });
+        rec.reason = a.last_reason;
+        rec
     }
 
     pub(crate) fn with_claims(mut self, c: &VerifiedClaims) -> Record {

@@ -11,6 +11,9 @@
 //! handshake_timeout_ms = 5000
 //! idle_timeout_ms = 10000
 //! max_request_bytes = 4096
+//! failures_burst = 32                  # unauthenticated failures logged one by one per address,
+//! failures_per_minute = 60             # …refilled at this rate; beyond it they are counted and
+//! failures_report_ms = 10000           # …written as one aggregate record per address this often
 //!
 //! # The first secret a client is allowed to have is its "default" secret: what a Gramine
 //! # client (which cannot name one) receives.
@@ -93,6 +96,15 @@ pub struct Limits {
     pub idle_timeout_ms: u64,
     /// Largest request, in bytes (including the protocol header).
     pub max_request_bytes: usize,
+    /// Unauthenticated failures (refused or timed-out handshakes) from one IP address that are
+    /// logged one by one before the rest are only counted; while an address is over its budget
+    /// its new connections are closed before the TLS handshake.
+    pub failures_burst: u32,
+    /// The rate at which an address's budget comes back, per minute.
+    pub failures_per_minute: u32,
+    /// How often the counted failures are written, as one `failures_aggregated` record per
+    /// address, in milliseconds.
+    pub failures_report_ms: u64,
 }
 
 impl Default for Limits {
@@ -102,6 +114,9 @@ impl Default for Limits {
             handshake_timeout_ms: 5000,
             idle_timeout_ms: 10000,
             max_request_bytes: 4096,
+            failures_burst: 32,
+            failures_per_minute: 60,
+            failures_report_ms: 10_000,
         }
     }
 }
@@ -250,6 +265,13 @@ impl ServerConfig {
                 "`limits.max_request_bytes` = {} is below the minimum of {MIN_REQUEST_BYTES}",
                 l.max_request_bytes
             )));
+        }
+        if l.failures_burst == 0 || l.failures_per_minute == 0 || l.failures_report_ms < 100 {
+            return Err(err(
+                "`limits.failures_burst` and `limits.failures_per_minute` must be at least 1, and \
+                 `limits.failures_report_ms` at least 100"
+                    .into(),
+            ));
         }
         if c.secrets.is_empty() {
             return Err(err(

@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod dev;
 pub mod protocol;
+mod ratelimit;
 pub mod server;
 
 pub use audit::{latest_grant, Grant};

@@ -17,6 +17,7 @@ use crate::config::{LoadedSecret, ServerConfig};
 use crate::protocol::{
     encode_answer, encode_gramine_answer, read_request, BadRequest, Request, Status,
 };
+use crate::ratelimit::FailureLimiter;
 use crate::{Error, Limits, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -48,6 +49,8 @@ struct Shared {
     sim_trusted: AtomicBool,
     audit: AuditLog,
     limits: Limits,
+    /// Unauthenticated failures per address: logged one by one up to a budget, then counted.
+    failures: FailureLimiter,
 }
 
 /// Says, once per load, what each secret's policy lets through beyond the strict defaults.
@@ -113,7 +116,7 @@ pub enum ConfigSource {
     /// A configuration file, read again at each reload.
     File(std::path::PathBuf),
     /// A configuration built in code (e.g. from command-line flags).
-    Fixed(ServerConfig),
+    Fixed(Box<ServerConfig>),
 }
 
 /// A bound server, not yet serving. [`Server::run`] serves until a shutdown future completes;
@@ -253,6 +256,11 @@ impl Server {
                 secrets: std::sync::RwLock::new(Arc::new(secrets)),
                 audit,
                 limits: config.limits,
+                failures: FailureLimiter::new(
+                    config.limits.failures_burst,
+                    config.limits.failures_per_minute,
+                    config.limits.failures_report_ms,
+                ),
             }),
         })
     }
@@ -274,6 +282,20 @@ impl Server {
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let limit = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        let reporter = {
+            let shared = self.shared.clone();
+            let every = Duration::from_millis(shared.limits.failures_report_ms);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    for a in shared.failures.due(std::time::Instant::now()) {
+                        shared.log(Record::aggregate(a)).await;
+                    }
+                }
+            })
+        };
         tokio::pin!(shutdown);
         tracing::info!(
             addr = ?self.listener.local_addr().ok(),
@@ -300,6 +322,16 @@ impl Server {
                     }
                 },
             };
+            // An address over its failure budget is closed before the handshake: a flood costs
+            // neither evidence verification nor an audit sync per attempt (it is counted).
+            if !self
+                .shared
+                .failures
+                .admit(peer.ip(), std::time::Instant::now())
+            {
+                drop(tcp);
+                continue;
+            }
             // Small messages: without this, Nagle + delayed ACK add ~40 ms per exchange.
             let _ = tcp.set_nodelay(true);
             let shared = self.shared.clone();
@@ -307,6 +339,11 @@ impl Server {
                 let _permit = permit;
                 shared.handle(tcp, peer).await;
             });
+        }
+        reporter.abort();
+        // Nothing counted is lost at shutdown.
+        for a in self.shared.failures.drain() {
+            self.shared.log(Record::aggregate(a)).await;
         }
         tracing::info!("provisioning server stopped accepting connections");
         Ok(())
@@ -357,18 +394,18 @@ impl Shared {
         let idle = Duration::from_millis(self.limits.idle_timeout_ms);
         let mut tls = match timeout(handshake, self.acceptor.accept(tcp)).await {
             Err(_) => {
-                let mut rec = Record::new(&peer_s, "handshake_timeout");
-                rec.reason = Some(format!(
+                let reason = format!(
                     "the TLS handshake did not complete within {} ms",
                     self.limits.handshake_timeout_ms
-                ));
-                self.log(rec).await;
+                );
+                self.unauthenticated(peer, "handshake_timeout", reason)
+                    .await;
                 return;
             }
             Ok(Err(e)) => {
-                let mut rec = Record::new(&peer_s, "handshake_refused");
-                rec.reason = Some(format!("TLS handshake failed: {e}"));
-                self.log(rec).await;
+                let reason = format!("TLS handshake failed: {e}");
+                self.unauthenticated(peer, "handshake_refused", reason)
+                    .await;
                 return;
             }
             Ok(Ok(s)) => s,
@@ -402,19 +439,16 @@ impl Shared {
         };
         let claims = match verified {
             Ok(c) if c.tee == TeeKind::Sim && !self.sim_trusted.load(Ordering::SeqCst) => {
-                let mut rec = Record::new(&peer_s, "handshake_refused");
-                rec.reason = Some(
-                    "simulated evidence is not trusted: no loaded policy has allow_simulated = true"
-                        .into(),
-                );
-                self.log(rec).await;
+                let reason =
+                    "simulated evidence is not trusted: no loaded policy has allow_simulated = true";
+                self.unauthenticated(peer, "handshake_refused", reason.into())
+                    .await;
                 return;
             }
             Ok(c) => c,
             Err(reason) => {
-                let mut rec = Record::new(&peer_s, "handshake_refused");
-                rec.reason = Some(reason);
-                self.log(rec).await;
+                self.unauthenticated(peer, "handshake_refused", reason)
+                    .await;
                 return;
             }
         };
@@ -575,6 +609,23 @@ impl Shared {
         }
     }
 
+    /// Logs a failure before the client was authenticated, within its address's budget:
+    /// individually while it lasts (after the counts gathered since it last ran out), otherwise
+    /// only counted, to be written as an aggregate.
+    async fn unauthenticated(&self, peer: SocketAddr, event: &'static str, reason: String) {
+        let (individually, pending) =
+            self.failures
+                .failure(peer.ip(), event, Some(&reason), std::time::Instant::now());
+        if let Some(a) = pending {
+            self.log(Record::aggregate(a)).await;
+        }
+        if individually {
+            let mut rec = Record::new(&peer.to_string(), event);
+            rec.reason = Some(reason);
+            self.log(rec).await;
+        }
+    }
+
     async fn log(&self, rec: Record) {
         if let Err(e) = self.audit.write(&rec).await {
             tracing::error!(peer = %rec.peer, error = %e, "audit log write failed");
@@ -597,6 +648,23 @@ impl Shared {
             }
             _ => "an unverified client".to_string(),
         };
+        if let Some(a) = &rec.aggregated {
+            let events = a
+                .events
+                .iter()
+                .map(|(e, n)| format!("{n} {}", e.replace('_', " ")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                "{} unauthenticated failures from {} counted, not logged one by one ({events}) \
+                 [audit {}]; last: {}",
+                a.count,
+                rec.peer,
+                rec.id,
+                rec.reason.as_deref().unwrap_or("-")
+            );
+            return;
+        }
         if rec.decisions.is_empty() {
             tracing::info!(
                 "{} from {} ({workload}) [audit {}]: {}",

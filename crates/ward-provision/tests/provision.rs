@@ -818,3 +818,78 @@ fn the_audit_log_rotates_by_size_and_keeps_every_record_until_dropped() {
     assert!(!f.dir.path().join("audit.jsonl.3").exists());
     f.assert_no_secret_logged();
 }
+
+/// A flood of unauthenticated connections from one address: the first `failures_burst` are
+/// logged one by one, the rest are counted (closed before the handshake once the budget is
+/// spent) and written as aggregate records, so every attempt is accounted for without an audit
+/// sync each; an attested client from the same address is served again once its budget refills.
+#[test]
+fn a_flood_of_failed_handshakes_is_logged_up_to_a_budget_then_aggregated() {
+    let f = Fixture::with_limits(
+        "failures_burst = 3\nfailures_per_minute = 120\nfailures_report_ms = 200\n",
+    );
+    const ATTEMPTS: u64 = 12;
+    for _ in 0..ATTEMPTS {
+        let mut s = f.raw_tls(None);
+        let _ = s.write_all(GRAMINE_REQUEST);
+        let mut buf = Vec::new();
+        let r = s.read_to_end(&mut buf);
+        assert!(r.is_err() || buf.is_empty(), "got {} bytes", buf.len());
+    }
+    // Poll until the aggregates are written (every 200 ms).
+    let mut accounted = 0;
+    let mut lines = Vec::new();
+    for _ in 0..250 {
+        lines = f.audit_lines();
+        accounted = lines
+            .iter()
+            .map(|l| match l["event"].as_str().unwrap() {
+                "handshake_refused" => 1,
+                "failures_aggregated" => l["aggregated"]["count"].as_u64().unwrap(),
+                e => panic!("unexpected event {e}: {l}"),
+            })
+            .sum::<u64>();
+        if accounted >= ATTEMPTS {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(accounted, ATTEMPTS, "{lines:#?}");
+    let individual = lines
+        .iter()
+        .filter(|l| l["event"] == "handshake_refused")
+        .count();
+    // At 2 a second, a few tokens may come back while the loop runs, never most of them.
+    assert!((3..ATTEMPTS as usize / 2).contains(&individual), "{lines:#?}");
+    let agg: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "failures_aggregated")
+        .collect();
+    assert!(!agg.is_empty());
+    for a in &agg {
+        assert_eq!(a["peer"], "127.0.0.1");
+        let events = a["aggregated"]["events"].as_object().unwrap();
+        let sum: u64 = events.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(sum, a["aggregated"]["count"].as_u64().unwrap());
+        for e in events.keys() {
+            assert!(
+                ["handshake_refused", "rate_limited"].contains(&e.as_str()),
+                "{a}"
+            );
+        }
+    }
+    assert!(trace_text().contains("unauthenticated failures from 127.0.0.1 counted"));
+
+    // The budget refills at 2 a second: an attested client is served within a few tries.
+    let id = f.identity(ENCLAVE_A, 2);
+    let mut served = None;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        if let Ok(s) = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &["alpha"]) {
+            served = Some(s);
+            break;
+        }
+    }
+    assert_eq!(served.expect("never served").get("alpha").unwrap(), ALPHA);
+    f.assert_no_secret_logged();
+}

@@ -232,7 +232,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         let reloader = server.reloader();
         let source = match &a.config {
             Some(path) => ward_provision::ConfigSource::File(path.clone()),
-            None => ward_provision::ConfigSource::Fixed(config.clone()),
+            None => ward_provision::ConfigSource::Fixed(Box::new(config.clone())),
         };
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
