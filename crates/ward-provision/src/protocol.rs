@@ -7,7 +7,8 @@
 //! way to say why; the audit log does).
 //!
 //! **ward extension**: the client sends [`WARD_REQUEST`] (18 bytes), a u32 BE count, then for
-//! each name a u16 BE length and the UTF-8 name. The server answers, for each name in order, a
+//! each name a u16 BE length and the UTF-8 name; each name at most once (a repeat would be
+//! answered again, multiplying the answer, so it is rejected). The server answers, for each name in order, a
 //! status byte ([`Status`]), a u32 BE length, and the secret (granted) or a UTF-8 reason. ward's
 //! server gives no reason beyond "not granted" and the id of the audit record that holds it, and
 //! answers an unknown name as a refused one ([`Status::Refused`]), so an answer reveals neither
@@ -89,7 +90,13 @@ pub fn encode_ward_request(names: &[&str]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(WARD_REQUEST.len() + 4 + names.len() * 16);
     out.extend_from_slice(WARD_REQUEST);
     out.extend_from_slice(&count.to_be_bytes());
-    for n in names {
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            // Servers refuse repeats (they would multiply the answer).
+            return Err(Error::InvalidRequest(format!(
+                "secret {n:?} is named more than once"
+            )));
+        }
         let len = u16::try_from(n.len())
             .ok()
             .filter(|l| *l > 0)
@@ -277,6 +284,14 @@ pub async fn read_request<R: AsyncRead + Unpin>(
         r.read_exact(&mut name).await.map_err(io)?;
         let name = String::from_utf8(name)
             .map_err(|_| BadRequest::Reject("a secret name is not UTF-8".into()))?;
+        // A name asked twice would be answered twice: with a 1 MiB secret, a 4 KiB request
+        // could take a gigabyte of answer. Each secret at most once caps an answer at the sum
+        // of the configured secrets.
+        if names.contains(&name) {
+            return Err(BadRequest::Reject(format!(
+                "the request names secret {name:?} more than once"
+            )));
+        }
         names.push(name);
     }
     Ok(Request::Ward(names))
@@ -314,6 +329,15 @@ mod tests {
             read_request(&mut &r[..], 20).await,
             Err(BadRequest::Reject(_))
         ));
+        // Each secret at most once: repeats would multiply the answer.
+        assert!(encode_ward_request(&["b", "wrap_key", "b"]).is_err());
+        let mut twice = encode_ward_request(&["b", "wrap_key"]).unwrap();
+        twice[WARD_REQUEST.len() + 3] = 3;
+        twice.extend_from_slice(&[0, 1, b'b']);
+        match read_request(&mut &twice[..], 4096).await {
+            Err(BadRequest::Reject(r)) => assert!(r.contains("\"b\" more than once"), "{r}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -860,7 +860,10 @@ fn a_flood_of_failed_handshakes_is_logged_up_to_a_budget_then_aggregated() {
         .filter(|l| l["event"] == "handshake_refused")
         .count();
     // At 2 a second, a few tokens may come back while the loop runs, never most of them.
-    assert!((3..ATTEMPTS as usize / 2).contains(&individual), "{lines:#?}");
+    assert!(
+        (3..ATTEMPTS as usize / 2).contains(&individual),
+        "{lines:#?}"
+    );
     let agg: Vec<_> = lines
         .iter()
         .filter(|l| l["event"] == "failures_aggregated")
