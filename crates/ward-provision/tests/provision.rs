@@ -620,8 +620,8 @@ fn more_half_open_connections_than_the_limit_only_delay_until_timeout() {
 fn oversized_requests_are_refused() {
     let f = Fixture::new();
     let id = f.identity(ENCLAVE_A, 2);
-    let long = "x".repeat(3000);
-    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &[&long, &long]).unwrap_err();
+    let (long, long2) = ("x".repeat(3000), "y".repeat(3000));
+    let err = ward_provision::fetch(&f.servers(), &f.ca_pem, &id, &[&long, &long2]).unwrap_err();
     match &err {
         Error::RequestRejected { reason, .. } => {
             assert!(reason.contains("4096"), "{reason}");
@@ -636,7 +636,23 @@ fn oversized_requests_are_refused() {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     assert_eq!(buf[0], 3, "status RequestRejected");
-    let lines = f.wait_audit(2);
+    // A secret named twice (the answer would repeat it) is refused as a whole: nothing granted.
+    let mut s = f.raw_tls(Some(&id));
+    let mut req = WARD_REQUEST.to_vec();
+    req.extend_from_slice(&3u32.to_be_bytes());
+    for name in ["beta", "alpha", "beta"] {
+        req.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        req.extend_from_slice(name.as_bytes());
+    }
+    s.write_all(&req).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert_eq!(buf[0], 3, "status RequestRejected");
+    assert!(
+        String::from_utf8_lossy(&buf[5..]).contains("\"beta\" more than once"),
+        "{buf:?}"
+    );
+    let lines = f.wait_audit(3);
     assert!(lines.iter().all(|l| l["event"] == "bad_request"));
     f.assert_no_secret_logged();
 }
