@@ -181,6 +181,22 @@ pub struct Identity {
     workload_min_isv_svn: Option<u16>,
 }
 
+/// The hex fields an `[[identity]]` may name: field, label in refusals, length in bytes.
+const HEX_FIELDS: [(&str, &str, usize); 12] = [
+    ("mr_enclave", "MRENCLAVE", 32),
+    ("mr_signer", "MRSIGNER", 32),
+    ("mr_td", "MRTD", 48),
+    ("rtmr0", "RTMR0", 48),
+    ("rtmr1", "RTMR1", 48),
+    ("rtmr2", "RTMR2", 48),
+    ("rtmr3", "RTMR3", 48),
+    ("mr_config_id", "MRCONFIGID", 48),
+    ("mr_owner", "MROWNER", 48),
+    ("mr_owner_config", "MROWNERCONFIG", 48),
+    ("workload_measurement", "ward measurement", 32),
+    ("workload_signer", "ward signer", 32),
+];
+
 /// Whether `field` judges the ward workload's claim rather than the platform's evidence.
 fn is_workload_field(field: &str) -> bool {
     field.starts_with("workload_")
@@ -285,6 +301,77 @@ impl Identity {
         self.workload_isv_prod_id = Some(w.isv_prod_id);
         self.workload_min_isv_svn = Some(w.isv_svn);
         self
+    }
+
+    /// An identity accepting the `values` (hex) of one policy field (`mr_enclave`, `mr_signer`,
+    /// `mr_td`, `rtmr0`–`rtmr3`, `mr_config_id`, `mr_owner`, `mr_owner_config`,
+    /// `workload_measurement`, `workload_signer`); add more with [`Identity::accept`]. The
+    /// combination is judged when a policy file holding it is loaded (e.g. an identity of
+    /// `workload_*` fields alone is refused there unless its `tee` is `sim`).
+    pub fn accepting(field: &str, values: &[&str]) -> Result<Identity, PolicyError> {
+        Identity {
+            name: None,
+            tee: None,
+            measurements: Vec::new(),
+            isv_prod_id: None,
+            min_isv_svn: None,
+            workload_isv_prod_id: None,
+            workload_min_isv_svn: None,
+        }
+        .accept(field, values)
+    }
+
+    /// Also requires one of `values` (hex) for `field` (see [`Identity::accepting`]), replacing
+    /// what it accepted for that field before.
+    pub fn accept(mut self, field: &str, values: &[&str]) -> Result<Identity, PolicyError> {
+        let err = |problem: String| PolicyError {
+            source_name: "identity".into(),
+            problem,
+            source: None,
+        };
+        let Some(&(field, label, bytes)) = HEX_FIELDS.iter().find(|f| f.0 == field) else {
+            return Err(err(format!(
+                "`{field}` is not a measurement field (expected one of {})",
+                HEX_FIELDS.map(|f| f.0).join(", ")
+            )));
+        };
+        let v = Some(OneOrMany::Many(
+            values.iter().map(|s| s.to_string()).collect(),
+        ));
+        if let Some(a) = measurement(field, label, bytes, &v, &err)? {
+            self.measurements.retain(|m| m.field != field);
+            self.measurements.push(a);
+        }
+        Ok(self)
+    }
+
+    /// Only evidence from this kind of TEE matches.
+    pub fn tee(mut self, tee: TeeKind) -> Identity {
+        self.tee = Some(tee);
+        self
+    }
+
+    /// Also requires the ward workload's product id.
+    pub fn workload_isv_prod_id(mut self, id: u16) -> Identity {
+        self.workload_isv_prod_id = Some(id);
+        self
+    }
+
+    /// Also requires a ward workload SVN of at least `svn`.
+    pub fn workload_min_isv_svn(mut self, svn: u16) -> Identity {
+        self.workload_min_isv_svn = Some(svn);
+        self
+    }
+
+    /// Its name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The body of its `[[identity]]` table in a policy file (`key = value` lines).
+    pub fn to_toml(&self) -> String {
+        // Only strings, integers and arrays of strings: serialising cannot fail.
+        toml::to_string(&self.to_raw()).unwrap_or_default()
     }
 
     /// Names the identity in refusals.
@@ -578,6 +665,11 @@ impl Policy {
             source: Some(Box::new(e)),
         })?;
         Policy::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The identities it accepts (any one may match).
+    pub fn identities(&self) -> &[Identity] {
+        &self.identities
     }
 
     /// Whether simulated evidence can ever pass this policy.

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod dev;
+pub mod policy_file;
 pub mod protocol;
 mod ratelimit;
 pub mod server;
@@ -27,6 +28,7 @@ pub mod server;
 pub use audit::{latest_grant, Grant};
 pub use client::{fetch, fetch_gramine, Secrets};
 pub use config::{Limits, SecretEntry, SecretKind, ServerConfig};
+pub use policy_file::PolicyFile;
 pub use server::{serve, ConfigSource, Reloader, Server, ServerHandle};
 
 /// Why provisioning failed, on either side.

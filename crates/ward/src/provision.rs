@@ -57,6 +57,87 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         strict: bool,
     },
+    /// Show each policy's identities (any one may match) as the server loads them, and its
+    /// warnings.
+    List {
+        /// Policy files (TOML).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Add an [[identity]] to a policy file (created, strict, if absent), keeping its comments.
+    /// The edited policy must load, or the file is left untouched. A running server takes the
+    /// change on SIGHUP.
+    ///
+    /// Examples:
+    ///   # ward inside a Gramine enclave: the enclave and the ward manifest
+    ///   ward provision policy add policy.toml --name "classifier v3" \
+    ///       --mr-enclave HEX --mr-signer HEX --min-isv-svn 1 --from-signed classify.signed.toml
+    ///   # the simulated TEE (development): the manifest is the enclave
+    ///   ward provision policy add policy.toml --name dev --tee sim --from-signed app.signed.toml
+    Add(PolicyAddArgs),
+    /// Remove the [[identity]] named NAME from a policy file (it must still accept someone).
+    Remove {
+        /// The policy file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The identity's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum TeeArg {
+    Sgx,
+    Tdx,
+    Sim,
+}
+
+#[derive(Args)]
+pub(crate) struct PolicyAddArgs {
+    /// The policy file (created if absent).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The identity's name (refusals and the audit log show it); unique in the file.
+    #[arg(long)]
+    name: String,
+    /// Take the ward workload fields (workload_measurement, _signer, _isv_prod_id, _min_isv_svn)
+    /// from this signed ward manifest; with --tee sim also the enclave fields, which on the
+    /// simulated TEE are the manifest's.
+    #[arg(long, value_name = "SIGNED_MANIFEST")]
+    from_signed: Option<PathBuf>,
+    /// Only evidence from this TEE matches.
+    #[arg(long, value_enum)]
+    tee: Option<TeeArg>,
+    /// SGX MRENCLAVE accepted (repeat for several).
+    #[arg(long, value_name = "HEX")]
+    mr_enclave: Vec<String>,
+    /// SGX MRSIGNER accepted (repeat for several).
+    #[arg(long, value_name = "HEX")]
+    mr_signer: Vec<String>,
+    /// SGX ISV_PROD_ID required.
+    #[arg(long, value_name = "N")]
+    isv_prod_id: Option<u16>,
+    /// Lowest SGX ISV_SVN accepted.
+    #[arg(long, value_name = "N")]
+    min_isv_svn: Option<u16>,
+    /// TDX MRTD accepted (repeat for several).
+    #[arg(long, value_name = "HEX")]
+    mr_td: Vec<String>,
+    /// Any other measurement field of an [[identity]] (rtmr0..rtmr3, mr_config_id, mr_owner,
+    /// mr_owner_config, workload_measurement, workload_signer) as FIELD=HEX; repeat a field to
+    /// accept several values.
+    #[arg(long, value_name = "FIELD=HEX")]
+    accept: Vec<String>,
+    /// The ward workload's product id required (overrides --from-signed's).
+    #[arg(long, value_name = "N")]
+    workload_isv_prod_id: Option<u16>,
+    /// The lowest ward workload SVN accepted (overrides --from-signed's).
+    #[arg(long, value_name = "N")]
+    workload_min_isv_svn: Option<u16>,
+    /// Print the edited policy instead of writing it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -147,6 +228,11 @@ pub(crate) fn run(cmd: ProvisionCommand) -> Result<ExitCode> {
         ProvisionCommand::Policy(PolicyCommand::Check { files, strict }) => {
             policy_check(&files, strict)
         }
+        ProvisionCommand::Policy(PolicyCommand::List { files }) => policy_list(&files),
+        ProvisionCommand::Policy(PolicyCommand::Add(a)) => policy_add(a),
+        ProvisionCommand::Policy(PolicyCommand::Remove { file, name }) => {
+            policy_remove(&file, &name)
+        }
     }
 }
 
@@ -159,8 +245,11 @@ fn init(dir: &Path, mr_enclave: Option<&str>, listen: std::net::SocketAddr) -> R
     );
     if setup.refuses_until_edited {
         eprintln!(
-            "{} REFUSES EVERY CLIENT until you replace its placeholder [[identity]] with the one \
-             `ward sign` prints for your workload (or run init with --mr-enclave)",
+            "{0} REFUSES EVERY CLIENT until you replace its placeholder [[identity]] with the one \
+             `ward sign` prints for your workload (or run init with --mr-enclave):\n  \
+             ward provision policy add {0} --name NAME --tee sim --from-signed SIGNED_MANIFEST\n  \
+             ward provision policy remove {0} --name 'PLACEHOLDER: replace with the [[identity]] \
+             that `ward sign` prints'",
             setup.policy.display()
         );
     }
@@ -385,4 +474,204 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn load_policy_file(file: &Path) -> Result<ward_provision::PolicyFile> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading policy {}", file.display()))?;
+    Ok(ward_provision::PolicyFile::parse(
+        &text,
+        &file.display().to_string(),
+    )?)
+}
+
+/// Writes the edited policy in place (atomically, keeping the file's permissions).
+fn write_policy_file(file: &Path, edited: &ward_provision::PolicyFile) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    ward_fsio::write_atomic(file, edited.to_toml().as_bytes(), mode)
+        .with_context(|| format!("writing policy {}", file.display()))?;
+    Ok(())
+}
+
+fn identity_count(f: &ward_provision::PolicyFile) -> String {
+    match f.names().len() {
+        1 => "1 identity".into(),
+        n => format!("{n} identities"),
+    }
+}
+
+fn policy_list(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    for file in files {
+        let f = match load_policy_file(file) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{}: does not load: {e:#}", file.display());
+                failed = true;
+                continue;
+            }
+        };
+        let Some(policy) = f.policy() else { continue };
+        println!(
+            "{}: {} (any one may match){}",
+            file.display(),
+            identity_count(&f),
+            if policy.identities().is_empty() {
+                "; accept_any_identity = true: the platform alone is judged"
+            } else {
+                ""
+            }
+        );
+        for (i, id) in policy.identities().iter().enumerate() {
+            println!(
+                "  [[identity]] #{} {}",
+                i + 1,
+                id.name()
+                    .map(|n| format!("{n:?}"))
+                    .unwrap_or_else(|| "(unnamed)".into())
+            );
+            for line in id.to_toml().lines().filter(|l| !l.starts_with("name = ")) {
+                println!("    {line}");
+            }
+        }
+        for w in policy.warnings() {
+            println!("  warning: {w}");
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The identity `policy add` describes, field by field.
+fn identity_from_args(a: &PolicyAddArgs) -> Result<ward_attest::Identity> {
+    let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |field: &str, value: String| match fields.iter_mut().find(|f| f.0 == field) {
+        Some(f) => f.1.push(value),
+        None => fields.push((field.to_owned(), vec![value])),
+    };
+    let mut workload_prod_id = None;
+    let mut workload_svn = None;
+    let mut sim_enclave = None;
+    if let Some(path) = &a.from_signed {
+        let signed = ward_manifest::SignedManifest::load(path)
+            .with_context(|| format!("reading the signed manifest {}", path.display()))?;
+        let s = &signed.signature;
+        add("workload_measurement", hex::encode(s.measurement.0));
+        add("workload_signer", hex::encode(s.mr_signer.0));
+        workload_prod_id = Some(signed.manifest.sgx.isv_prod_id);
+        workload_svn = Some(signed.manifest.sgx.isv_svn);
+        sim_enclave = Some((
+            hex::encode(s.measurement.0),
+            hex::encode(s.mr_signer.0),
+            signed.manifest.sgx.isv_prod_id,
+            signed.manifest.sgx.isv_svn,
+        ));
+    }
+    let sim = matches!(a.tee, Some(TeeArg::Sim));
+    let (mut prod_id, mut svn) = (a.isv_prod_id, a.min_isv_svn);
+    if let (true, Some((m, signer, p, v))) = (sim, sim_enclave) {
+        // On the simulated TEE the enclave identity is the manifest's.
+        if a.mr_enclave.is_empty() {
+            add("mr_enclave", m);
+        }
+        if a.mr_signer.is_empty() {
+            add("mr_signer", signer);
+        }
+        prod_id = prod_id.or(Some(p));
+        svn = svn.or(Some(v));
+    }
+    for v in &a.mr_enclave {
+        add("mr_enclave", v.clone());
+    }
+    for v in &a.mr_signer {
+        add("mr_signer", v.clone());
+    }
+    for v in &a.mr_td {
+        add("mr_td", v.clone());
+    }
+    for kv in &a.accept {
+        let Some((field, value)) = kv.split_once('=') else {
+            bail!("--accept {kv:?}: expected FIELD=HEX, e.g. rtmr3=…");
+        };
+        add(field.trim(), value.trim().to_owned());
+    }
+    let Some((first, rest)) = fields.split_first() else {
+        bail!(
+            "the identity names no measurement: give --from-signed, --mr-enclave/--mr-signer \
+             (SGX), --mr-td (TDX) or --accept FIELD=HEX"
+        );
+    };
+    let mut id = ward_attest::Identity::accepting(&first.0, &refs(&first.1))?;
+    for (field, values) in rest {
+        id = id.accept(field, &refs(values))?;
+    }
+    if let Some(t) = a.tee {
+        id = id.tee(match t {
+            TeeArg::Sgx => ward_attest::TeeKind::Sgx,
+            TeeArg::Tdx => ward_attest::TeeKind::Tdx,
+            TeeArg::Sim => ward_attest::TeeKind::Sim,
+        });
+    }
+    if let Some(p) = prod_id {
+        id = id.isv_prod_id(p);
+    }
+    if let Some(v) = svn {
+        id = id.min_isv_svn(v);
+    }
+    if let Some(p) = a.workload_isv_prod_id.or(workload_prod_id) {
+        id = id.workload_isv_prod_id(p);
+    }
+    if let Some(v) = a.workload_min_isv_svn.or(workload_svn) {
+        id = id.workload_min_isv_svn(v);
+    }
+    Ok(id.named(a.name.clone()))
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn policy_add(a: PolicyAddArgs) -> Result<ExitCode> {
+    let identity = identity_from_args(&a)?;
+    let mut f = if a.file.exists() {
+        load_policy_file(&a.file)?
+    } else {
+        ward_provision::PolicyFile::new(&a.file.display().to_string())
+    };
+    let created = f.policy().is_none();
+    f.add(&identity)?;
+    if a.dry_run {
+        print!("{}", f.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_policy_file(&a.file, &f)?;
+    eprintln!(
+        "{} {}: identity {:?} added ({}); a running server takes it on SIGHUP",
+        if created { "created" } else { "updated" },
+        a.file.display(),
+        a.name,
+        identity_count(&f)
+    );
+    if let Some(p) = f.policy() {
+        for w in p.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy_remove(file: &Path, name: &str) -> Result<ExitCode> {
+    let mut f = load_policy_file(file)?;
+    f.remove(name)?;
+    write_policy_file(file, &f)?;
+    eprintln!(
+        "updated {}: identity {name:?} removed ({} left); a running server takes it on SIGHUP",
+        file.display(),
+        identity_count(&f)
+    );
+    Ok(ExitCode::SUCCESS)
 }
