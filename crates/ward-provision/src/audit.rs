@@ -17,6 +17,9 @@ pub(crate) struct SecretDecision {
     pub name: String,
     /// "granted", "refused" or "unknown".
     pub decision: &'static str,
+    /// For a refusal by policy: the rule that failed (its policy key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
     pub reason: Option<String>,
 }
 

@@ -5,6 +5,7 @@
 //! cert_chain = "server-chain.pem"      # the server's ordinary TLS certificate chain (PEM)
 //! key = "server-key.pem"               # its private key (PEM, PKCS#8, SEC1 or PKCS#1)
 //! audit_log = "/var/log/ward/provision.jsonl"
+//! metrics_listen = "127.0.0.1:9464"    # optional: GET /metrics (plain HTTP, unauthenticated)
 //!
 //! [limits]                             # all optional; these are the defaults
 //! max_connections = 256
@@ -62,6 +63,10 @@ pub struct ServerConfig {
     /// Rotated audit logs kept (`.1` … `.N`); the oldest beyond that is deleted.
     #[serde(default = "default_audit_keep")]
     pub audit_keep: u32,
+    /// Where to serve `GET /metrics` (plain HTTP, no authentication: a loopback or private
+    /// address); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
@@ -204,6 +209,7 @@ impl ServerConfig {
             audit_log: audit_log.into(),
             audit_max_bytes: default_audit_max_bytes(),
             audit_keep: default_audit_keep(),
+            metrics_listen: None,
             limits: Limits::default(),
             secrets: vec![SecretEntry {
                 name: name.into(),

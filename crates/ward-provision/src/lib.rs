@@ -20,6 +20,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod dev;
+mod metrics;
 pub mod policy_file;
 pub mod protocol;
 mod ratelimit;

@@ -14,6 +14,7 @@
 
 use crate::audit::{AuditLog, Record, SecretDecision};
 use crate::config::{LoadedSecret, ServerConfig};
+use crate::metrics::{Metrics, UNKNOWN_SECRET};
 use crate::protocol::{
     encode_answer, encode_gramine_answer, read_request, BadRequest, Request, Status,
 };
@@ -51,6 +52,7 @@ struct Shared {
     limits: Limits,
     /// Unauthenticated failures per address: logged one by one up to a budget, then counted.
     failures: FailureLimiter,
+    metrics: Arc<Metrics>,
 }
 
 /// Says, once per load, what each secret's policy lets through beyond the strict defaults.
@@ -83,8 +85,10 @@ impl Reloader {
     /// the server's; otherwise the server keeps the ones it has and the error says why. Returns
     /// the names now served. The listen address, TLS certificate and limits are not reloaded.
     pub fn reload(&self, config: &ServerConfig) -> Result<Vec<String>> {
-        config.validate()?;
-        let secrets = config.load_secrets()?;
+        let loaded = config.validate().and_then(|()| config.load_secrets());
+        self.shared.metrics.reload(loaded.is_ok());
+        let secrets = loaded?;
+        self.shared.metrics.set_secrets(secrets.len());
         warn_about(&secrets);
         let names = secrets.iter().map(|s| s.name.clone()).collect();
         let sim = any_allows_simulated(&secrets);
@@ -123,6 +127,7 @@ pub enum ConfigSource {
 /// [`Server::spawn`] serves in a task.
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -147,6 +152,7 @@ impl std::fmt::Debug for Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
 }
@@ -155,6 +161,11 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `GET /metrics` is served on, when the configuration asks for it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops accepting connections and waits for the accept loop to end (connections in
@@ -247,8 +258,15 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::io(format!("listening on {}", config.listen), e))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_secrets(secrets.len());
         Ok(Server {
             listener,
+            metrics_listener,
             shared: Arc::new(Shared {
                 acceptor: TlsAcceptor::from(Arc::new(tls)),
                 verifier,
@@ -261,6 +279,7 @@ impl Server {
                     config.limits.failures_per_minute,
                     config.limits.failures_report_ms,
                 ),
+                metrics,
             }),
         })
     }
@@ -279,9 +298,24 @@ impl Server {
             .map_err(|e| Error::io("local address", e))
     }
 
+    /// The address `GET /metrics` is served on, when the configuration asks for it.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().map_err(|e| Error::io("metrics address", e)))
+            .transpose()
+    }
+
     /// Serves until `shutdown` completes.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let limit = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        let metrics_task = self.metrics_listener.take().map(|l| {
+            tracing::info!(
+                addr = ?l.local_addr().ok(),
+                "metrics at GET /metrics (plain HTTP, no authentication)"
+            );
+            tokio::spawn(crate::metrics::serve(l, self.shared.metrics.clone()))
+        });
         let reporter = {
             let shared = self.shared.clone();
             let every = Duration::from_millis(shared.limits.failures_report_ms);
@@ -329,6 +363,7 @@ impl Server {
                 .failures
                 .admit(peer.ip(), std::time::Instant::now())
             {
+                self.shared.metrics.failure("rate_limited");
                 drop(tcp);
                 continue;
             }
@@ -341,6 +376,9 @@ impl Server {
             });
         }
         reporter.abort();
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
         // Nothing counted is lost at shutdown.
         for a in self.shared.failures.drain() {
             self.shared.log(Record::aggregate(a)).await;
@@ -352,12 +390,14 @@ impl Server {
     /// Serves in a new task; the handle stops it.
     pub fn spawn(self) -> Result<ServerHandle> {
         let local_addr = self.local_addr()?;
+        let metrics_addr = self.metrics_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.run(async move {
             let _ = stopped.await;
         }));
         Ok(ServerHandle {
             local_addr,
+            metrics_addr,
             stop: Some(stop),
             task,
         })
@@ -389,6 +429,8 @@ impl Shared {
     }
 
     async fn handle(&self, tcp: TcpStream, peer: SocketAddr) {
+        let started = std::time::Instant::now();
+        let _counted = self.metrics.connection();
         let peer_s = peer.to_string();
         let handshake = Duration::from_millis(self.limits.handshake_timeout_ms);
         let idle = Duration::from_millis(self.limits.idle_timeout_ms);
@@ -455,6 +497,7 @@ impl Shared {
         let request =
             match timeout(idle, read_request(&mut tls, self.limits.max_request_bytes)).await {
                 Err(_) => {
+                    self.metrics.failure("request_timeout");
                     let mut rec = Record::new(&peer_s, "request_timeout").with_claims(&claims);
                     rec.reason = Some(format!(
                         "no complete request within {} ms",
@@ -464,12 +507,14 @@ impl Shared {
                     return;
                 }
                 Ok(Err(BadRequest::Close(reason))) => {
+                    self.metrics.failure("bad_request");
                     let mut rec = Record::new(&peer_s, "bad_request").with_claims(&claims);
                     rec.reason = Some(reason);
                     self.log(rec).await;
                     return;
                 }
                 Ok(Err(BadRequest::Reject(reason))) => {
+                    self.metrics.failure("bad_request");
                     let mut rec = Record::new(&peer_s, "bad_request").with_claims(&claims);
                     rec.reason = Some(reason.clone());
                     self.log(rec).await;
@@ -479,16 +524,18 @@ impl Shared {
                 }
                 Ok(Ok(r)) => r,
             };
-        let (rec, answer) = match request {
-            Request::Gramine => self.decide_gramine(&peer_s, &claims),
-            Request::Ward(names) => self.decide_ward(&peer_s, &claims, names),
+        let (protocol, (rec, answer)) = match request {
+            Request::Gramine => ("gramine", self.decide_gramine(&peer_s, &claims)),
+            Request::Ward(names) => ("ward", self.decide_ward(&peer_s, &claims, names)),
         };
         // The decision is on disk before any secret leaves; if it cannot be recorded, nothing
         // is sent.
         if let Err(e) = self.audit.write(&rec).await {
+            self.metrics.failure("audit_write_failed");
             tracing::error!(peer = %peer_s, error = %e, "audit log write failed; no secret sent");
             return;
         }
+        self.count_decisions(protocol, &rec, started.elapsed());
         self.trace(&rec);
         if let Some(answer) = answer {
             self.finish(&mut tls, &answer, idle, false).await;
@@ -509,6 +556,7 @@ impl Shared {
                     rec.decisions.push(SecretDecision {
                         name: s.name.clone(),
                         decision: "granted",
+                        rule: None,
                         reason: None,
                     });
                     return (rec, Some(encode_gramine_answer(&s.gramine_bytes())));
@@ -516,6 +564,7 @@ impl Shared {
                 Err(r) => rec.decisions.push(SecretDecision {
                     name: s.name.clone(),
                     decision: "refused",
+                    rule: Some(r.rule),
                     reason: Some(refusal_text(&r)),
                 }),
             }
@@ -554,15 +603,15 @@ impl Shared {
                     (
                         Status::Refused,
                         not_granted.clone(),
-                        ("unknown", Some(reason)),
+                        ("unknown", None, Some(reason)),
                     )
                 }
                 Some(s) => match s.policy.evaluate(claims) {
-                    Ok(()) => (Status::Granted, s.bytes.clone(), ("granted", None)),
+                    Ok(()) => (Status::Granted, s.bytes.clone(), ("granted", None, None)),
                     Err(r) => (
                         Status::Refused,
                         not_granted.clone(),
-                        ("refused", Some(refusal_text(&r))),
+                        ("refused", Some(r.rule), Some(refusal_text(&r))),
                     ),
                 },
             };
@@ -570,7 +619,8 @@ impl Shared {
             rec.decisions.push(SecretDecision {
                 name: name.clone(),
                 decision: decision.0,
-                reason: decision.1,
+                rule: decision.1,
+                reason: decision.2,
             });
         }
         rec.requested = names;
@@ -612,7 +662,25 @@ impl Shared {
     /// Logs a failure before the client was authenticated, within its address's budget:
     /// individually while it lasts (after the counts gathered since it last ran out), otherwise
     /// only counted, to be written as an aggregate.
+    /// Counts a decided request in the metrics; a name not configured is counted as
+    /// [`UNKNOWN_SECRET`] (client-chosen text never becomes a label).
+    fn count_decisions(&self, protocol: &'static str, rec: &Record, took: Duration) {
+        self.metrics.request(protocol, took);
+        for d in &rec.decisions {
+            let secret = if d.decision == "unknown" {
+                UNKNOWN_SECRET
+            } else {
+                d.name.as_str()
+            };
+            self.metrics.decision(secret, d.decision);
+            if let Some(rule) = d.rule {
+                self.metrics.refusal(secret, rule);
+            }
+        }
+    }
+
     async fn unauthenticated(&self, peer: SocketAddr, event: &'static str, reason: String) {
+        self.metrics.failure(event);
         let (individually, pending) =
             self.failures
                 .failure(peer.ip(), event, Some(&reason), std::time::Instant::now());
@@ -628,6 +696,7 @@ impl Shared {
 
     async fn log(&self, rec: Record) {
         if let Err(e) = self.audit.write(&rec).await {
+            self.metrics.failure("audit_write_failed");
             tracing::error!(peer = %rec.peer, error = %e, "audit log write failed");
         }
         self.trace(&rec);

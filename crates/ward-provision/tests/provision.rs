@@ -912,3 +912,98 @@ fn a_flood_of_failed_handshakes_is_logged_up_to_a_budget_then_aggregated() {
     assert_eq!(served.expect("never served").get("alpha").unwrap(), ALPHA);
     f.assert_no_secret_logged();
 }
+
+/// `GET /metrics` over plain HTTP on loopback; returns the status line and the body.
+fn scrape(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The value of the sample `series` (name and labels exactly as exported), or 0 when absent.
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn metrics_count_grants_refusals_by_rule_failures_and_latency_without_client_text() {
+    let f = Fixture::with_config("metrics_listen = \"127.0.0.1:0\"\n", "");
+    let addr = f
+        .server
+        .as_ref()
+        .unwrap()
+        .metrics_addr()
+        .expect("metrics are on");
+    let (status, body) = scrape(addr, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(sample(&body, "ward_provision_secrets"), 3.0, "{body}");
+
+    let good = f.identity(ENCLAVE_A, 2);
+    ward_provision::fetch(&f.servers(), &f.ca_pem, &good, &["alpha", "beta"]).unwrap();
+    let old = f.identity(ENCLAVE_A, 1);
+    ward_provision::fetch(&f.servers(), &f.ca_pem, &old, &["alpha"]).unwrap_err();
+    let client_chosen = "attacker-chosen-label-text";
+    ward_provision::fetch(&f.servers(), &f.ca_pem, &good, &[client_chosen]).unwrap_err();
+    let mut s = f.raw_tls(None);
+    let _ = s.write_all(GRAMINE_REQUEST);
+    let _ = s.read_to_end(&mut Vec::new());
+    f.wait_audit(4);
+
+    let (_, body) = scrape(addr, "/metrics");
+    let d = |secret: &str, decision: &str| {
+        sample(
+            &body,
+            &format!(
+                "ward_provision_decisions_total{{secret=\"{secret}\",decision=\"{decision}\"}}"
+            ),
+        )
+    };
+    assert_eq!(d("alpha", "granted"), 1.0, "{body}");
+    assert_eq!(d("beta", "granted"), 1.0, "{body}");
+    assert_eq!(d("alpha", "refused"), 1.0, "{body}");
+    assert_eq!(d("(unknown)", "unknown"), 1.0, "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            "ward_provision_refusals_total{secret=\"alpha\",rule=\"min_isv_svn\"}"
+        ),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "ward_provision_failures_total{event=\"handshake_refused\"}"
+        ),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "ward_provision_requests_total{protocol=\"ward\"}"),
+        3.0,
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "ward_provision_decision_seconds_count"),
+        3.0,
+        "{body}"
+    );
+    assert!(sample(&body, "ward_provision_decision_seconds_sum") > 0.0);
+    assert!(!body.contains(client_chosen), "client text became a label");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    let (status, _) = scrape(addr, "/other");
+    assert!(status.contains("404"), "{status}");
+    f.assert_no_secret_logged();
+    assert!(!body.contains(&hex::encode(ALPHA)));
+}

@@ -169,6 +169,11 @@ pub(crate) struct ServeArgs {
     /// Override the configured listen address.
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (grants, refusals by rule, failures,
+    /// decision latency). Plain HTTP without authentication: use a loopback or private address.
+    /// Overrides `metrics_listen` in the configuration.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Also accept SGX/TDX DCAP evidence, with collateral fetched from this PCCS/PCS URL (cached).
     #[arg(long, value_name = "URL")]
     pccs: Option<String>,
@@ -303,6 +308,9 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
     if let Some(l) = a.listen {
         config.listen = l;
     }
+    if let Some(m) = a.metrics {
+        config.metrics_listen = Some(m);
+    }
     let evidence = evidence_verifier(a.pccs.as_deref(), &a.cache_dir)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -316,6 +324,9 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
             config.secrets.len(),
             config.resolve(&config.audit_log).display()
         );
+        if let Some(m) = server.metrics_addr()? {
+            eprintln!("metrics at http://{m}/metrics (plain HTTP, no authentication)");
+        }
         // SIGHUP: read the configuration file again (or the --secret/--policy files) and swap
         // in its secrets and policies, all or nothing.
         let reloader = server.reloader();
