@@ -142,3 +142,128 @@ fn bad_dev_keys_are_refused_at_sign_without_showing_them() {
         );
     }
 }
+
+/// `fs.whole_read_limit` end to end: a built-in that reads a file whole (the classifier's model
+/// and labels) is refused before anything of it is read when the file is over the manifest's
+/// limit, trusted or protected, with the path and the limit but not the protected file's size
+/// (decrypted metadata); raising the limit in the manifest lets the same file through to the
+/// next check. Nothing is written.
+#[test]
+fn whole_file_reads_are_bounded_by_the_manifests_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup(p);
+    std::fs::create_dir_all(p.join("app")).unwrap();
+    // Not a real model or photo: the limit is checked before either is parsed.
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(p.join("app/model.onnx"), &big).unwrap();
+    std::fs::write(p.join("app/labels.txt"), b"a\nb\n").unwrap();
+    let labels: String = (0..20_000).map(|i| format!("c{i}\n")).collect();
+    std::fs::write(p.join("plain/labels.txt"), &labels).unwrap();
+    assert!(labels.len() > 100_000);
+    succeeded(ward(
+        p,
+        &[
+            "pf",
+            "encrypt",
+            "-w",
+            "dev.key",
+            "-i",
+            "plain/labels.txt",
+            "-o",
+            "encrypted/labels.txt",
+        ],
+    ));
+    let classify = |name: &str, model: &str, labels: &str, limit: &str| {
+        let text = format!(
+            r#"[loader]
+entrypoint = "ward:classify"
+argv = ["--model", "{model}", "--labels", "{labels}", "--image", "/data/photo.jpg",
+        "--output", "/out/result.txt"]
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/data"
+uri = "file:encrypted"
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/out"
+uri = "file:out"
+
+[[fs.mounts]]
+path = "/app"
+uri = "file:app"
+
+[fs]
+whole_read_limit = "{limit}"
+
+[fs.insecure__key_files]
+default = "file:dev.key"
+
+[sgx]
+trusted_files = ["file:app/"]
+"#
+        );
+        std::fs::write(p.join(format!("{name}.toml")), text).unwrap();
+        succeeded(ward(
+            p,
+            &["sign", "--key", "signer.pem", &format!("{name}.toml")],
+        ));
+        ward(
+            p,
+            &[
+                "run",
+                &format!("{name}.signed.toml"),
+                "--sim-key",
+                "sim.pem",
+            ],
+        )
+    };
+    let no_output = || {
+        let left: Vec<_> = std::fs::read_dir(p.join("out")).unwrap().collect();
+        assert!(left.is_empty(), "output left behind: {left:?}");
+    };
+
+    // The trusted model is over the limit.
+    let err = failed(classify(
+        "small",
+        "/app/model.onnx",
+        "/app/labels.txt",
+        "64K",
+    ));
+    assert!(
+        err.contains("/app/model.onnx") && err.contains("65536-byte limit"),
+        "{err}"
+    );
+    no_output();
+
+    // A model under the limit, and protected labels over it: refused with their path and the
+    // limit; their decrypted size does not appear.
+    std::fs::write(p.join("app/tiny.onnx"), b"not a model").unwrap();
+    let err = failed(classify(
+        "labels",
+        "/app/tiny.onnx",
+        "/data/labels.txt",
+        "64K",
+    ));
+    assert!(
+        err.contains("/data/labels.txt") && err.contains("65536-byte limit"),
+        "{err}"
+    );
+    assert!(!err.contains(&labels.len().to_string()), "{err}");
+    assert!(!err.contains("c19999"), "{err}");
+    no_output();
+
+    // With the limit raised, the same files pass it and fail where they should: the model is
+    // not ONNX.
+    let err = failed(classify(
+        "raised",
+        "/app/model.onnx",
+        "/data/labels.txt",
+        "1M",
+    ));
+    assert!(!err.contains("byte limit"), "{err}");
+    assert!(err.contains("/app/model.onnx"), "{err}");
+    no_output();
+}
