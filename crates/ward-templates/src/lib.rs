@@ -11,18 +11,24 @@
 //!   interpreter (with the symlinks leading to it), the stdlib, optionally site-packages, the
 //!   script's directory and every shared library needed ([`elf::dependencies`]: `DT_NEEDED`
 //!   resolved as `ld.so` would, the loader itself included);
-//! - [`elf`]: that library search, usable for any ELF program.
+//! - [`elf`]: that library search, usable for any ELF program;
+//! - [`gramine::gramine_manifest`]: the Gramine manifest template that runs `ward run` itself,
+//!   on a signed ward manifest, inside an SGX enclave (built-in workloads), pinning ward, its
+//!   fixed arguments and everything the ward manifest trusts.
 //!
 //! What it is not: it hashes and signs nothing (`ward sign` does, from the manifest written
 //! here), runs nothing but the interpreter's self-description, and cannot know what a program
 //! loads by a computed name (`ctypes.CDLL(name)`, `dlopen`) or which other programs it runs;
-//! those are added by hand. It writes the manifest through the typed schema, never as text.
+//! those are added by hand. It writes ward manifests through the typed schema, never as text
+//! (the Gramine manifest is Gramine's format, written as text with every path checked to need no
+//! escaping).
 
 mod error;
 mod host;
 mod tree;
 
 pub mod elf;
+pub mod gramine;
 pub mod python;
 
 pub use error::TemplateError;

@@ -1,6 +1,6 @@
 //! `ward manifest …`: write the manifest of a user's own program from its installation.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +19,44 @@ pub(crate) enum ManifestCommand {
     /// Example:  ward manifest python app/infer.py --encrypted /data=file:enc \
     ///               --server localhost:4433 --ca provision/ca.pem -o infer.toml
     Python(PythonArgs),
+    /// Write the Gramine manifest template that runs `ward run` on a signed ward manifest
+    /// inside an SGX enclave (docs/DEPLOY.md, recipe 1).
+    ///
+    /// Gramine's MRENCLAVE then pins ward's binary, its fixed arguments and the signed ward
+    /// manifest with every file it trusts; ward's encrypted mounts, allowed files and receipt
+    /// are Gramine allowed files (ward authenticates them itself). Every path is mounted at the
+    /// same path inside. Built-in workloads only: ward cannot confine a program inside Gramine.
+    ///
+    /// Example:  ward manifest gramine /srv/ward/app/classify.signed.toml \
+    ///               --ward /usr/local/bin/ward -o ward.manifest.template
+    ///           gramine-manifest ward.manifest.template ward.manifest
+    ///           gramine-sgx-sign --manifest ward.manifest --output ward.manifest.sgx
+    Gramine(GramineArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct GramineArgs {
+    /// The signed ward manifest (made absolute; the enclave sees it at the same path).
+    #[arg(value_name = "SIGNED_MANIFEST")]
+    signed: PathBuf,
+    /// The ward binary the enclave runs (default: this one).
+    #[arg(long, value_name = "PATH")]
+    ward: Option<PathBuf>,
+    /// Have ward write its run receipt here (`ward run --receipt`); allowed for writing.
+    #[arg(long, value_name = "PATH")]
+    receipt: Option<PathBuf>,
+    /// The host library directory ward's dependencies come from.
+    #[arg(long, value_name = "DIR", default_value = "/lib/x86_64-linux-gnu")]
+    arch_libdir: PathBuf,
+    /// sgx.enclave_size.
+    #[arg(long, value_name = "SIZE", default_value = "4G")]
+    enclave_size: String,
+    /// sgx.max_threads.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_threads: u32,
+    /// Write the template here (default: stdout).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -60,7 +98,38 @@ pub(crate) struct PythonArgs {
 pub(crate) fn run(cmd: ManifestCommand) -> Result<ExitCode> {
     match cmd {
         ManifestCommand::Python(a) => python_manifest(a),
+        ManifestCommand::Gramine(a) => gramine_manifest(a),
     }
+}
+
+fn gramine_manifest(a: GramineArgs) -> Result<ExitCode> {
+    let signed_path = std::path::absolute(&a.signed)?;
+    let signed = ward_manifest::SignedManifest::load(&signed_path)
+        .with_context(|| format!("reading the signed manifest {}", signed_path.display()))?;
+    let ward = match a.ward {
+        Some(w) => std::path::absolute(w)?,
+        None => std::env::current_exe().context("finding this ward binary")?,
+    };
+    let mut d = ward_templates::gramine::GramineDeployment::new(signed_path, ward);
+    d.receipt = a.receipt.map(std::path::absolute).transpose()?;
+    d.arch_libdir = a.arch_libdir;
+    d.enclave_size = a.enclave_size;
+    d.max_threads = a.max_threads;
+    let text = ward_templates::gramine::gramine_manifest(&signed, &d)?;
+    match &a.output {
+        Some(out) => {
+            ward_fsio::write_atomic(out, text.as_bytes(), 0o644)?;
+            eprintln!(
+                "wrote {}; render it with `gramine-manifest {} ward.manifest`, sign it with \
+                 `gramine-sgx-sign`, and pin the enclave's MRENCLAVE/MRSIGNER next to the \
+                 workload_* fields in the data owner's policy",
+                out.display(),
+                out.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn python_manifest(a: PythonArgs) -> Result<ExitCode> {
