@@ -350,6 +350,9 @@ pub struct PythonOptions {
     pub stdlib_exclude: Vec<String>,
     /// Arguments after the script (signed with the manifest).
     pub args: Vec<String>,
+    /// The working directory (`fs.start_dir`), when not `app_dir`: e.g. an encrypted mount, for
+    /// a script that opens its protected inputs by relative paths.
+    pub start_dir: Option<WorkloadPath>,
 }
 
 impl PythonOptions {
@@ -368,6 +371,7 @@ impl PythonOptions {
             exclude: vec![".git".into(), ".venv".into()],
             stdlib_exclude: vec!["config-*".into()],
             args: Vec::new(),
+            start_dir: None,
         }
     }
 }
@@ -693,7 +697,7 @@ pub fn manifest(
         fs: Fs {
             mounts,
             pinned: Vec::new(),
-            start_dir: Some(app),
+            start_dir: Some(options.start_dir.clone().unwrap_or(app)),
             ..Fs::default()
         },
         sgx: Sgx {

@@ -73,6 +73,10 @@ pub(crate) struct PythonArgs {
     /// Trust the installation's site-packages too (for a venv: the venv's).
     #[arg(long)]
     site_packages: bool,
+    /// The working directory in the view (default /app, the script's directory); e.g. an
+    /// --encrypted mount, for a script that opens its protected files by relative paths.
+    #[arg(long, value_name = "PATH")]
+    start_dir: Option<String>,
     /// An encrypted mount of protected files: PATH=file:DIR[,key=NAME] (repeatable). Its key
     /// comes from --server (checked against --ca) or, when another owner releases it from her
     /// own server, from the mount's own options ,server=HOST:PORT and ,ca=FILE (server=
@@ -137,6 +141,12 @@ fn python_manifest(a: PythonArgs) -> Result<ExitCode> {
     let mut opts = PythonOptions::new(&a.script);
     opts.include_site_packages = a.site_packages;
     opts.args = a.args;
+    if let Some(dir) = a.start_dir {
+        opts.start_dir = Some(
+            ward_manifest::WorkloadPath::try_from(dir.clone())
+                .map_err(|e| anyhow::anyhow!("--start-dir {dir:?}: {e}"))?,
+        );
+    }
     opts.manifest_dir = Some(match &a.output {
         Some(out) => std::path::absolute(out)?
             .parent()
