@@ -3,7 +3,7 @@
 # model owner's server and the data owner's key (for /data and /results) only from the data
 # owner's; each server's policy names the same workload; each audit log shows only its own key
 # released; neither owner's key opens the other's files.
-# Usage: examples/two-owners/run.sh [WORKDIR]   (WARD=path/to/ward; PORT=N and N+1; VENV=dir)
+# Usage: examples/two-owners/run.sh [WORKDIR]   (WARD=path/to/ward; PORT=N, DATA_PORT=M; VENV=dir)
 # Needs what examples/pytorch/run.sh needs (Debian's python3-torch and python3-torchvision, root,
 # /dev/fuse).
 set -euo pipefail
@@ -17,7 +17,7 @@ fi
 WARD="$(realpath "$WARD")"
 PORT="${PORT:-4436}"
 MODEL_PORT=$PORT
-DATA_PORT=$((PORT + 1))
+DATA_PORT="${DATA_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
 work="$(realpath "$work")"
