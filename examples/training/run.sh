@@ -77,6 +77,11 @@ ward pf decrypt -w provision/secrets/wrap_key -i results/metrics.json -o plainte
   --receipt train-receipt.json --policy policy.toml --audit-log provision/audit.jsonl
 cat plaintext/metrics.json
 accuracy=$(python3 -c "import json; print(json.load(open('plaintext/metrics.json'))['final_val_accuracy'])")
+python3 - plaintext/metrics.json <<'PY' || { echo "FAIL: the training loss did not fall" >&2; exit 1; }
+import json, sys
+losses = [e["loss"] for e in json.load(open(sys.argv[1]))["epochs"]]
+sys.exit(0 if losses[-1] < losses[0] else 1)
+PY
 python3 -c "import sys; sys.exit(0 if $accuracy >= 0.8 else 1)" || {
   echo "FAIL: validation accuracy $accuracy < 0.8" >&2; exit 1; }
 

@@ -4,8 +4,8 @@
 # report are written as protected files.
 # Usage: python3 train.py DATASET.csv WEIGHTS.pt METRICS.json
 import json
-import os
 import sys
+import time
 
 import torch
 from torch import nn
@@ -33,6 +33,7 @@ loss_fn = nn.CrossEntropyLoss()
 loader = DataLoader(train, batch_size=64, shuffle=True, num_workers=2)
 history = []
 for epoch in range(5):
+    started = time.perf_counter()
     model.train()
     total = 0.0
     for bx, by in loader:
@@ -44,8 +45,9 @@ for epoch in range(5):
     model.eval()
     with torch.no_grad():
         accuracy = (model(val_x).argmax(1) == val_y).float().mean().item()
+    seconds = time.perf_counter() - started
     history.append({"epoch": epoch + 1, "loss": round(total / split, 4), "val_accuracy": round(accuracy, 4)})
-    print(f"epoch {epoch + 1}: loss {total / split:.4f}, validation accuracy {accuracy:.3f}")
+    print(f"epoch {epoch + 1}: loss {total / split:.4f}, validation accuracy {accuracy:.3f} ({seconds:.3f} s)")
 
 torch.save({"state_dict": model.state_dict(), "mean": mean, "std": std, "features": header[:-1]}, weights_path)
 with open(metrics_path, "w") as f:
