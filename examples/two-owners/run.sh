@@ -109,5 +109,5 @@ fi
 if ward pf decrypt -w model-owner/secrets/wrap_key -i results/result.txt -o /dev/null 2>/dev/null; then
   echo "FAIL: the model owner's key opened the result" >&2; exit 1
 fi
-if grep -qa "cat" results/result.txt; then echo "FAIL: the result is not encrypted" >&2; exit 1; fi
+if grep -qa "tiger cat" results/result.txt; then echo "FAIL: the result is not encrypted" >&2; exit 1; fi
 echo "PASS: two owners, two servers, each key released only by its owner's server"
