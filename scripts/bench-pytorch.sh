@@ -15,10 +15,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 now() { python3 -c 'import time; print(time.time())'; }
+# ward run …, its stdout kept; on failure its stderr is shown (e.g. a manifest signed for another
+# ward build: delete WORKDIR to set up again).
+ward_run() { "$WARD" run "$@" --sim-key provision/sim-platform.pem 2> "$work/run.err" || {
+  cat "$work/run.err" >&2; exit 1; }; }
 median() { python3 -c 'import statistics, sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}×')" "$1" "$2"; }
 serve() { # DIR PORT
-  (cd "$1" && "$WARD" provision serve --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
+  (cd "$1" && exec "$WARD" provision serve --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
     --cert provision/server.pem --key provision/server-key.pem --audit-log provision/audit.jsonl \
     --listen "127.0.0.1:$2" > bench-server.log 2>&1) &
   pids+=($!)
@@ -44,11 +48,11 @@ declare -A t
 for i in $(seq "$N"); do
   s=$(now); (cd plaintext && ../venv/bin/python ../app/pytorchexample.py > /dev/null); e=$(now)
   t[whole_n]+=" $(python3 -c "print($e - $s)")"
-  s=$(now); "$WARD" run pytorch.signed.toml --sim-key provision/sim-platform.pem > /dev/null 2>&1; e=$(now)
+  s=$(now); ward_run pytorch.signed.toml > /dev/null; e=$(now)
   t[whole_w]+=" $(python3 -c "print($e - $s)")"
   line=$(cd plaintext && ../venv/bin/python ../bench/bench_infer.py)
   for k in import load infer; do t[${k}_n]+=" $(sed -n "s/.*$k=\([0-9.]*\).*/\1/p" <<<"$line")"; done
-  line=$("$WARD" run bench.signed.toml --sim-key provision/sim-platform.pem 2>/dev/null | grep '^bench ')
+  line=$(ward_run bench.signed.toml | grep '^bench ')
   for k in import load infer; do t[${k}_w]+=" $(sed -n "s/.*$k=\([0-9.]*\).*/\1/p" <<<"$line")"; done
 done
 
@@ -60,7 +64,7 @@ for i in $(seq "$N"); do
   out=$(venv_py="$work/pt/venv/bin/python"; "$venv_py" app/train.py plaintext/train.csv /tmp/bench-w.pt /tmp/bench-m.json)
   e=$(now); t[train_n]+=" $(python3 -c "print($e - $s)")"; t[epoch_n]+=" $(epochs <<<"$out" | tr '\n' ' ')"
   s=$(now)
-  out=$("$WARD" run train.signed.toml --sim-key provision/sim-platform.pem 2>/dev/null)
+  out=$(ward_run train.signed.toml)
   e=$(now); t[train_w]+=" $(python3 -c "print($e - $s)")"; t[epoch_w]+=" $(epochs <<<"$out" | tr '\n' ' ')"
 done
 rm -f /tmp/bench-w.pt /tmp/bench-m.json

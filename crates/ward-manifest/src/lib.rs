@@ -46,8 +46,8 @@ pub use error::{Error, Problem};
 pub use hashing::{resolve, sha256_file, Hashed};
 pub use schema::*;
 pub use sign_file::{
-    check_dev_key_files, identity, sign_to_file, signed_name, trees_name, Check, SignOptions,
-    SignStats,
+    check_dev_key_files, identity, sign_to_file, signed_name, trees_name, workload_identity, Check,
+    SignOptions, SignStats,
 };
 pub use signing::{
     canonical, measurement, Signature, SignedManifest, SignerKey, SignerPublicKey, VerifiedManifest,

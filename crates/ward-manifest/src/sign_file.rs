@@ -153,11 +153,24 @@ pub fn identity(signed: &SignedManifest) -> ward_attest::Identity {
         .mr_signer(s.mr_signer.0)
         .isv_prod_id(sgx.isv_prod_id)
         .min_isv_svn(sgx.isv_svn)
-        .workload(&ward_attest::WorkloadIdentity {
-            measurement: s.measurement.0,
-            signer: s.mr_signer.0,
-            isv_prod_id: sgx.isv_prod_id,
-            isv_svn: sgx.isv_svn,
-            debug: signed.manifest.is_debug(),
-        })
+        .workload(&workload_of(signed))
+}
+
+/// Only the `workload_*` layer of [`identity`]: what a policy on hardware pins next to the
+/// platform layer it names itself (the Gramine enclave running ward, or the TD).
+pub fn workload_identity(signed: &SignedManifest) -> ward_attest::Identity {
+    ward_attest::Identity::of_workload(&workload_of(signed)).named(signed.manifest.workload_name())
+}
+
+/// The workload claim ward's runtime makes for `signed` (see `VerifiedManifest::workload`).
+fn workload_of(signed: &SignedManifest) -> ward_attest::WorkloadIdentity {
+    let s = &signed.signature;
+    let sgx = &signed.manifest.sgx;
+    ward_attest::WorkloadIdentity {
+        measurement: s.measurement.0,
+        signer: s.mr_signer.0,
+        isv_prod_id: sgx.isv_prod_id,
+        isv_svn: sgx.isv_svn,
+        debug: signed.manifest.is_debug(),
+    }
 }

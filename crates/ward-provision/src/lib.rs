@@ -29,7 +29,7 @@ pub mod server;
 pub use audit::{latest_grant, Grant};
 pub use client::{fetch, fetch_gramine, Secrets};
 pub use config::{Limits, SecretEntry, SecretKind, ServerConfig};
-pub use policy_file::PolicyFile;
+pub use policy_file::{IdentitySpec, PolicyFile};
 pub use server::{serve, ConfigSource, Reloader, Server, ServerHandle};
 
 /// Why provisioning failed, on either side.

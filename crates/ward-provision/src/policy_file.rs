@@ -7,7 +7,90 @@
 //! and the document is left as it was. Writing the file (atomically) is the caller's job.
 
 use crate::{Error, Result};
-use ward_attest::{Identity, Policy};
+use ward_attest::{Identity, Policy, TeeKind};
+
+/// An `[[identity]]` described field by field (as `ward provision policy add`'s flags do), on top
+/// of an optional base identity (e.g. the one ward-manifest makes of a signed manifest): each
+/// field given here replaces the base's.
+#[derive(Debug, Clone, Default)]
+pub struct IdentitySpec {
+    /// Its name (required, unique in the file).
+    pub name: String,
+    /// Only evidence from this TEE matches.
+    pub tee: Option<TeeKind>,
+    /// Hex measurement fields, `(field, value)`; a field given several times accepts each value.
+    pub measurements: Vec<(String, String)>,
+    /// `FIELD=HEX` pairs as written on a command line, added to `measurements`.
+    pub accept: Vec<String>,
+    /// SGX ISV_PROD_ID required.
+    pub isv_prod_id: Option<u16>,
+    /// Lowest SGX ISV_SVN accepted.
+    pub min_isv_svn: Option<u16>,
+    /// The ward workload's product id required.
+    pub workload_isv_prod_id: Option<u16>,
+    /// The lowest ward workload SVN accepted.
+    pub workload_min_isv_svn: Option<u16>,
+}
+
+impl IdentitySpec {
+    /// The identity: `base` (if any) with every field given here replacing its own.
+    pub fn build(&self, base: Option<Identity>) -> Result<Identity> {
+        let err = |problem: String| Error::config("the identity to add", problem, None);
+        let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+        let pairs = self.measurements.iter().cloned();
+        let parsed = self.accept.iter().map(|kv| {
+            kv.split_once('=')
+                .map(|(f, v)| (f.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| err(format!("{kv:?} is not FIELD=HEX (e.g. rtmr3=…)")))
+        });
+        for pair in pairs.map(Ok).chain(parsed) {
+            let (field, value) = pair?;
+            match fields.iter_mut().find(|f| f.0 == field) {
+                Some(f) => f.1.push(value),
+                None => fields.push((field, vec![value])),
+            }
+        }
+        let policy_err = |e: ward_attest::PolicyError| {
+            Error::config("the identity to add", "a field", Some(Box::new(e)))
+        };
+        let mut id = match base {
+            Some(b) => b,
+            None => {
+                let Some((field, values)) = fields.first() else {
+                    return Err(err(
+                        "it names no measurement: give a signed manifest, mr_enclave/mr_signer \
+                         (SGX), mr_td (TDX) or another FIELD=HEX"
+                            .into(),
+                    ));
+                };
+                Identity::accepting(field, &refs(values)).map_err(policy_err)?
+            }
+        };
+        for (field, values) in &fields {
+            id = id.accept(field, &refs(values)).map_err(policy_err)?;
+        }
+        if let Some(t) = self.tee {
+            id = id.tee(t);
+        }
+        if let Some(p) = self.isv_prod_id {
+            id = id.isv_prod_id(p);
+        }
+        if let Some(v) = self.min_isv_svn {
+            id = id.min_isv_svn(v);
+        }
+        if let Some(p) = self.workload_isv_prod_id {
+            id = id.workload_isv_prod_id(p);
+        }
+        if let Some(v) = self.workload_min_isv_svn {
+            id = id.workload_min_isv_svn(v);
+        }
+        Ok(id.named(self.name.clone()))
+    }
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
 
 /// A policy file's text, parsed both as a document (to edit it) and as a policy (to know what it
 /// means).
@@ -237,6 +320,62 @@ mod tests {
         assert!(f.remove("b").is_err());
         let p = Policy::from_toml(&f.to_toml(), "p").unwrap();
         assert_eq!(p.identities().len(), 2);
+    }
+
+    #[test]
+    fn a_spec_overrides_its_base_and_collects_repeated_fields() {
+        let w = ward_attest::WorkloadIdentity {
+            measurement: [0x11; 32],
+            signer: [0x22; 32],
+            isv_prod_id: 3,
+            isv_svn: 4,
+            debug: false,
+        };
+        let spec = IdentitySpec {
+            name: "hw".into(),
+            tee: Some(TeeKind::Sgx),
+            measurements: vec![("mr_enclave".into(), M.into())],
+            accept: vec![format!("mr_enclave={S}")],
+            min_isv_svn: Some(2),
+            workload_min_isv_svn: Some(9),
+            ..IdentitySpec::default()
+        };
+        let id = spec.build(Some(Identity::of_workload(&w))).unwrap();
+        let text = id.to_toml();
+        assert!(text.contains("name = \"hw\""), "{text}");
+        assert!(text.contains("tee = \"sgx\""), "{text}");
+        assert!(
+            text.contains(&format!("mr_enclave = [\"{M}\", \"{S}\"]")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("workload_measurement = \"{}\"", "11".repeat(32))));
+        assert!(text.contains("workload_isv_prod_id = 3"), "{text}");
+        assert!(
+            text.contains("workload_min_isv_svn = 9"),
+            "the spec overrides: {text}"
+        );
+        // The result loads as a policy naming both layers.
+        let mut f = PolicyFile::new("p");
+        f.add(&id).unwrap();
+        assert!(f.policy().unwrap().warnings().is_empty());
+
+        // Without a base, the first field starts it; nothing at all is refused.
+        assert!(IdentitySpec {
+            name: "x".into(),
+            ..IdentitySpec::default()
+        }
+        .build(None)
+        .is_err());
+        for bad in ["rtmr3", "colour=00", "mr_td=abc"] {
+            let e = IdentitySpec {
+                name: "x".into(),
+                accept: vec![bad.into()],
+                ..IdentitySpec::default()
+            }
+            .build(None)
+            .unwrap_err();
+            assert!(!ward_attest::ErrorChain(&e).to_string().is_empty(), "{bad}");
+        }
     }
 
     #[test]

@@ -557,93 +557,48 @@ fn policy_list(files: &[PathBuf]) -> Result<ExitCode> {
     })
 }
 
-/// The identity `policy add` describes, field by field.
+/// The identity `policy add` describes: the signed manifest's (both layers on the simulated TEE,
+/// the workload layer alone otherwise), then every flag on top.
 fn identity_from_args(a: &PolicyAddArgs) -> Result<ward_attest::Identity> {
-    let mut fields: Vec<(String, Vec<String>)> = Vec::new();
-    let mut add = |field: &str, value: String| match fields.iter_mut().find(|f| f.0 == field) {
-        Some(f) => f.1.push(value),
-        None => fields.push((field.to_owned(), vec![value])),
-    };
-    let mut workload_prod_id = None;
-    let mut workload_svn = None;
-    let mut sim_enclave = None;
-    if let Some(path) = &a.from_signed {
-        let signed = ward_manifest::SignedManifest::load(path)
-            .with_context(|| format!("reading the signed manifest {}", path.display()))?;
-        let s = &signed.signature;
-        add("workload_measurement", hex::encode(s.measurement.0));
-        add("workload_signer", hex::encode(s.mr_signer.0));
-        workload_prod_id = Some(signed.manifest.sgx.isv_prod_id);
-        workload_svn = Some(signed.manifest.sgx.isv_svn);
-        sim_enclave = Some((
-            hex::encode(s.measurement.0),
-            hex::encode(s.mr_signer.0),
-            signed.manifest.sgx.isv_prod_id,
-            signed.manifest.sgx.isv_svn,
-        ));
-    }
-    let sim = matches!(a.tee, Some(TeeArg::Sim));
-    let (mut prod_id, mut svn) = (a.isv_prod_id, a.min_isv_svn);
-    if let (true, Some((m, signer, p, v))) = (sim, sim_enclave) {
-        // On the simulated TEE the enclave identity is the manifest's.
-        if a.mr_enclave.is_empty() {
-            add("mr_enclave", m);
+    let tee = a.tee.map(|t| match t {
+        TeeArg::Sgx => ward_attest::TeeKind::Sgx,
+        TeeArg::Tdx => ward_attest::TeeKind::Tdx,
+        TeeArg::Sim => ward_attest::TeeKind::Sim,
+    });
+    let base = match &a.from_signed {
+        None => None,
+        Some(path) => {
+            let signed = ward_manifest::SignedManifest::load(path)
+                .with_context(|| format!("reading the signed manifest {}", path.display()))?;
+            Some(if tee == Some(ward_attest::TeeKind::Sim) {
+                ward_manifest::identity(&signed)
+            } else {
+                ward_manifest::workload_identity(&signed)
+            })
         }
-        if a.mr_signer.is_empty() {
-            add("mr_signer", signer);
-        }
-        prod_id = prod_id.or(Some(p));
-        svn = svn.or(Some(v));
-    }
-    for v in &a.mr_enclave {
-        add("mr_enclave", v.clone());
-    }
-    for v in &a.mr_signer {
-        add("mr_signer", v.clone());
-    }
-    for v in &a.mr_td {
-        add("mr_td", v.clone());
-    }
-    for kv in &a.accept {
-        let Some((field, value)) = kv.split_once('=') else {
-            bail!("--accept {kv:?}: expected FIELD=HEX, e.g. rtmr3=…");
-        };
-        add(field.trim(), value.trim().to_owned());
-    }
-    let Some((first, rest)) = fields.split_first() else {
-        bail!(
-            "the identity names no measurement: give --from-signed, --mr-enclave/--mr-signer \
-             (SGX), --mr-td (TDX) or --accept FIELD=HEX"
-        );
     };
-    let mut id = ward_attest::Identity::accepting(&first.0, &refs(&first.1))?;
-    for (field, values) in rest {
-        id = id.accept(field, &refs(values))?;
-    }
-    if let Some(t) = a.tee {
-        id = id.tee(match t {
-            TeeArg::Sgx => ward_attest::TeeKind::Sgx,
-            TeeArg::Tdx => ward_attest::TeeKind::Tdx,
-            TeeArg::Sim => ward_attest::TeeKind::Sim,
-        });
-    }
-    if let Some(p) = prod_id {
-        id = id.isv_prod_id(p);
-    }
-    if let Some(v) = svn {
-        id = id.min_isv_svn(v);
-    }
-    if let Some(p) = a.workload_isv_prod_id.or(workload_prod_id) {
-        id = id.workload_isv_prod_id(p);
-    }
-    if let Some(v) = a.workload_min_isv_svn.or(workload_svn) {
-        id = id.workload_min_isv_svn(v);
-    }
-    Ok(id.named(a.name.clone()))
-}
-
-fn refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+    let flag = |field: &str, values: &[String]| {
+        values
+            .iter()
+            .map(|v| (field.to_owned(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    let spec = ward_provision::IdentitySpec {
+        name: a.name.clone(),
+        tee,
+        measurements: [
+            flag("mr_enclave", &a.mr_enclave),
+            flag("mr_signer", &a.mr_signer),
+            flag("mr_td", &a.mr_td),
+        ]
+        .concat(),
+        accept: a.accept.clone(),
+        isv_prod_id: a.isv_prod_id,
+        min_isv_svn: a.min_isv_svn,
+        workload_isv_prod_id: a.workload_isv_prod_id,
+        workload_min_isv_svn: a.workload_min_isv_svn,
+    };
+    Ok(spec.build(base)?)
 }
 
 fn policy_add(a: PolicyAddArgs) -> Result<ExitCode> {
