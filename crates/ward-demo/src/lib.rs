@@ -346,8 +346,14 @@ fn decrypt_text(
     let path = dir.join(bound);
     let src = std::fs::File::open(&path).map_err(io(format!("opening {}", path.display())))?;
     let mut plain_bytes = Zeroizing::new(Vec::new());
-    ward_pf::decrypt(&src, wrap, Some(bound), &mut *plain_bytes, Default::default())
-        .map_err(step("decrypting the result"))?;
+    ward_pf::decrypt(
+        &src,
+        wrap,
+        Some(bound),
+        &mut *plain_bytes,
+        Default::default(),
+    )
+    .map_err(step("decrypting the result"))?;
     std::fs::write(out, &plain_bytes[..]).map_err(io(format!("writing {}", out.display())))?;
     let text =
         String::from_utf8(std::mem::take(&mut *plain_bytes)).map_err(step("reading the result"))?;

@@ -82,7 +82,8 @@ fn install_hint(python: &Path, missing: &[String]) -> String {
 
 /// Checks that `python` imports everything the demo needs.
 pub fn probe(python: &Path) -> Result<PyTorchInstall, DemoError> {
-    let python = std::path::absolute(python).map_err(io(format!("resolving {}", python.display())))?;
+    let python =
+        std::path::absolute(python).map_err(io(format!("resolving {}", python.display())))?;
     if !python.is_file() {
         return Err(DemoError::NoPython {
             hint: install_hint(&python, &["torch".into()]),
@@ -96,8 +97,9 @@ pub fn probe(python: &Path) -> Result<PyTorchInstall, DemoError> {
             .args(MODULES),
         "checking what Python imports",
     )?;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(step("reading what Python imports (its probe printed no JSON)"))?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(step(
+        "reading what Python imports (its probe printed no JSON)",
+    ))?;
     let missing: Vec<String> = report["missing"]
         .as_array()
         .into_iter()
@@ -122,10 +124,9 @@ pub fn probe(python: &Path) -> Result<PyTorchInstall, DemoError> {
 /// Runs `command` (a Python one) to completion; a failure names `what`, the status and the end
 /// of its stderr. Only the owner's own plaintext steps run this way, never the confined one.
 fn run_python(python: &Path, command: &mut Command, what: &str) -> Result<Output, DemoError> {
-    let out = command.output().map_err(io(format!(
-        "{what}: starting {}",
-        python.display()
-    )))?;
+    let out = command
+        .output()
+        .map_err(io(format!("{what}: starting {}", python.display())))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().collect();
@@ -154,7 +155,8 @@ pub fn run(
         return Err(DemoError::NoImage(image));
     }
     let install = probe(python)?;
-    let image = std::path::absolute(&image).map_err(io(format!("resolving {}", image.display())))?;
+    let image =
+        std::fs::canonicalize(&image).map_err(io(format!("resolving {}", image.display())))?;
     let (_tmp, dir) = work_dir(options.keep.as_deref())?;
     let dir = dir.as_path();
     let start = Instant::now();
@@ -200,25 +202,21 @@ pub fn run(
             .map(drop)
         },
     )?;
-    steps.run(
-        "data owner",
-        "the photo as input.jpg (PIL)",
-        |_| {
-            run_python(
-                py,
-                Command::new(py)
-                    .args([
-                        "-c",
-                        "import sys; from PIL import Image; \
+    steps.run("data owner", "the photo as input.jpg (PIL)", |_| {
+        run_python(
+            py,
+            Command::new(py)
+                .args([
+                    "-c",
+                    "import sys; from PIL import Image; \
                          Image.open(sys.argv[1]).convert('RGB').save(sys.argv[2], quality=95)",
-                    ])
-                    .arg(&image)
-                    .arg(plain.join("input.jpg")),
-                "converting the photo to JPEG",
-            )
-            .map(drop)
-        },
-    )?;
+                ])
+                .arg(&image)
+                .arg(plain.join("input.jpg")),
+            "converting the photo to JPEG",
+        )
+        .map(drop)
+    })?;
     let native = steps.run(
         "data owner",
         "cd plaintext && python3 ../app/pytorchexample.py   (natively, on plain files)",
@@ -234,10 +232,13 @@ pub fn run(
             let took = t.elapsed();
             let from = plain.join("result.txt");
             let to = plain.join("native-result.txt");
-            std::fs::rename(&from, &to)
-                .map_err(io(format!("renaming {} to {}", from.display(), to.display())))?;
-            let text = std::fs::read_to_string(&to)
-                .map_err(io(format!("reading {}", to.display())))?;
+            std::fs::rename(&from, &to).map_err(io(format!(
+                "renaming {} to {}",
+                from.display(),
+                to.display()
+            )))?;
+            let text =
+                std::fs::read_to_string(&to).map_err(io(format!("reading {}", to.display())))?;
             n.say(&format!(
                 "    native top-1: {}",
                 text.lines().next().unwrap_or("")
@@ -282,7 +283,8 @@ pub fn run(
         "ward manifest python --python PY --site-packages --encrypted /data=file:encrypted \
          --start-dir /data … app/pytorchexample.py; ward sign",
         |n| {
-            let python = template::inspect(py).map_err(step("inspecting the Python installation"))?;
+            let python =
+                template::inspect(py).map_err(step("inspecting the Python installation"))?;
             let mut opts = PythonOptions::new(app.join("pytorchexample.py"));
             opts.include_site_packages = true;
             opts.manifest_dir = Some(dir.to_owned());
@@ -303,8 +305,7 @@ pub fn run(
                 )
                 .map_err(step("naming the provisioning server"))?,
             );
-            let made =
-                template::manifest(&python, &opts).map_err(step("writing the manifest"))?;
+            let made = template::manifest(&python, &opts).map_err(step("writing the manifest"))?;
             std::fs::write(&manifest_path, made.to_toml())
                 .map_err(io(format!("writing {}", manifest_path.display())))?;
             let key = SignerKey::generate();

@@ -28,11 +28,13 @@ pub enum ExecError {
     /// The caller has more than one thread: forking the zygote now would be unsafe.
     #[error(
         "a sandbox must be prepared while the process is single-threaded, but it has {threads} \
-         threads"
+         threads (the others: {})", others.join(", ")
     )]
     Threaded {
         /// The number of threads seen in `/proc/self/status`.
         threads: usize,
+        /// The other threads' names (`/proc/self/task/*/comm`), to tell whose they are.
+        others: Vec<String>,
     },
     /// The sandbox's description is inconsistent (a relative target, a mount under a view, …).
     #[error("invalid sandbox: {0}")]

@@ -391,7 +391,10 @@ impl Sandbox {
             threads = thread_count()?;
         }
         if threads != 1 {
-            return Err(ExecError::Threaded { threads });
+            return Err(ExecError::Threaded {
+                threads,
+                others: other_thread_names(),
+            });
         }
         nix::sys::prctl::set_dumpable(false)
             .map_err(|e| ExecError::step("making the supervisor non-dumpable", e))?;
@@ -603,6 +606,22 @@ fn check_path(what: &str, path: &Path) -> Result<(), ExecError> {
             path.display()
         )))
     }
+}
+
+/// The names of this process's threads other than the calling one, best effort.
+fn other_thread_names() -> Vec<String> {
+    let me = nix::unistd::gettid().as_raw().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|t| t.file_name().to_str() != Some(me.as_str()))
+        .map(|t| match std::fs::read_to_string(t.path().join("comm")) {
+            Ok(name) => format!("{:?}", name.trim_end()),
+            Err(_) => format!("task {}", t.file_name().to_string_lossy()),
+        })
+        .collect()
 }
 
 fn thread_count() -> Result<usize, ExecError> {

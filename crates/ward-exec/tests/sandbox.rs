@@ -870,7 +870,7 @@ fn refuses_to_fork_while_threaded() -> Outcome {
     drop(tx);
     thread.join().map_err(|_| "thread panicked".to_string())?;
     match result {
-        Err(ExecError::Threaded { threads }) if threads >= 2 => Ok(()),
+        Err(ExecError::Threaded { threads, .. }) if threads >= 2 => Ok(()),
         Err(e) => Err(format!("wrong error: {e}")),
         Ok(_) => Err("prepared while threaded".to_string()),
     }

@@ -324,10 +324,11 @@ impl TrustTree {
         let mut hashed: Vec<Option<Vec<[u8; 32]>>> = vec![None; files.len()];
         let result = std::thread::scope(|s| -> Result<(), TreeError> {
             let (tx, rx) = std::sync::mpsc::channel();
+            let mut workers_running = Vec::with_capacity(workers);
             for _ in 0..workers {
                 let tx = tx.clone();
                 let (next, files) = (&next, &files);
-                s.spawn(move || loop {
+                workers_running.push(s.spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((_, path, md)) = files.get(i) else {
                         break;
@@ -336,23 +337,33 @@ impl TrustTree {
                     if tx.send((i, r)).is_err() {
                         break;
                     }
-                });
+                }));
             }
             drop(tx);
+            let mut outcome = Ok(());
             for (i, r) in rx {
                 let (_, path, md) = &files[i];
-                let chunks = match r {
-                    Ok(c) => c,
+                match r {
+                    Ok(chunks) => {
+                        on_file(path, md.len());
+                        hashed[i] = Some(chunks);
+                    }
                     Err(e) => {
                         // Stop the other workers early; they notice when they next take work.
                         next.store(files.len(), Ordering::Relaxed);
-                        return Err(e);
+                        outcome = Err(e);
+                        break;
                     }
-                };
-                on_file(path, md.len());
-                hashed[i] = Some(chunks);
+                }
             }
-            Ok(())
+            // Joined explicitly, not just waited for by the scope: a join returns only once the
+            // OS thread is gone, so a caller that forks next (the sandbox) sees one thread.
+            for worker in workers_running {
+                if let Err(panic) = worker.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            outcome
         });
         result?;
         for ((rel, _, md), chunks) in files.into_iter().zip(hashed) {

@@ -295,9 +295,10 @@ fn digest_open_file(file: &std::fs::File, path: &Path) -> Result<Sha256, BootErr
         let helpers: Vec<_> = (1..workers).map(|_| s.spawn(hash_chunks)).collect();
         let mut all = hash_chunks()?;
         for h in helpers {
-            all.extend(h.join().map_err(|_| {
-                std::io::Error::other("a hashing thread panicked")
-            })??);
+            all.extend(
+                h.join()
+                    .map_err(|_| std::io::Error::other("a hashing thread panicked"))??,
+            );
         }
         Ok::<_, std::io::Error>(all)
     })

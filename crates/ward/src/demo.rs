@@ -61,6 +61,13 @@ impl Narrator for Print {
     }
 }
 
+impl DemoArgs {
+    /// Whether this demo forks a sandbox (which needs ward single-threaded until then).
+    pub(crate) fn confines_a_program(&self) -> bool {
+        self.pytorch
+    }
+}
+
 pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut options = DemoOptions::new();
     options.image = args.image;

