@@ -20,6 +20,7 @@ use fuser::{
 };
 use fuser::{InitFlags, KernelConfig};
 use nix::errno::Errno;
+use zeroize::Zeroizing;
 
 /// What a path of a view is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +99,19 @@ pub struct DirEntry {
 pub trait Handle: Send + Sync {
     /// Reads up to `size` bytes at `offset`; fewer only at the end of the file.
     fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno>;
+
+    /// Reads up to `out.len()` bytes at `offset` into `out`, returning how many; fewer only
+    /// at the end of the file. What the server calls: `out` is a buffer each FUSE thread reuses,
+    /// so a handle that fills it in place spares a fresh allocation (and its page faults) per
+    /// read. The default copies from [`read_at`](Self::read_at). On error, nothing of `out`
+    /// is sent.
+    fn read_into(&self, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {
+        let size = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        let data = self.read_at(offset, size)?;
+        let n = data.len().min(out.len());
+        out[..n].copy_from_slice(&data[..n]);
+        Ok(n)
+    }
 
     /// Writes `data` at `offset`, returning how many bytes were written.
     fn write_at(&self, _offset: u64, _data: &[u8]) -> Result<usize, Errno> {
@@ -491,6 +505,13 @@ impl Adapter {
     }
 }
 
+thread_local! {
+    /// Each FUSE server thread's read buffer (up to the mount's largest read, 1 MiB).
+    /// Wiped when the thread ends.
+    static READ_BUFFER: std::cell::RefCell<Zeroizing<Vec<u8>>> =
+        std::cell::RefCell::new(Zeroizing::new(Vec::new()));
+}
+
 impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // O_TRUNC is passed to the view's open, which starts the new version empty (instead of
@@ -625,13 +646,23 @@ impl Filesystem for Adapter {
         reply: ReplyData,
     ) {
         self.requests.count(Op::Read);
-        match self
-            .handle(fh)
-            .and_then(|h| h.read_at(offset, size).map_err(fuse_errno))
-        {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
-        }
+        let handle = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        READ_BUFFER.with_borrow_mut(|buf| {
+            // Grown once to the largest read the kernel sends, never shrunk or re-zeroed: only
+            // the `n` bytes the handle wrote are sent.
+            let size = size as usize;
+            if buf.len() < size {
+                // The old buffer is wiped as it is replaced (it held what the program read).
+                *buf = Zeroizing::new(vec![0; size.max(1 << 20)]);
+            }
+            match handle.read_into(offset, &mut buf[..size]) {
+                Ok(n) => reply.data(&buf[..n.min(size)]),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
     fn write(

@@ -349,18 +349,25 @@ struct ReadHandle {
 
 impl Handle for ReadHandle {
     fn read_at(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let mut buf = vec![0u8; size as usize];
+        let n = self.read_into(offset, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         if let Some(version) = self.shared.version(&self.path) {
             // Opened before the program started rewriting the file: same file, new bytes.
-            return read_version(&self.shared, &self.path, &version, offset, size);
+            let size = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            let data = read_version(&self.shared, &self.path, &version, offset, size)?;
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            return Ok(n);
         }
-        let mut buf = vec![0u8; size as usize];
         {
             let file = self.file.read().map_err(|_| Errno::EIO)?;
-            match file.read_at_shared(offset, &mut buf) {
-                Some(Ok(n)) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
+            match file.read_at_shared(offset, buf) {
+                Some(Ok(n)) => return Ok(n),
                 Some(Err(e)) => return Err(self.shared.errno(&self.path, &e)),
                 None => {}
             }
@@ -374,8 +381,7 @@ impl Handle for ReadHandle {
                 Err(e) => return Err(self.shared.errno(&self.path, &e)),
             }
         }
-        buf.truncate(done);
-        Ok(buf)
+        Ok(done)
     }
 }
 
