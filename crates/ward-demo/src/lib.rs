@@ -374,8 +374,8 @@ fn audit_log(owner: &Path, narrator: &mut dyn Narrator) -> Vec<String> {
     audit
 }
 
-/// Runs the tutorial end to end; see the crate documentation.
-pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOutcome, DemoError> {
+/// The model directory and the photo to classify (the shipped cat unless `options.image`).
+fn inputs(options: &DemoOptions) -> Result<(PathBuf, PathBuf), DemoError> {
     let models = find_model_dir(options.model_dir.as_deref())?;
     let image = match &options.image {
         Some(i) => i.clone(),
@@ -384,6 +384,53 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
     if !image.is_file() {
         return Err(DemoError::NoImage(image));
     }
+    Ok((models, image))
+}
+
+/// The data owner's two steps: `ward provision init` in `dir/provision`, then each of `files`
+/// encrypted from `dir/plaintext` to `dir/encrypted` (bound to `encrypted/NAME`) on `threads`
+/// threads (0 = all cores). `what` names the files in the narration.
+fn init_and_encrypt(
+    steps: &mut Steps<'_>,
+    dir: &Path,
+    files: &[&str],
+    what: &str,
+    threads: usize,
+) -> Result<(ward_provision::dev::DevSetup, ward_pf::WrapKey), DemoError> {
+    let owner = dir.join("provision");
+    let setup = steps.run(
+        "data owner",
+        "ward provision init --dir provision   (CA, server certificate, wrap key, sim platform key)",
+        |_| {
+            ward_provision::dev::init_dir(&owner, None, ([127, 0, 0, 1], 0).into())
+                .map_err(step("making the provisioning setup"))
+        },
+    )?;
+    let wrap = ward_pf::WrapKey::load(&setup.wrap_key).map_err(step("loading the wrap key"))?;
+    let width = files.iter().map(|f| f.len()).max().unwrap_or(0) + 1;
+    steps.run(
+        "data owner",
+        &format!(
+            "ward pf encrypt -w provision/secrets/wrap_key -i plaintext/X -o encrypted/X   ({what})"
+        ),
+        |n| {
+            for f in files {
+                let bound = format!("encrypted/{f}");
+                let plain = dir.join("plaintext").join(f);
+                let size = encrypt(&wrap, &plain, &dir.join(&bound), &bound, threads)?;
+                n.say(&format!(
+                    "    encrypted/{f:<width$} {size:>10} bytes (Gramine protected file)"
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    Ok((setup, wrap))
+}
+
+/// Runs the tutorial end to end; see the crate documentation.
+pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOutcome, DemoError> {
+    let (models, image) = inputs(options)?;
     let (_tmp, dir) = work_dir(options.keep.as_deref())?;
     let dir = dir.as_path();
     let start = Instant::now();
@@ -409,28 +456,12 @@ pub fn run(options: &DemoOptions, narrator: &mut dyn Narrator) -> Result<DemoOut
     copy(&models.join("model.toml"), &app.join("model.toml"))?;
 
     let owner = dir.join("provision");
-    let setup = steps.run(
-        "data owner",
-        "ward provision init --dir provision   (CA, server certificate, wrap key, sim platform key)",
-        |_| {
-            ward_provision::dev::init_dir(&owner, None, ([127, 0, 0, 1], 0).into())
-                .map_err(step("making the provisioning setup"))
-        },
-    )?;
-    let wrap = ward_pf::WrapKey::load(&setup.wrap_key).map_err(step("loading the wrap key"))?;
-    steps.run(
-        "data owner",
-        "ward pf encrypt -w provision/secrets/wrap_key -i plaintext/X -o encrypted/X   (model, labels, photo)",
-        |n| {
-            for f in ["model.onnx", "labels.txt", "input.img"] {
-                let bound = format!("encrypted/{f}");
-                let size = encrypt(&wrap, &plain.join(f), &dir.join(&bound), &bound, 0)?;
-                n.say(&format!(
-                    "    encrypted/{f:<11} {size:>10} bytes (Gramine protected file)"
-                ));
-            }
-            Ok(())
-        },
+    let (setup, wrap) = init_and_encrypt(
+        &mut steps,
+        dir,
+        &["model.onnx", "labels.txt", "input.img"],
+        "model, labels, photo",
+        0,
     )?;
 
     // A free loopback port for the server, named in the (measured) manifest.

@@ -146,14 +146,7 @@ pub fn run(
     python: &Path,
     narrator: &mut dyn Narrator,
 ) -> Result<DemoOutcome, DemoError> {
-    let models = find_model_dir(options.model_dir.as_deref())?;
-    let image = match &options.image {
-        Some(i) => i.clone(),
-        None => models.join("../images/chelsea.png"),
-    };
-    if !image.is_file() {
-        return Err(DemoError::NoImage(image));
-    }
+    let (models, image) = inputs(options)?;
     let install = probe(python)?;
     let image =
         std::fs::canonicalize(&image).map_err(io(format!("resolving {}", image.display())))?;
@@ -248,29 +241,14 @@ pub fn run(
     )?;
 
     let owner = dir.join("provision");
-    let setup = steps.run(
-        "data owner",
-        "ward provision init --dir provision   (CA, server certificate, wrap key, sim platform key)",
-        |_| {
-            ward_provision::dev::init_dir(&owner, None, ([127, 0, 0, 1], 0).into())
-                .map_err(step("making the provisioning setup"))
-        },
-    )?;
-    let wrap = ward_pf::WrapKey::load(&setup.wrap_key).map_err(step("loading the wrap key"))?;
-    steps.run(
-        "data owner",
-        "ward pf encrypt -w provision/secrets/wrap_key -i plaintext/X -o encrypted/X   (model, photo, classes)",
-        |n| {
-            for f in ["model.pt", "input.jpg", "classes.txt"] {
-                // One thread: the sandbox is forked later, while ward is single-threaded.
-                let bound = format!("encrypted/{f}");
-                let size = encrypt(&wrap, &plain.join(f), &dir.join(&bound), &bound, 1)?;
-                n.say(&format!(
-                    "    encrypted/{f:<12} {size:>10} bytes (Gramine protected file)"
-                ));
-            }
-            Ok(())
-        },
+    // One thread: the sandbox is forked later, while ward must be single-threaded (rayon's
+    // pool, which all cores would start, keeps its threads).
+    let (setup, wrap) = init_and_encrypt(
+        &mut steps,
+        dir,
+        &["model.pt", "input.jpg", "classes.txt"],
+        "model, photo, classes",
+        1,
     )?;
 
     let port = free_port()?;
