@@ -890,10 +890,7 @@ impl Policy {
         }
         self.match_identity(c)?;
         if c.tee == TeeKind::Sim {
-            tracing::warn!(
-                platform_key = c.sim_platform_key.as_deref().unwrap_or(""),
-                "INSECURE: accepted evidence from a simulated TEE; it proves nothing about hardware"
-            );
+            warn_simulated_once(c.sim_platform_key.as_deref().unwrap_or(""));
         }
         Ok(())
     }
@@ -1060,4 +1057,23 @@ fn one_of(values: &[String]) -> String {
     } else {
         format!("one of [{}]", values.join(", "))
     }
+}
+
+/// Warns, once per platform key and process, that simulated evidence was accepted: a client or
+/// server that verifies every connection would otherwise repeat it on every handshake.
+fn warn_simulated_once(platform_key: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if warned.iter().any(|k| k == platform_key) {
+        return;
+    }
+    // Bounded: a process sees a handful of simulated platforms at most.
+    if warned.len() < 64 {
+        warned.push(platform_key.to_owned());
+    }
+    tracing::warn!(
+        platform_key,
+        "INSECURE: accepted evidence from a simulated TEE; it proves nothing about hardware \
+         (warned once per platform key)"
+    );
 }

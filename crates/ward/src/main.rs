@@ -9,6 +9,7 @@ mod meta;
 mod pf;
 mod provision;
 mod runtime;
+mod serve;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -56,6 +57,11 @@ enum Command {
     Run(runtime::RunArgs),
     Classify(classify::ClassifyCommand),
     Demo(demo::DemoArgs),
+    Serve(serve::ServeArgs),
+    /// The attested inference service's client: verify a `ward serve` service against your
+    /// policy in the TLS handshake, then classify an image, print what it proved, or load-test it.
+    #[command(subcommand)]
+    Client(serve::ClientCommand),
     Completions(meta::CompletionsArgs),
     Man(meta::ManArgs),
 }
@@ -95,7 +101,9 @@ fn main() -> ExitCode {
     // single-threaded, and the handler is a thread); `ward demo --pytorch` forks one too, and
     // works in its own directory.
     let serving = match &cli.command {
-        Command::Provision(provision::ProvisionCommand::Serve(_)) | Command::Run(_) => true,
+        Command::Provision(provision::ProvisionCommand::Serve(_))
+        | Command::Run(_)
+        | Command::Serve(_) => true,
         Command::Demo(demo) => demo.confines_a_program(),
         _ => false,
     };
@@ -119,6 +127,8 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime::run(args),
         Command::Classify(args) => classify::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Client(cmd) => serve::client(cmd),
         Command::Completions(args) => {
             meta::completions(&args, Cli::command()).map(|()| ExitCode::SUCCESS)
         }

@@ -151,7 +151,7 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
         Some(p) => ward_runtime::bootstrap::file_digest(p)?,
         None => ward_runtime::runtime_digest()?,
     };
-    let registry = ward_classify::registry();
+    let registry = ward_serve::registry();
     let check = |m: &ward_manifest::Manifest| {
         registry
             .check(m.workload(), &m.loader.argv)
@@ -242,7 +242,7 @@ pub(crate) fn attester_choice(
 }
 
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
-    let registry = ward_classify::registry();
+    let registry = ward_serve::registry();
     if a.list {
         for (name, b) in registry.builtins() {
             println!("ward:{name:<10} {}\n  arguments: {}", b.summary, b.usage);

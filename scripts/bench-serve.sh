@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The attested inference service on loopback against `ward classify` in one process, same
+# images, same machine, one run:
+#  1. baseline: `ward classify --image-dir` of N images (all cores, the model loaded once);
+#     images/s counted from the whole process, model load included, and without it;
+#  2. `ward client bench` against `ward serve` (the model a protected file, its key from a real
+#     provisioning server on loopback) at 1, 8 and 64 concurrent clients, with keep-alive and
+#     with a new attested connection per request: images/s, p50/p99 latency, connect+verify p50;
+#  3. the server's peak RSS (VmHWM) after the 64-client runs, against its limits.
+# Client and server share the machine's cores, as they would not in production: the figures are
+# a floor for the service's throughput, and the ratio to `ward classify` says what HTTP, TLS and
+# attestation cost on top of inference.
+#
+#   scripts/bench-serve.sh [WORKDIR]   WARD=path/to/ward (built with cargo if unset);
+#                                      REQUESTS=640 (per row); IMAGES=64 (baseline images)
+# Prints a Markdown table and the commands, for docs/PERFORMANCE.md; progress goes to stderr.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+REQUESTS="${REQUESTS:-640}"
+IMAGES="${IMAGES:-64}"
+if [[ -z "${WARD:-}" ]]; then
+  cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p ward
+  WARD="$repo/target/release/ward"
+fi
+WARD="$(realpath "$WARD")"
+work="${1:-$(mktemp -d)}"
+mkdir -p "$work"
+work="$(realpath "$work")"
+cd "$work"
+# A copy: the manifest is measured with this very binary.
+mkdir -p .bin && rm -f .bin/ward && cp "$WARD" .bin/ward
+ward=("$work/.bin/ward")
+models="$repo/models/efficientnet-lite0"
+photos=("$repo/models/images/chelsea.png" "$repo/models/images/coffee.png")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+echo "setting up in $work" >&2
+rm -rf srv encrypted app images ./*.toml ./*.signed.* signer.pem audit.jsonl
+"${ward[@]}" provision init --dir srv >/dev/null
+"${ward[@]}" sign keygen -o signer.pem >/dev/null
+mkdir -p encrypted app images
+cp "$models/model.toml" app/
+for f in model.onnx labels.txt; do
+  "${ward[@]}" pf encrypt -w srv/secrets/wrap_key -i "$models/$f" -o "encrypted/$f" >/dev/null
+done
+for i in $(seq 1 "$IMAGES"); do
+  cp "${photos[$((i % ${#photos[@]}))]}" "images/$(printf %03d "$i").png"
+done
+port=$(free_port)
+cat > serve.toml <<EOF
+[loader]
+entrypoint = "ward:serve"
+argv = ["--model", "/model/model.onnx", "--labels", "/model/labels.txt", "--spec", "/app/model.toml"]
+
+[[fs.mounts]]
+type = "encrypted"
+path = "/model"
+uri = "file:encrypted"
+key_name = "default"
+
+[[fs.mounts]]
+path = "/app"
+uri = "file:app"
+
+[sgx]
+isv_prod_id = 3
+isv_svn = 1
+trusted_files = ["file:app/"]
+
+[provision]
+servers = ["127.0.0.1:$port"]
+ca_chain = "file:srv/ca.pem"
+secrets = [{ name = "model_key", key_name = "default" }]
+EOF
+measurement=$("${ward[@]}" sign --key signer.pem --json serve.toml 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["measurement"])')
+sim_key_line=$(grep '^simulated_platform_keys' srv/policy.toml)
+printf 'allow_simulated = true\n%s\n\n[[identity]]\nname = "service"\nmr_enclave = "%s"\nisv_prod_id = 3\n' \
+  "$sim_key_line" "$measurement" > policy.toml
+"${ward[@]}" provision serve --secret model_key=srv/secrets/wrap_key --policy policy.toml \
+  --cert srv/server.pem --key srv/server-key.pem --audit-log audit.jsonl \
+  --listen "127.0.0.1:$port" 2>provision.log &
+pids+=($!)
+sleep 0.5
+coproc SERVE { exec "${ward[@]}" serve serve.signed.toml --listen 127.0.0.1:0 --sim-key srv/sim-platform.pem 2>serve.log; }
+serve_pid=$SERVE_PID
+pids+=("$serve_pid")
+read -r -t 60 line <&"${SERVE[0]}" || { cat serve.log >&2; exit 1; }
+server=${line#listening on }
+echo "service at $server (pid $serve_pid)" >&2
+
+# 1. Baseline: one process, all cores.
+echo "baseline: ward classify of $IMAGES images" >&2
+t0=$(date +%s.%N)
+"${ward[@]}" classify --model "$models/model.onnx" --labels "$models/labels.txt" \
+  --spec "$models/model.toml" --image "${photos[0]}" >/dev/null
+t1=$(date +%s.%N)
+"${ward[@]}" classify --model "$models/model.onnx" --labels "$models/labels.txt" \
+  --spec "$models/model.toml" --image-dir images >/dev/null
+t2=$(date +%s.%N)
+base=$(python3 -c "one=$t1-$t0; many=$t2-$t1; n=$IMAGES; print(f'{n/many:.1f} {(n-1)/max(many-one,1e-9):.1f}')")
+base_whole=${base% *}
+base_net=${base#* }
+
+bench() {
+  "${ward[@]}" client bench --server "$server" --policy policy.toml \
+    --image "${photos[0]}" --image "${photos[1]}" --clients "$1" --requests "$REQUESTS" --json $2
+}
+echo
+echo "| clients | connections | images/s | × \`ward classify\` | p50 ms | p99 ms | connect+verify p50 ms | errors |"
+echo "|---|---|---|---|---|---|---|---|"
+for mode in "" "--new-connections"; do
+  for clients in 1 8 64; do
+    echo "bench: $clients client(s) ${mode:-keep-alive}" >&2
+    bench "$clients" "$mode" | python3 -c "
+import json,sys
+s=json.load(sys.stdin)
+mode='new per request' if '$mode' else 'keep-alive'
+print(f\"| {s['clients']} | {mode} | {s['images_per_s']:.1f} | {s['images_per_s']/$base_net:.2f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['connect_p50_ms']:.1f} | {s['errors']} |\")"
+  done
+done
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
+echo
+echo "\`ward classify\` baseline: $base_net images/s without the model load ($base_whole with it), $IMAGES images, all cores."
+echo "Server peak RSS (VmHWM) after all rows: $((hwm / 1024)) MiB (limits: 256 connections, 16 MiB bodies, one worker per core)."
+echo
+echo "Commands: \`ward classify --image-dir images\` (baseline); \`ward client bench --server ADDR --policy policy.toml --image chelsea.png --image coffee.png --clients N --requests $REQUESTS [--new-connections]\` against \`ward serve serve.signed.toml\` (scripts/bench-serve.sh)."
