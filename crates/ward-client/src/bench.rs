@@ -1,7 +1,7 @@
 //! A load generator: concurrent clients classifying images, each request on a fresh attested
 //! connection or on one kept alive, summarised as throughput and latency percentiles.
 
-use crate::{ClientError, Connection, Connector};
+use crate::{error_chain, ClientError, Connection, Connector};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -193,18 +193,6 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1].as_secs_f64() * 1e3
-}
-
-/// An error with its causes, one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

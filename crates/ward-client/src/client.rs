@@ -23,8 +23,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of `server` (`HOST:PORT`); nothing is sent until the first call.
+    /// A client of `server` (`HOST:PORT`, checked now); nothing is sent until the first call.
     pub fn new(server: &str, connector: Connector) -> Result<Client, ClientError> {
+        crate::host_of(server)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -64,9 +65,7 @@ impl Client {
         self.session()?;
         let connection = self.connection.as_mut().expect("connected above");
         let result = self.runtime.block_on(connection.classify(image, top_k));
-        if matches!(result, Err(ClientError::Http { .. })) {
-            self.connection = None;
-        }
+        self.forget_broken(&result);
         result
     }
 
@@ -79,6 +78,18 @@ impl Client {
     pub fn get_json(&mut self, path: &str) -> Result<serde_json::Value, ClientError> {
         self.session()?;
         let connection = self.connection.as_mut().expect("connected above");
-        self.runtime.block_on(connection.get_json(path))
+        let result = self.runtime.block_on(connection.get_json(path));
+        self.forget_broken(&result);
+        result
+    }
+
+    /// A session that failed mid-exchange is not reused.
+    fn forget_broken<T>(&mut self, result: &Result<T, ClientError>) {
+        if matches!(
+            result,
+            Err(ClientError::Http { .. } | ClientError::Timeout { .. })
+        ) {
+            self.connection = None;
+        }
     }
 }

@@ -75,15 +75,11 @@ impl Connector {
 
     /// Connects to `server` (`HOST:PORT`) and verifies it in the TLS handshake.
     pub async fn connect(&self, server: &str) -> Result<Connection, ClientError> {
-        let (host, _port) = server
-            .rsplit_once(':')
-            .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-            .ok_or_else(|| ClientError::Address(server.to_owned()))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = crate::host_of(server)?;
         let timeout = |what| ClientError::Timeout {
             server: server.to_owned(),
             what,
-            seconds: self.timeout.as_secs(),
+            after: self.timeout,
         };
         let tcp = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(server))
             .await
@@ -317,7 +313,7 @@ impl Connection {
             .map_err(|_| ClientError::Timeout {
                 server: self.server.clone(),
                 what: "the request",
-                seconds: self.timeout.as_secs(),
+                after: self.timeout,
             })??;
         if !status.is_success() {
             let message = match serde_json::from_slice::<ErrorBody>(&body) {

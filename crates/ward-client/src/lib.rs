@@ -43,11 +43,13 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// The server's evidence was verified and the client's policy refused it. Nothing was sent.
-    #[error("refused the server {server} before sending anything: {reason}")]
+    #[error("refused the server {server} before sending anything")]
     Refused {
         /// The server, as given.
         server: String,
-        /// The policy's refusal (or why the evidence could not be verified).
+        /// The policy's refusal (or why the evidence could not be verified); its
+        /// [`ward_ratls::RaTlsError::refusal`] names the rule.
+        #[source]
         reason: Arc<ward_ratls::RaTlsError>,
     },
     /// The TLS handshake failed for another reason (not an RA-TLS server, protocol error).
@@ -88,18 +90,39 @@ pub enum ClientError {
         problem: String,
     },
     /// Connecting, the handshake or the answer took longer than the client's timeout.
-    #[error("{what} with {server} timed out after {seconds} s")]
+    #[error("{what} with {server} timed out after {after:?}")]
     Timeout {
         /// The server, as given.
         server: String,
         /// What was being done.
         what: &'static str,
         /// The timeout.
-        seconds: u64,
+        after: std::time::Duration,
     },
     /// The client's async runtime could not start.
     #[error("starting the client's async runtime")]
     Runtime(#[source] std::io::Error),
+}
+
+/// An error with its causes, on one line (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// The host of `HOST:PORT` (brackets of an IPv6 address removed), or why it is not one.
+pub(crate) fn host_of(server: &str) -> Result<&str, ClientError> {
+    let (host, _port) = server
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        .ok_or_else(|| ClientError::Address(server.to_owned()))?;
+    Ok(host.trim_start_matches('[').trim_end_matches(']'))
 }
 
 impl ClientError {

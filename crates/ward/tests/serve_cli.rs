@@ -43,8 +43,31 @@ secrets = [{{ name = "model_key", key_name = "default" }}]
     )
 }
 
-/// `ward serve` as a child, killed when dropped; its address from its stdout.
-struct Service(Child, String);
+/// `ward serve` as a child, killed when dropped; its address from its stdout, and its stderr.
+struct Service(Child, String, Option<std::thread::JoinHandle<String>>);
+
+impl Service {
+    /// SIGTERM, as a service manager stops it; its exit status and stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let exit = loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ward serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        (exit, self.2.take().unwrap().join().unwrap())
+    }
+}
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -66,6 +89,8 @@ fn start_service(p: &Path, manifest: &str) -> Service {
             "2000000",
         ])
         .current_dir(p)
+        // Every request logged: the log must still hold nothing of any image or result.
+        .env("WARD_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -83,7 +108,7 @@ fn start_service(p: &Path, manifest: &str) -> Service {
         let _ = child.wait();
         panic!("ward serve did not start: {}", errors.join().unwrap());
     };
-    Service(child, addr.to_owned())
+    Service(child, addr.to_owned(), Some(errors))
 }
 
 /// The client's policy: the simulated platform of this test, and the given measurements.
@@ -197,7 +222,8 @@ fn attested_classification_and_refusal_before_sending() {
         ],
     );
     let service = start_service(p, "serve.signed.toml");
-    let server = service.1.as_str();
+    let server = service.1.clone();
+    let server = server.as_str();
 
     // A client that names the service: the same top-5 as `ward classify` on the plain model.
     client_policy(p, "good.toml", &[&m_serve]);
