@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The attested inference service on loopback against `ward classify` in one process, same
 # images, same machine, one run:
-#  1. baseline: `ward classify --image-dir` of N images (all cores, the model loaded once);
-#     images/s counted from the whole process, model load included, and without it;
+#  1. baseline: `ward classify --image-dir` of N images (all cores, the model loaded once),
+#     before and after the service rows (the machine is shared: the two say how much it drifted);
+#     images/s without the model load (a one-image run's time is subtracted); ratios use the mean;
 #  2. `ward client bench` against `ward serve` (the model a protected file, its key from a real
 #     provisioning server on loopback) at 1, 8 and 64 concurrent clients, with keep-alive and
 #     with a new attested connection per request: images/s, p50/p99 latency, connect+verify p50;
@@ -12,14 +13,14 @@
 # attestation cost on top of inference.
 #
 #   scripts/bench-serve.sh [WORKDIR]   WARD=path/to/ward (built with cargo if unset);
-#                                      REQUESTS=640 (per row); IMAGES=64 (baseline images)
+#                                      REQUESTS=640 (per row); IMAGES=256 (baseline images)
 # Prints a Markdown table and the commands, for docs/PERFORMANCE.md; progress goes to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 REQUESTS="${REQUESTS:-640}"
-IMAGES="${IMAGES:-64}"
+IMAGES="${IMAGES:-256}"
 if [[ -z "${WARD:-}" ]]; then
   cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p ward
   WARD="$repo/target/release/ward"
@@ -94,18 +95,21 @@ read -r -t 60 line <&"${SERVE[0]}" || { cat serve.log >&2; exit 1; }
 server=${line#listening on }
 echo "service at $server (pid $serve_pid)" >&2
 
-# 1. Baseline: one process, all cores.
+# 1. Baseline: one process, all cores; images/s without the model load.
+baseline() {
+  local t0 t1 t2
+  t0=$(date +%s.%N)
+  "${ward[@]}" classify --model "$models/model.onnx" --labels "$models/labels.txt" \
+    --spec "$models/model.toml" --image "${photos[0]}" >/dev/null
+  t1=$(date +%s.%N)
+  "${ward[@]}" classify --model "$models/model.onnx" --labels "$models/labels.txt" \
+    --spec "$models/model.toml" --image-dir images >/dev/null
+  t2=$(date +%s.%N)
+  python3 -c "one=$t1-$t0; many=$t2-$t1; print(f'{($IMAGES-1)/max(many-one,1e-9):.1f}')"
+}
 echo "baseline: ward classify of $IMAGES images" >&2
-t0=$(date +%s.%N)
-"${ward[@]}" classify --model "$models/model.onnx" --labels "$models/labels.txt" \
-  --spec "$models/model.toml" --image "${photos[0]}" >/dev/null
-t1=$(date +%s.%N)
-"${ward[@]}" classify --model "$models/model.onnx" --labels "$models/labels.txt" \
-  --spec "$models/model.toml" --image-dir images >/dev/null
-t2=$(date +%s.%N)
-base=$(python3 -c "one=$t1-$t0; many=$t2-$t1; n=$IMAGES; print(f'{n/many:.1f} {(n-1)/max(many-one,1e-9):.1f}')")
-base_whole=${base% *}
-base_net=${base#* }
+base_before=$(baseline)
+base_net=$base_before
 
 bench() {
   "${ward[@]}" client bench --server "$server" --policy policy.toml \
@@ -125,8 +129,11 @@ print(f\"| {s['clients']} | {mode} | {s['images_per_s']:.1f} | {s['images_per_s'
   done
 done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
+kill "$serve_pid" 2>/dev/null || true
+echo "baseline again" >&2
+base_after=$(baseline)
 echo
-echo "\`ward classify\` baseline: $base_net images/s without the model load ($base_whole with it), $IMAGES images, all cores."
+echo "\`ward classify\` baseline, $IMAGES images on all cores, model load excluded: $base_before images/s before the rows, $base_after after (ratios above against the first)."
 echo "Server peak RSS (VmHWM) after all rows: $((hwm / 1024)) MiB (limits: 256 connections, 16 MiB bodies, one worker per core)."
 echo
 echo "Commands: \`ward classify --image-dir images\` (baseline); \`ward client bench --server ADDR --policy policy.toml --image chelsea.png --image coffee.png --clients N --requests $REQUESTS [--new-connections]\` against \`ward serve serve.signed.toml\` (scripts/bench-serve.sh)."

@@ -317,10 +317,11 @@ fn attested_classification_and_refusal_before_sending() {
     ));
     assert!(health.contains("\"valid\": true"), "{health}");
 
-    // A load test: concurrent clients, no errors.
-    let out = succeeded(ward(
-        p,
-        &[
+    // A load test: 64 concurrent clients, each verifying the server, no errors; then eight
+    // more connecting afresh for every request.
+    for (clients, requests, new) in [("64", 128, false), ("8", 16, true)] {
+        let requests_arg = requests.to_string();
+        let mut args = vec![
             "client",
             "bench",
             "--server",
@@ -330,15 +331,19 @@ fn attested_classification_and_refusal_before_sending() {
             "--image",
             image,
             "--clients",
-            "4",
+            clients,
             "--requests",
-            "12",
+            &requests_arg,
             "--json",
-        ],
-    ));
-    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(summary["ok"], 12, "{summary}");
-    assert_eq!(summary["errors"], 0, "{summary}");
+        ];
+        if new {
+            args.push("--new-connections");
+        }
+        let out = succeeded(ward(p, &args));
+        let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(summary["ok"], requests, "{summary}");
+        assert_eq!(summary["errors"], 0, "{summary}");
+    }
 
     // The HTTP surface, with a client that verifies nothing (curl -k): what a careless client
     // would see, and the 4xx reasons.
@@ -349,8 +354,8 @@ fn attested_classification_and_refusal_before_sending() {
     };
     assert_eq!(code, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-    // One from `classify`, twelve from the load test; the refused client sent nothing.
-    assert_eq!(health["stats"]["classified"], 13, "{health}");
+    // One from `classify`, 144 from the load tests; the refused client sent nothing.
+    assert_eq!(health["stats"]["classified"], 145, "{health}");
     assert_eq!(health["classes"], 1000);
 
     let (code, body) = curl(&[
