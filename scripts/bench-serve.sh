@@ -115,25 +115,37 @@ bench() {
   "${ward[@]}" client bench --server "$server" --policy policy.toml \
     --image "${photos[0]}" --image "${photos[1]}" --clients "$1" --requests "$REQUESTS" --json $2
 }
-echo
-echo "| clients | connections | images/s | × \`ward classify\` | p50 ms | p99 ms | connect+verify p50 ms | errors |"
-echo "|---|---|---|---|---|---|---|---|"
+rss() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$serve_pid/status"; }
+: > rows.jsonl
+hwm_idle=$(rss)
 for mode in "" "--new-connections"; do
   for clients in 1 8 64; do
     echo "bench: $clients client(s) ${mode:-keep-alive}" >&2
-    bench "$clients" "$mode" | python3 -c "
-import json,sys
-s=json.load(sys.stdin)
-mode='new per request' if '$mode' else 'keep-alive'
-print(f\"| {s['clients']} | {mode} | {s['images_per_s']:.1f} | {s['images_per_s']/$base_net:.2f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['connect_p50_ms']:.1f} | {s['errors']} |\")"
+    bench "$clients" "$mode" >> rows.jsonl
+    [[ $clients == 1 && -z $mode ]] && hwm_one=$(rss)
   done
 done
-hwm=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
+hwm=$(rss)
 kill "$serve_pid" 2>/dev/null || true
 echo "baseline again" >&2
 base_after=$(baseline)
-echo
-echo "\`ward classify\` baseline, $IMAGES images on all cores, model load excluded: $base_before images/s before the rows, $base_after after (ratios above against the first)."
-echo "Server peak RSS (VmHWM) after all rows: $((hwm / 1024)) MiB (limits: 256 connections, 16 MiB bodies, one worker per core)."
+base_rss=$( { /usr/bin/time -f '%M' "${ward[@]}" classify --model "$models/model.onnx" \
+  --labels "$models/labels.txt" --spec "$models/model.toml" --image-dir images >/dev/null; } 2>&1 | tail -1)
+python3 - "$base_before" "$base_after" <<'PY'
+import json, sys
+before, after = float(sys.argv[1]), float(sys.argv[2])
+base = (before + after) / 2
+print("| clients | connections | images/s | × `ward classify` | p50 ms | p99 ms | connect+verify p50 ms | errors |")
+print("|---|---|---|---|---|---|---|---|")
+for line in open("rows.jsonl"):
+    s = json.loads(line)
+    mode = "keep-alive" if s["keep_alive"] else "new per request"
+    print(f"| {s['clients']} | {mode} | {s['images_per_s']:.1f} | {s['images_per_s'] / base:.2f} | "
+          f"{s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['connect_p50_ms']:.1f} | {s['errors']} |")
+print()
+print(f"`ward classify` baseline (the × column's): {base:.1f} images/s, the mean of {before:.1f} "
+      f"before the rows and {after:.1f} after; all cores, model load excluded.")
+PY
+echo "Server peak RSS (VmHWM): $hwm_idle MiB after start-up, $hwm_one MiB after the 1-client row, $hwm MiB after all rows (limits: 256 connections, 16 MiB bodies, one worker per core); \`ward classify\` of the same $IMAGES images: $((base_rss / 1024)) MiB."
 echo
 echo "Commands: \`ward classify --image-dir images\` (baseline); \`ward client bench --server ADDR --policy policy.toml --image chelsea.png --image coffee.png --clients N --requests $REQUESTS [--new-connections]\` against \`ward serve serve.signed.toml\` (scripts/bench-serve.sh)."
