@@ -162,9 +162,14 @@ impl Classifier {
     ///
     /// Errors: [`Error::NotAnImage`], [`Error::UnsupportedImageFormat`], [`Error::ImageDecode`],
     /// [`Error::ImageTooLarge`], [`Error::ImageTooSmall`], [`Error::ImageTooElongated`].
+    ///
+    /// The decoded pixels and the tensor data this makes are wiped before it returns (the
+    /// image decoder's and tract's own buffers are out of its reach).
     pub fn preprocess(&self, image_bytes: &[u8]) -> Result<Input, Error> {
         let image = preprocess::decode(image_bytes)?;
-        let data = preprocess::to_tensor_data(&image, &self.spec)?;
+        let data = preprocess::to_tensor_data(&image, &self.spec);
+        drop(zeroize::Zeroizing::new(image.into_raw()));
+        let data = zeroize::Zeroizing::new(data?);
         Input::from_data(self.spec.input_shape(), &data)
     }
 

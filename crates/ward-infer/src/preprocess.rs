@@ -171,11 +171,15 @@ pub(crate) fn to_tensor_data(image: &RgbImage, spec: &ModelSpec) -> Result<Vec<f
     } else {
         (scaled_long, spec.resize_shorter)
     };
-    let resized = if (new_w, new_h) == (width, height) {
-        image.clone()
-    } else {
-        image::imageops::resize(image, new_w, new_h, FilterType::Triangle)
-    };
+    // The pixels are the caller's secret: this copy is wiped when dropped, on every path.
+    let resized = zeroize::Zeroizing::new(
+        if (new_w, new_h) == (width, height) {
+            image.clone()
+        } else {
+            image::imageops::resize(image, new_w, new_h, FilterType::Triangle)
+        }
+        .into_raw(),
+    );
 
     let (crop_w, crop_h) = (spec.width as usize, spec.height as usize);
     let (new_w, new_h) = (new_w as usize, new_h as usize);
@@ -204,7 +208,7 @@ pub(crate) fn to_tensor_data(image: &RgbImage, spec: &ModelSpec) -> Result<Vec<f
         ChannelOrder::Bgr => [2, 1, 0],
     };
 
-    let raw = resized.as_raw();
+    let raw = &resized[..];
     let plane = crop_w * crop_h;
     let mut data = vec![0f32; 3 * plane];
     for y in 0..crop_h {

@@ -74,6 +74,7 @@ pub(crate) enum PolicyCommand {
     ///       --mr-enclave HEX --mr-signer HEX --min-isv-svn 1 --from-signed classify.signed.toml
     ///   # the simulated TEE (development): the manifest is the enclave
     ///   ward provision policy add policy.toml --name dev --tee sim --from-signed app.signed.toml
+    #[command(verbatim_doc_comment)]
     Add(PolicyAddArgs),
     /// Remove the [[identity]] named NAME from a policy file (it must still accept someone).
     Remove {

@@ -408,6 +408,21 @@ fn attested_classification_and_refusal_before_sending() {
         body.contains("BEGIN CERTIFICATE") && body.contains(&m_serve),
         "{body}"
     );
+
+    // SIGTERM stops it gracefully; nothing of any request is in its log.
+    let (exit, stderr) = service.terminate();
+    assert!(exit.success(), "{stderr}");
+    assert!(stderr.contains("stopped;"), "{stderr}");
+    assert!(
+        stderr.contains("POST /v1/classify"),
+        "requests are logged: {stderr}"
+    );
+    for secret in ["tabby", "tiger", "Egyptian", "probability"] {
+        assert!(
+            !stderr.contains(secret),
+            "a result reached the log: {stderr}"
+        );
+    }
 }
 
 #[test]
