@@ -230,6 +230,23 @@ impl Classifier {
         self.predict(&input, top_k)
     }
 
+    /// As [`Classifier::classify`], on the calling thread alone whatever
+    /// [`Classifier::set_threads`] said: for callers that already run several images side by
+    /// side (a server's workers), where splitting each image across the pool would cost
+    /// throughput.
+    pub fn classify_on_calling_thread(
+        &self,
+        image_bytes: &[u8],
+        top_k: usize,
+    ) -> Result<Vec<Prediction>, Error> {
+        if top_k == 0 {
+            return Err(Error::InvalidTopK);
+        }
+        let input = self.preprocess(image_bytes)?;
+        let probabilities = softmax(&self.run_on(Executor::SingleThread, &input)?)?;
+        crate::output::top_k(&probabilities, &self.labels, top_k)
+    }
+
     /// Classify many images, reading each with `read`: with a pool of threads
     /// ([`Classifier::set_threads`]) the images run side by side, one per thread, each on a single
     /// thread, which gives more images per second than splitting every image's inference across

@@ -141,6 +141,14 @@ fn two_threads_give_the_same_scores() {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     assert!(diff < 1e-4, "max score difference {diff}");
+    // With a pool, the calling-thread path still gives the same classes.
+    let pooled = c.classify(&coffee(), 5).unwrap();
+    let alone = c.classify_on_calling_thread(&coffee(), 5).unwrap();
+    assert_eq!(
+        pooled.iter().map(|p| p.index).collect::<Vec<_>>(),
+        alone.iter().map(|p| p.index).collect::<Vec<_>>()
+    );
+    assert!(c.classify_on_calling_thread(&coffee(), 0).is_err());
     c.set_threads(0).unwrap();
     assert!(c.threads() >= 1);
     assert!(c.set_threads(100_000).is_err());

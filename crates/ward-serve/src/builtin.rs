@@ -48,8 +48,9 @@ impl ServeArgs {
             output: None,
             top: 5,
             json: false,
-            // Each request runs on one worker thread; the service runs as many side by side.
-            threads: 1,
+            // A pool of one thread per core: a request that has the machine to itself splits
+            // its inference across it; under load each runs on its worker alone.
+            threads: 0,
         }
     }
 }

@@ -17,7 +17,8 @@
 //!   HTTP/2 by ALPN, routes by axum): `POST /v1/classify`, `GET /v1/health`,
 //!   `GET /v1/attestation`, `GET /v1/openapi.json`. [`Limits`] bound connections, request size,
 //!   queued work and time. Inference runs on a fixed number of worker threads, one image each,
-//!   so concurrent requests use every core.
+//!   so concurrent requests use every core; a request with the machine to itself splits its
+//!   inference across the classifier's thread pool instead.
 //!
 //! What it is not: it verifies no evidence (clients do), fetches no keys (the runtime's boot
 //! does, before [`Service::from_context`]), and it does not log or store requests' images or

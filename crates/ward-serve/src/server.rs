@@ -37,7 +37,8 @@ pub struct Limits {
     pub max_body: usize,
     /// Requests waiting for a worker beyond which new ones get 503 at once.
     pub max_queued: usize,
-    /// Threads running inference, one image each (0: one per core).
+    /// Threads running inference, one image each (0: one per core). A request alone uses the
+    /// classifier's own thread pool (see [`ward_infer::Classifier::set_threads`]).
     pub workers: usize,
     /// Time for one request, from its headers to its answer (reading the body, waiting for a
     /// worker, inference).
@@ -517,8 +518,17 @@ async fn classify_request(s: &Arc<Shared>, request: Request<Body>) -> Result<Res
     let queued_ms = queued_at.elapsed().as_secs_f64() * 1e3;
     let worker = s.clone();
     let started = Instant::now();
+    // Alone (no other request running or waiting), an image may use the classifier's whole
+    // pool; otherwise it runs on its worker thread only, so N requests use N cores without
+    // splitting each one (which costs throughput).
+    let alone = s.queued.load(Ordering::Relaxed) == 0
+        && s.workers.available_permits() + 1 == s.worker_count;
     let result = tokio::task::spawn_blocking(move || {
-        let r = worker.classifier.classify(&image, top_k);
+        let r = if alone {
+            worker.classifier.classify(&image, top_k)
+        } else {
+            worker.classifier.classify_on_calling_thread(&image, top_k)
+        };
         drop(image);
         r
     })

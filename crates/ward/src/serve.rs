@@ -37,7 +37,8 @@ pub(crate) struct ServeArgs {
     /// Simulated platform key (`ward sim init` makes one).
     #[arg(long, value_name = "KEYFILE", default_value = "ward-sim-platform.pem")]
     sim_key: PathBuf,
-    /// Threads running inference, one image each (0: one per core).
+    /// Threads running inference, one image each (0: one per core); a request that has the
+    /// machine to itself uses all of them.
     #[arg(long, value_name = "N", default_value_t = 0)]
     workers: usize,
     /// Open connections at once (more wait to be accepted).
