@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyTuple};
 use pyo3::IntoPyObjectExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use ward_client_rs::ClientError;
 
@@ -264,11 +264,13 @@ impl PyClient {
         let cache_dir = cache_dir.unwrap_or_else(default_cache_dir);
         let client = py
             .detach(|| {
-                let policy = ward_attest::Policy::load(&policy).map_err(|e| Failure::other(&e))?;
-                let evidence = ward_pccs::sim_and_dcap_verifier(pccs.as_deref(), &cache_dir)
-                    .map_err(|e| Failure::other(&e))?;
-                let connector =
-                    ward_client_rs::Connector::new(policy, Arc::new(evidence)).with_timeout(step);
+                let connector = ward_client_rs::Connector::from_policy_file(
+                    &policy,
+                    pccs.as_deref(),
+                    &cache_dir,
+                )
+                .map_err(Failure::client)?
+                .with_timeout(step);
                 ward_client_rs::Client::new(&server, connector).map_err(Failure::client)
             })
             .map_err(|e| e.into_pyerr(py))?;

@@ -62,6 +62,20 @@ impl Connector {
         }
     }
 
+    /// What most callers want: the policy read from the file `policy`; simulated evidence
+    /// verified always (whether it is accepted is the policy's `allow_simulated`), and SGX/TDX
+    /// DCAP evidence when `pccs` names a PCCS/PCS, its collateral cached in `cache_dir`.
+    pub fn from_policy_file(
+        policy: &std::path::Path,
+        pccs: Option<&str>,
+        cache_dir: &std::path::Path,
+    ) -> Result<Connector, ClientError> {
+        let policy = Policy::load(policy)?;
+        let evidence =
+            ward_pccs::sim_and_dcap_verifier(pccs, cache_dir).map_err(ClientError::Verifier)?;
+        Ok(Connector::new(policy, Arc::new(evidence)))
+    }
+
     /// The same, with another timeout for each step.
     pub fn with_timeout(mut self, timeout: Duration) -> Connector {
         self.timeout = timeout;
@@ -326,5 +340,26 @@ impl Connection {
             });
         }
         Ok(body.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_file_that_is_missing_or_invalid_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("no-such-policy.toml");
+        let e = Connector::from_policy_file(&missing, None, d.path()).unwrap_err();
+        assert!(e.to_string().contains("no-such-policy.toml"), "{e}");
+        let bad = d.path().join("bad.toml");
+        std::fs::write(&bad, "allow_simulated = \"yes\"\n").unwrap();
+        let e = Connector::from_policy_file(&bad, None, d.path()).unwrap_err();
+        assert!(matches!(e, ClientError::Policy(_)), "{e}");
+        assert!(e.to_string().contains("bad.toml"), "{e}");
+        let ok = d.path().join("ok.toml");
+        std::fs::write(&ok, Policy::default_rules().to_toml()).unwrap();
+        Connector::from_policy_file(&ok, None, d.path()).unwrap();
     }
 }

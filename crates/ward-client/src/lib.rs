@@ -61,6 +61,12 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The client's policy file could not be read or is not a valid policy.
+    #[error(transparent)]
+    Policy(#[from] ward_attest::PolicyError),
+    /// The DCAP evidence verifier (its PCCS client) could not be set up.
+    #[error("setting up DCAP verification")]
+    Verifier(#[source] ward_pccs::Error),
     /// The TLS configuration could not be built.
     #[error("TLS configuration")]
     Tls(#[source] ward_ratls::RaTlsError),

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use ward_attest::claims::VerificationReport;
-use ward_attest::Policy;
 use ward_client::{bench, Client, Connector};
 use ward_runtime::{AttesterKind, BootOptions};
 
@@ -98,9 +97,10 @@ struct Verification {
 
 impl Verification {
     fn connector(&self) -> Result<Connector> {
-        let policy = Policy::load(&self.policy)?;
-        let evidence = crate::provision::evidence_verifier(self.pccs.as_deref(), &self.cache_dir)?;
-        Ok(Connector::new(policy, evidence).with_timeout(Duration::from_secs(self.timeout.max(1))))
+        Ok(
+            Connector::from_policy_file(&self.policy, self.pccs.as_deref(), &self.cache_dir)?
+                .with_timeout(Duration::from_secs(self.timeout.max(1))),
+        )
     }
 }
 
@@ -221,13 +221,6 @@ pub(crate) fn client(cmd: ClientCommand) -> Result<ExitCode> {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn classify(a: ClassifyArgs) -> Result<ExitCode> {
     if a.top == 0 {
         bail!("--top must be at least 1");
@@ -243,7 +236,7 @@ fn classify(a: ClassifyArgs) -> Result<ExitCode> {
         let object = serde_json::json!({
             "server": v.server,
             "predictions": predictions,
-            "evidence": VerificationReport::new(&claims, now(), Some(&Ok(()))),
+            "evidence": VerificationReport::new(&claims, ward_pccs::system_clock(), Some(&Ok(()))),
         });
         println!("{}", serde_json::to_string_pretty(&object)?);
     } else {
@@ -273,7 +266,7 @@ fn attest(a: AttestArgs) -> Result<ExitCode> {
     let v = &a.verification;
     let mut client = Client::new(&v.server, v.connector()?)?;
     let claims = client.attest()?;
-    let report = VerificationReport::new(&claims, now(), Some(&Ok(())));
+    let report = VerificationReport::new(&claims, ward_pccs::system_clock(), Some(&Ok(())));
     if a.json {
         let mut j = serde_json::to_value(&report)?;
         j["server"] = serde_json::json!(v.server);
